@@ -1,0 +1,72 @@
+"""Weight initialisers: fn(shape, fan_in, fan_out, rng, dtype, **params) -> array.
+
+fan_in/fan_out: dense (in, out); conv2d (in_channels*kh*kw, out_channels*kh*kw).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INITIALIZERS: dict = {}
+
+
+def register(name: str):
+    def decorate(fn):
+        INITIALIZERS[name] = fn
+        return fn
+
+    return decorate
+
+
+@register("he_normal")
+def he_normal(shape, fan_in, fan_out, rng, dtype):
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape).astype(dtype)
+
+
+@register("he_uniform")
+def he_uniform(shape, fan_in, fan_out, rng, dtype):
+    limit = np.sqrt(6.0 / fan_in)
+    return rng.uniform(-limit, limit, shape).astype(dtype)
+
+
+@register("glorot_normal")
+def glorot_normal(shape, fan_in, fan_out, rng, dtype):
+    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), shape).astype(dtype)
+
+
+@register("glorot_uniform")
+def glorot_uniform(shape, fan_in, fan_out, rng, dtype):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, shape).astype(dtype)
+
+
+@register("lecun_normal")
+def lecun_normal(shape, fan_in, fan_out, rng, dtype):
+    return rng.normal(0.0, np.sqrt(1.0 / fan_in), shape).astype(dtype)
+
+
+@register("normal")
+def normal(shape, fan_in, fan_out, rng, dtype, std=0.01, mean=0.0):
+    return rng.normal(mean, std, shape).astype(dtype)
+
+
+@register("uniform")
+def uniform(shape, fan_in, fan_out, rng, dtype, low=-0.05, high=0.05):
+    return rng.uniform(low, high, shape).astype(dtype)
+
+
+@register("zeros")
+def zeros(shape, fan_in, fan_out, rng, dtype):
+    return np.zeros(shape, dtype)
+
+
+RELU_FAMILY = {"relu", "leaky_relu", "elu"}
+
+
+def default_initializer(activation_name: str) -> str:
+    """He for the relu family, LeCun for selu, Glorot (uniform) otherwise."""
+    if activation_name in RELU_FAMILY:
+        return "he_normal"
+    if activation_name == "selu":
+        return "lecun_normal"
+    return "glorot_uniform"

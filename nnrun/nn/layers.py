@@ -1,0 +1,366 @@
+"""Layers: thin objects holding parameters, caches and shapes around pure array kernels.
+
+Shapes exclude the batch axis: images are (C, H, W), flat features (F,). Arrays are batched:
+(N, F) or (N, C, H, W). Each layer keeps `params` and `grads` as dicts with the same keys.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .activations import Activation, make_activation
+from .init import INITIALIZERS, default_initializer
+
+LAYERS: dict[str, type["Layer"]] = {}
+
+
+class ShapeError(ValueError):
+    """A layer cannot accept the shape it is given."""
+
+
+def register(name: str):
+    def decorate(cls):
+        cls.type = name
+        LAYERS[name] = cls
+        return cls
+
+    return decorate
+
+
+class Layer:
+    type = "layer"
+
+    def __init__(self, activation: "str | dict | Activation | None" = None):
+        self.activation = make_activation(activation)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.input_shape: tuple = ()
+        self.output_shape: tuple = ()
+
+    # -- build time -------------------------------------------------------------------------
+    def build(self, input_shape: tuple, rng: np.random.Generator, dtype=np.float32) -> tuple:
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(self.infer_shape(self.input_shape))
+        self.init_params(rng, np.dtype(dtype))
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        return self.output_shape
+
+    def infer_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def init_params(self, rng: np.random.Generator, dtype: np.dtype) -> None:
+        pass
+
+    def config(self) -> dict:
+        """The hyper-parameters that rebuild this layer (written to weights.json)."""
+        cfg = self.layer_config()
+        if self.activation.name != "linear" and not isinstance(self, ActivationLayer):
+            params = self.activation.config()
+            cfg["activation"] = {"type": self.activation.name, **params} if params else self.activation.name
+        return cfg
+
+    def layer_config(self) -> dict:
+        return {}
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    # -- run time ---------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._z = self.transform(x, training)
+        self._y = self.activation.forward(self._z)
+        return self._y
+
+    def backward(self, dy: np.ndarray, skip_activation: bool = False) -> np.ndarray:
+        """Gradient w.r.t. the input; fills self.grads. skip_activation: dy is already dL/dz."""
+        dz = dy if skip_activation else self.activation.backward(self._z, self._y, dy)
+        return self.transform_backward(dz)
+
+    def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return x
+
+    def transform_backward(self, dz: np.ndarray) -> np.ndarray:
+        return dz
+
+
+class ParamLayer(Layer):
+    """A layer with weights W and bias b, initialised by name (default from the activation)."""
+
+    def __init__(self, activation=None, init: str | None = None, init_params: dict | None = None,
+                 use_bias: bool = True):
+        super().__init__(activation)
+        self.init = init or default_initializer(self.activation.name)
+        self.init_params_kw = dict(init_params or {})
+        self.use_bias = use_bias
+
+    def weight_shape_and_fans(self) -> tuple[tuple, int, int, tuple]:
+        raise NotImplementedError
+
+    def init_params(self, rng, dtype):
+        shape, fan_in, fan_out, bias_shape = self.weight_shape_and_fans()
+        make = INITIALIZERS[self.init]
+        self.params["W"] = make(shape, fan_in, fan_out, rng, dtype, **self.init_params_kw)
+        if self.use_bias:
+            self.params["b"] = np.zeros(bias_shape, dtype)
+
+    def base_config(self) -> dict:
+        cfg = {"init": self.init, "use_bias": self.use_bias}
+        if self.init_params_kw:
+            cfg["init_params"] = self.init_params_kw
+        return cfg
+
+
+@register("dense")
+class Dense(ParamLayer):
+    """y = act(x @ W + b); W (in, out), b (out,)."""
+
+    def __init__(self, units: int, **kw):
+        super().__init__(**kw)
+        self.units = units
+
+    def layer_config(self):
+        return {"units": self.units, **self.base_config()}
+
+    def infer_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ShapeError(f"expects flat input (features,), got {input_shape}; "
+                             "add a {type: flatten} layer before it")
+        return (self.units,)
+
+    def weight_shape_and_fans(self):
+        n_in = self.input_shape[0]
+        return (n_in, self.units), n_in, self.units, (self.units,)
+
+    def transform(self, x, training):
+        self._x = x
+        z = x @ self.params["W"]
+        return z + self.params["b"] if self.use_bias else z
+
+    def transform_backward(self, dz):
+        self.grads["W"] = self._x.T @ dz
+        if self.use_bias:
+            self.grads["b"] = dz.sum(axis=0)
+        return dz @ self.params["W"].T
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _image_shape(input_shape, layer: str) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ShapeError(f"expects an image input (channels, height, width), got {input_shape}")
+    return input_shape
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
+    """(N, C, H, W) -> view (N, C, OH, OW, kh, kw) of every kernel position."""
+    return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def _scatter_windows(dwin: np.ndarray, in_shape: tuple, stride: int) -> np.ndarray:
+    """Adjoint of _windows: add dwin (N, C, OH, OW, kh, kw) back into an (N, C, H, W) array."""
+    n, c, oh, ow, kh, kw = dwin.shape
+    dx = np.zeros(in_shape, dwin.dtype)
+    for i in range(kh):  # a loop over kernel offsets only
+        for j in range(kw):
+            dx[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += dwin[..., i, j]
+    return dx
+
+
+@register("conv2d")
+class Conv2D(ParamLayer):
+    """2-D cross-correlation like PyTorch; W (out_channels, in_channels, kh, kw), b (out,).
+
+    Forward is im2col + one GEMM; backward is two GEMMs + col2im (a loop over kernel offsets).
+    padding: an int, "valid" (0) or "same" (stride 1 only; odd kernels keep H and W).
+    """
+
+    def __init__(self, filters: int, kernel_size: int | tuple = 3, stride: int = 1,
+                 padding: int | str = 0, **kw):
+        super().__init__(**kw)
+        self.filters = filters
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.stride = stride
+        self.padding = padding
+
+    def layer_config(self):
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "stride": self.stride,
+                "padding": self.padding, **self.base_config()}
+
+    def pads(self) -> tuple[int, int]:
+        kh, kw = self.kernel_size
+        if self.padding == "valid":
+            return 0, 0
+        if self.padding == "same":
+            if self.stride != 1 or kh % 2 == 0 or kw % 2 == 0:
+                raise ShapeError('padding "same" needs stride 1 and an odd kernel_size')
+            return kh // 2, kw // 2
+        return int(self.padding), int(self.padding)
+
+    def infer_shape(self, input_shape):
+        c, h, w = _image_shape(input_shape, "conv2d")
+        (kh, kw), (ph, pw) = self.kernel_size, self.pads()
+        if kh > h + 2 * ph or kw > w + 2 * pw:
+            raise ShapeError(f"kernel {kh}x{kw} is larger than its input {h}x{w} "
+                             f"(padding {ph}); use a smaller kernel_size or more padding")
+        s = self.stride
+        return (self.filters, conv_output_size(h, kh, s, ph), conv_output_size(w, kw, s, pw))
+
+    def weight_shape_and_fans(self):
+        c = self.input_shape[0]
+        kh, kw = self.kernel_size
+        return (self.filters, c, kh, kw), c * kh * kw, self.filters * kh * kw, (self.filters,)
+
+    def transform(self, x, training):
+        ph, pw = self.pads()
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        self._padded_shape = xp.shape
+        win = _windows(xp, *self.kernel_size, self.stride)  # (N, C, OH, OW, kh, kw)
+        n, _, oh, ow = win.shape[:4]
+        # Columns laid out (N*OH*OW, C*kh*kw): cached for dW in backward.
+        self._cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+        w = self.params["W"].reshape(self.filters, -1)
+        z = self._cols @ w.T
+        if self.use_bias:
+            z += self.params["b"]
+        return z.reshape(n, oh, ow, self.filters).transpose(0, 3, 1, 2)
+
+    def transform_backward(self, dz):
+        n, f, oh, ow = dz.shape
+        dzm = dz.transpose(0, 2, 3, 1).reshape(-1, f)
+        w = self.params["W"]
+        self.grads["W"] = (dzm.T @ self._cols).reshape(w.shape)
+        if self.use_bias:
+            self.grads["b"] = dzm.sum(axis=0)
+        c, kh, kw = w.shape[1:]
+        dwin = (dzm @ w.reshape(f, -1)).reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
+        dxp = _scatter_windows(dwin, self._padded_shape, self.stride)
+        ph, pw = self.pads()
+        return dxp[:, :, ph:dxp.shape[2] - ph, pw:dxp.shape[3] - pw]
+
+
+class Pool2D(Layer):
+    def __init__(self, pool_size: int = 2, stride: int | None = None, **kw):
+        super().__init__(**kw)
+        self.pool_size = pool_size
+        self.stride = stride or pool_size
+
+    def layer_config(self):
+        return {"pool_size": self.pool_size, "stride": self.stride}
+
+    def infer_shape(self, input_shape):
+        c, h, w = _image_shape(input_shape, self.type)
+        p, s = self.pool_size, self.stride
+        if p > h or p > w:
+            raise ShapeError(f"pool_size {p} is larger than its input {h}x{w}; use a smaller pool_size")
+        return (c, conv_output_size(h, p, s, 0), conv_output_size(w, p, s, 0))
+
+    def windows(self, x):
+        self._in_shape = x.shape
+        return _windows(x, self.pool_size, self.pool_size, self.stride)
+
+
+@register("maxpool2d")
+class MaxPool2D(Pool2D):
+    """Max over each window; the gradient goes to the first maximum of a tie (as in PyTorch)."""
+
+    def transform(self, x, training):
+        win = self.windows(x)
+        flat = win.reshape(*win.shape[:4], -1)
+        self._argmax = flat.argmax(axis=-1)
+        return np.take_along_axis(flat, self._argmax[..., None], axis=-1)[..., 0]
+
+    def transform_backward(self, dz):
+        p = self.pool_size
+        onehot = self._argmax[..., None] == np.arange(p * p)
+        dwin = (onehot * dz[..., None]).reshape(*dz.shape, p, p)
+        return _scatter_windows(dwin, self._in_shape, self.stride)
+
+
+@register("avgpool2d")
+class AvgPool2D(Pool2D):
+    def transform(self, x, training):
+        return self.windows(x).mean(axis=(4, 5))
+
+    def transform_backward(self, dz):
+        p = self.pool_size
+        share = dz / dz.dtype.type(p * p)
+        dwin = np.broadcast_to(share[..., None, None], (*dz.shape, p, p))
+        return _scatter_windows(dwin, self._in_shape, self.stride)
+
+
+@register("flatten")
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W) in C, H, W order."""
+
+    def infer_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def transform(self, x, training):
+        return x.reshape(len(x), -1)
+
+    def transform_backward(self, dz):
+        return dz.reshape(len(dz), *self.input_shape)
+
+
+@register("dropout")
+class Dropout(Layer):
+    """Inverted dropout: zero a fraction `rate` of inputs and scale the rest by 1/(1-rate) while
+    training, so that evaluation is the identity."""
+
+    def __init__(self, rate: float = 0.5, **kw):
+        super().__init__(**kw)
+        if not 0 <= rate < 1:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = rate
+        self.rng = np.random.default_rng()
+
+    def layer_config(self):
+        return {"rate": self.rate}
+
+    def init_params(self, rng, dtype):
+        # Its own stream, derived from the network's, so masks are reproducible.
+        self.rng = np.random.default_rng(rng.integers(2**63))
+
+    def transform(self, x, training):
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = x.dtype.type(1 - self.rate)
+        self._mask = (self.rng.random(x.shape, dtype=np.float32) < keep) / keep
+        return x * self._mask
+
+    def transform_backward(self, dz):
+        return dz if self._mask is None else dz * self._mask
+
+
+class ActivationLayer(Layer):
+    """An activation used as a layer of its own, e.g. `- {type: relu}`."""
+
+    def __init__(self, **activation_params):
+        super().__init__({"type": self.type, **activation_params})
+
+    def layer_config(self):
+        return self.activation.config()
+
+
+def _register_activation_layers():
+    from .activations import ACTIVATIONS
+
+    for name in ACTIVATIONS:
+        register(name)(type(f"{ACTIVATIONS[name].__name__}Layer", (ActivationLayer,), {}))
+
+
+_register_activation_layers()
+
+
+def make_layer(spec: dict) -> Layer:
+    """A layer from {"type": name, **kwargs}."""
+    spec = dict(spec)
+    name = spec.pop("type")
+    if name not in LAYERS:
+        raise KeyError(f"unknown layer {name!r}; known: {', '.join(LAYERS)}")
+    return LAYERS[name](**spec)

@@ -1,0 +1,99 @@
+"""Sequential: layers in order, shapes inferred at build time, named parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Layer, ShapeError
+from .losses import Loss
+
+
+class Sequential:
+    """A stack of layers built for one input shape (without the batch axis).
+
+    Parameters are named "layers.<index>.<name>" (e.g. "layers.0.W"); the weights file, the
+    optimiser state and the gradient checks all use these names.
+    """
+
+    def __init__(self, layers: list[Layer], input_shape: tuple, seed: int | np.random.Generator = 0,
+                 dtype=np.float32):
+        self.layers = list(layers)
+        self.input_shape = tuple(input_shape)
+        self.dtype = np.dtype(dtype)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.build(shape, rng, self.dtype)
+            except ShapeError as e:
+                raise ShapeError(f"layer {i} ({layer.type}): {e}") from None
+            if min(shape, default=1) < 1:
+                raise ShapeError(f"layer {i} ({layer.type}): output shape {shape} is empty; "
+                                 "the input is too small for this stack")
+        self.output_shape = shape
+
+    # -- parameters -----------------------------------------------------------------------------
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {f"layers.{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.params.items()}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {f"layers.{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.grads.items()}
+
+    @property
+    def num_params(self) -> int:
+        return sum(layer.num_params for layer in self.layers)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.parameters().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Copy named arrays into the parameters; names and shapes must match exactly."""
+        params = self.parameters()
+        missing, extra = params.keys() - weights.keys(), weights.keys() - params.keys()
+        if missing or extra:
+            raise ValueError(f"weights do not match the model: missing {sorted(missing)}, "
+                             f"unexpected {sorted(extra)}")
+        for k, p in params.items():
+            w = np.asarray(weights[k])
+            if w.shape != p.shape:
+                raise ValueError(f"weights do not match the model: {k} has shape {w.shape}, "
+                                 f"the model needs {p.shape}")
+            p[...] = w
+
+    def summary(self) -> list[dict]:
+        """One row per layer: index, type, output shape, parameter count."""
+        return [{"index": i, "type": l.type, "activation": l.activation.name,
+                 "output_shape": l.output_shape, "params": l.num_params}
+                for i, l in enumerate(self.layers)]
+
+    # -- computation ----------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = np.asarray(x, self.dtype)
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad: np.ndarray, skip_output_activation: bool = False) -> np.ndarray:
+        """Back-propagate dL/doutput (or dL/dlogits when skip_output_activation); returns dL/dx."""
+        for i, layer in enumerate(reversed(self.layers)):
+            grad = layer.backward(grad, skip_activation=skip_output_activation and i == 0)
+        return grad
+
+    def fuses_softmax(self, loss: Loss) -> bool:
+        return loss.fuses_with_softmax and self.layers[-1].activation.name == "softmax"
+
+    def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray,
+                           training: bool = True) -> tuple[float, np.ndarray]:
+        """Forward, loss and backward in one go; returns (loss value, output). Gradients land
+        in each layer's `grads`. Softmax + cross-entropy use the fused gradient p - y."""
+        out = self.forward(x, training)
+        if self.fuses_softmax(loss):
+            self.backward(loss.logits_gradient(out, y), skip_output_activation=True)
+        else:
+            self.backward(loss.gradient(out, y))
+        return loss.value(out, y), out
+
+    def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Outputs for x in evaluation mode, in batches to bound memory."""
+        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0, *self.output_shape), self.dtype)

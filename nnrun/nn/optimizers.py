@@ -1,0 +1,127 @@
+"""Optimisers: each holds its own state and updates named parameters in place.
+
+step(params, grads, lr): params and grads are dicts with the same keys ("layers.0.W", ...).
+Order within a step: clip the gradients by global norm (if clip_norm), then weight decay
+(L2 added to the gradient; decoupled for adamw), then the update. Defaults follow PyTorch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OPTIMIZERS: dict[str, type["Optimizer"]] = {}
+
+
+def register(name: str):
+    def decorate(cls):
+        cls.name = name
+        OPTIMIZERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, np.ndarray]:
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
+    if norm <= max_norm:
+        return grads
+    scale = max_norm / norm
+    return {k: g * g.dtype.type(scale) for k, g in grads.items()}
+
+
+class Optimizer:
+    name = "optimizer"
+
+    def __init__(self, weight_decay: float = 0.0, clip_norm: float | None = None):
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+        self.t = 0
+
+    def step(self, params: dict, grads: dict, lr: float) -> None:
+        self.t += 1
+        if self.clip_norm:
+            grads = clip_by_global_norm(grads, self.clip_norm)
+        for key, p in params.items():
+            g = grads[key]
+            if self.weight_decay and not self.decoupled_decay:
+                g = g + p * p.dtype.type(self.weight_decay)
+            if self.weight_decay and self.decoupled_decay:
+                p *= p.dtype.type(1 - lr * self.weight_decay)
+            self.update(p, g, p.dtype.type(lr), self.state.setdefault(key, {}))
+
+    decoupled_decay = False
+
+    def update(self, p: np.ndarray, g: np.ndarray, lr, state: dict) -> None:
+        raise NotImplementedError
+
+
+@register("sgd")
+class SGD(Optimizer):
+    """v = momentum*v + g; p -= lr*(g + momentum*v) with nesterov, else p -= lr*v."""
+
+    def __init__(self, momentum: float = 0.0, nesterov: bool = False, **kw):
+        super().__init__(**kw)
+        self.momentum, self.nesterov = momentum, nesterov
+
+    def update(self, p, g, lr, state):
+        if not self.momentum:
+            p -= lr * g
+            return
+        v = state.setdefault("velocity", np.zeros_like(p))
+        v *= v.dtype.type(self.momentum)
+        v += g
+        p -= lr * (g + v.dtype.type(self.momentum) * v if self.nesterov else v)
+
+
+@register("adam")
+class Adam(Optimizer):
+    """m, v: moving averages of g and g^2; p -= lr * m_hat / (sqrt(v_hat) + eps), bias-corrected."""
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kw):
+        super().__init__(**kw)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def update(self, p, g, lr, state):
+        t = p.dtype.type
+        m = state.setdefault("m", np.zeros_like(p))
+        v = state.setdefault("v", np.zeros_like(p))
+        m *= t(self.beta1)
+        m += t(1 - self.beta1) * g
+        v *= t(self.beta2)
+        v += t(1 - self.beta2) * g * g
+        m_hat = m / t(1 - self.beta1 ** self.t)
+        v_hat = v / t(1 - self.beta2 ** self.t)
+        p -= lr * m_hat / (np.sqrt(v_hat) + t(self.eps))
+
+
+@register("adamw")
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*wd before the step."""
+
+    decoupled_decay = True
+
+    def __init__(self, weight_decay: float = 0.01, **kw):
+        super().__init__(weight_decay=weight_decay, **kw)
+
+
+@register("rmsprop")
+class RMSprop(Optimizer):
+    """v = alpha*v + (1-alpha)*g^2; p -= lr * g / (sqrt(v) + eps)."""
+
+    def __init__(self, alpha: float = 0.99, eps: float = 1e-8, **kw):
+        super().__init__(**kw)
+        self.alpha, self.eps = alpha, eps
+
+    def update(self, p, g, lr, state):
+        t = p.dtype.type
+        v = state.setdefault("v", np.zeros_like(p))
+        v *= t(self.alpha)
+        v += t(1 - self.alpha) * g * g
+        p -= lr * g / (np.sqrt(v) + t(self.eps))
+
+
+def make_optimizer(name: str, **params) -> Optimizer:
+    if name not in OPTIMIZERS:
+        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](**params)

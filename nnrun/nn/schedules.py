@@ -1,0 +1,185 @@
+"""Learning-rate schedules: rate(t) for the 0-based epoch t, from the optimiser's base rate lr0.
+
+The rate is set once at the start of each epoch. Formulas (documented in the README too):
+  constant            lr0
+  step                lr0 * gamma ** floor(t / step_size)
+  multistep           lr0 * gamma ** (number of milestones <= t)
+  exponential         lr0 * exp(-k t)
+  inverse_time        lr0 / (1 + k t)
+  polynomial          lr_end + (lr0 - lr_end) * (1 - min(t, T) / T) ** power
+  cosine              linear warmup lr0 * (t + 1) / warmup for t < warmup, then
+                      lr_min + (lr0 - lr_min) * (1 + cos(pi * min(t - warmup, T') / T')) / 2,
+                      T' = T - warmup
+  sigmoid             lr0 / (1 + exp(-gamma (t - step_size)))            (Caffe's policy)
+  exponential_fifth   exp(-k t) / 5             (original project; ignores lr0)
+  sigmoid_complement  1 - sigmoid(k t) / 2.5    (original project; ignores lr0)
+  reduce_on_plateau   lr0, multiplied by factor after `patience` epochs without improvement
+"""
+
+from __future__ import annotations
+
+import math
+
+SCHEDULES: dict[str, type["Schedule"]] = {}
+
+
+def register(name: str):
+    def decorate(cls):
+        cls.name = name
+        SCHEDULES[name] = cls
+        return cls
+
+    return decorate
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+class Schedule:
+    name = "schedule"
+
+    def __init__(self, lr0: float):
+        self.lr0 = lr0
+
+    def __call__(self, t: int) -> float:
+        raise NotImplementedError
+
+    def observe(self, value: float) -> None:
+        """Told the monitored metric after each epoch; only feedback schedules use it."""
+
+
+@register("constant")
+class Constant(Schedule):
+    def __call__(self, t):
+        return self.lr0
+
+
+@register("step")
+class Step(Schedule):
+    def __init__(self, lr0, step_size: int = 10, gamma: float = 0.1):
+        super().__init__(lr0)
+        self.step_size, self.gamma = step_size, gamma
+
+    def __call__(self, t):
+        return self.lr0 * self.gamma ** (t // self.step_size)
+
+
+@register("multistep")
+class MultiStep(Schedule):
+    def __init__(self, lr0, milestones: list[int] = (30, 60), gamma: float = 0.1):
+        super().__init__(lr0)
+        self.milestones, self.gamma = sorted(milestones), gamma
+
+    def __call__(self, t):
+        return self.lr0 * self.gamma ** sum(m <= t for m in self.milestones)
+
+
+@register("exponential")
+class Exponential(Schedule):
+    def __init__(self, lr0, k: float = 0.1):
+        super().__init__(lr0)
+        self.k = k
+
+    def __call__(self, t):
+        return self.lr0 * math.exp(-self.k * t)
+
+
+@register("inverse_time")
+class InverseTime(Schedule):
+    def __init__(self, lr0, k: float = 0.1):
+        super().__init__(lr0)
+        self.k = k
+
+    def __call__(self, t):
+        return self.lr0 / (1 + self.k * t)
+
+
+@register("polynomial")
+class Polynomial(Schedule):
+    def __init__(self, lr0, T: int = 10, lr_end: float = 0.0, power: float = 1.0):
+        super().__init__(lr0)
+        self.T, self.lr_end, self.power = T, lr_end, power
+
+    def __call__(self, t):
+        frac = 1 - min(t, self.T) / self.T
+        return self.lr_end + (self.lr0 - self.lr_end) * frac ** self.power
+
+
+@register("cosine")
+class Cosine(Schedule):
+    def __init__(self, lr0, T: int = 10, lr_min: float = 0.0, warmup: int = 0):
+        super().__init__(lr0)
+        self.T, self.lr_min, self.warmup = T, lr_min, warmup
+
+    def __call__(self, t):
+        if t < self.warmup:
+            return self.lr0 * (t + 1) / self.warmup
+        span = max(self.T - self.warmup, 1)
+        progress = min(t - self.warmup, span) / span
+        return self.lr_min + (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * progress)) / 2
+
+
+@register("sigmoid")
+class SigmoidPolicy(Schedule):
+    def __init__(self, lr0, gamma: float = -0.5, step_size: int = 10):
+        super().__init__(lr0)
+        self.gamma, self.step_size = gamma, step_size
+
+    def __call__(self, t):
+        return self.lr0 * _sigmoid(self.gamma * (t - self.step_size))
+
+
+@register("exponential_fifth")
+class ExponentialFifth(Schedule):
+    """The original project's decay: exp(-k t) / 5 (0.2 at t=0); the base rate is not used."""
+
+    def __init__(self, lr0, k: float = 0.1):
+        super().__init__(lr0)
+        self.k = k
+
+    def __call__(self, t):
+        return math.exp(-self.k * t) / 5
+
+
+@register("sigmoid_complement")
+class SigmoidComplement(Schedule):
+    """The original project's decay: 1 - sigmoid(k t) / 2.5 (0.8 at t=0, tending to 0.6)."""
+
+    def __init__(self, lr0, k: float = 0.1):
+        super().__init__(lr0)
+        self.k = k
+
+    def __call__(self, t):
+        return 1 - _sigmoid(self.k * t) / 2.5
+
+
+@register("reduce_on_plateau")
+class ReduceOnPlateau(Schedule):
+    """Multiply the rate by `factor` when the monitored value has not improved by more than
+    `min_delta` for `patience` epochs (Keras's ReduceLROnPlateau); never below lr_min."""
+
+    def __init__(self, lr0, factor: float = 0.1, patience: int = 5, min_delta: float = 1e-4,
+                 mode: str = "min", lr_min: float = 0.0):
+        super().__init__(lr0)
+        self.factor, self.patience, self.min_delta = factor, patience, min_delta
+        self.mode, self.lr_min = mode, lr_min
+        self.lr, self.best, self.wait = lr0, None, 0
+
+    def __call__(self, t):
+        return self.lr
+
+    def observe(self, value):
+        sign = 1 if self.mode == "min" else -1
+        if self.best is None or sign * (self.best - value) > self.min_delta:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.lr, self.wait = max(self.lr * self.factor, self.lr_min), 0
+
+
+def make_schedule(name: str, lr0: float, **params) -> Schedule:
+    if name not in SCHEDULES:
+        raise KeyError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    return SCHEDULES[name](lr0, **params)
