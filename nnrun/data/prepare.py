@@ -1,0 +1,44 @@
+"""Turning loaded arrays into training inputs: validation splits and pixel scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split sample indices into sorted (train_idx, val_idx), stratified by the labels y (N,).
+
+    Each class gives round(fraction * count) samples to validation, at least one when
+    fraction > 0 and the class has two or more, and never all of them.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+    y = np.asarray(y)
+    if fraction == 0.0:
+        return np.arange(len(y)), np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    val_parts = []
+    for label in np.unique(y):  # a loop over classes, not samples
+        members = np.flatnonzero(y == label)
+        count = len(members)
+        n_val = min(max(round(fraction * count), 1 if count >= 2 else 0), count - 1)
+        val_parts.append(rng.permutation(members)[:n_val])
+    val_idx = np.sort(np.concatenate(val_parts)).astype(np.int64)
+    is_val = np.zeros(len(y), dtype=bool)
+    is_val[val_idx] = True
+    return np.flatnonzero(~is_val).astype(np.int64), val_idx
+
+
+def auto_divisor(x_train: np.ndarray) -> float:
+    """The divisor that maps the training data's largest value to 1 (1.0 if that is <= 0)."""
+    peak = float(np.max(x_train)) if np.size(x_train) else 0.0
+    return peak if peak > 0 else 1.0
+
+
+def scale_pixels(x: np.ndarray, divisor: float | None, dtype: np.dtype = np.float32) -> np.ndarray:
+    """Return x as `dtype` divided by `divisor` (unchanged values when divisor is None)."""
+    if divisor is None:
+        return np.array(x, dtype=dtype)
+    if divisor <= 0:
+        raise ValueError(f"pixel divisor must be positive, got {divisor}")
+    return (np.asarray(x, dtype=dtype) / divisor).astype(dtype, copy=False)

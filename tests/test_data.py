@@ -1,0 +1,383 @@
+"""Tests for nnrun.data: file readers, bundled and downloaded datasets, splits, scaling."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnrun.data import (
+    DATASETS,
+    auto_divisor,
+    load_csv,
+    load_dataset,
+    load_idx_pair,
+    load_npz,
+    read_idx,
+    scale_pixels,
+    stratified_split,
+)
+from nnrun.data import datasets as datasets_module
+from nnrun.errors import DataError, DownloadError
+
+MNIST_TEST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
+IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
+             np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode an array as an IDX file (big-endian header and values)."""
+    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim])
+    dims = np.array(array.shape, dtype=">u4").tobytes()
+    return header + dims + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+# ---------------------------------------------------------------- IDX
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_round_trips(tmp_path, dtype, compress):
+    rng = np.random.default_rng(1)
+    array = (rng.random((5, 3, 4)) * 100 - (0 if np.dtype(dtype).kind == "u" else 50)).astype(dtype)
+    # the extension deliberately lies: gzip is detected from the magic bytes
+    path = write_idx(tmp_path / "data.idx", array, compress)
+    result = read_idx(path)
+    assert result.dtype == np.dtype(dtype) and result.dtype.isnative
+    np.testing.assert_array_equal(result, array)
+
+
+def test_load_idx_pair_shapes(tmp_path):
+    images = np.arange(6 * 2 * 3, dtype=np.uint8).reshape(6, 2, 3)
+    labels = np.array([0, 1, 2, 0, 1, 2], dtype=np.uint8)
+    x, y = load_idx_pair(write_idx(tmp_path / "i.gz", images, True), write_idx(tmp_path / "l", labels))
+    assert x.shape == (6, 1, 2, 3) and x.dtype == np.uint8
+    assert y.dtype == np.int64 and y.tolist() == labels.tolist()
+
+
+def test_load_idx_pair_count_mismatch_names_both_files(tmp_path):
+    images = write_idx(tmp_path / "imgs.idx", np.zeros((4, 2, 2), np.uint8))
+    labels = write_idx(tmp_path / "labs.idx", np.zeros(3, np.uint8))
+    with pytest.raises(DataError, match=r"imgs\.idx has 4 images.*labs\.idx has 3 labels"):
+        load_idx_pair(images, labels)
+
+
+def test_read_idx_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"nothere\.idx: no such file"):
+        read_idx(tmp_path / "nothere.idx")
+
+
+def test_read_idx_bad_magic(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(b"\x12\x34\x08\x01" + bytes(8))
+    with pytest.raises(DataError, match=r"bad\.idx.*magic"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_truncated(tmp_path, compress):
+    data = idx_bytes(np.zeros((3, 4, 4), np.uint8))[:-5]
+    path = tmp_path / "short.idx"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    with pytest.raises(DataError, match=r"short\.idx.*truncated"):
+        read_idx(path)
+
+
+def test_read_idx_corrupt_gzip(tmp_path):
+    path = tmp_path / "broken.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros(10, np.uint8)))[:-6])
+    with pytest.raises(DataError, match=r"broken\.gz"):
+        read_idx(path)
+
+
+@pytest.mark.skipif(not MNIST_TEST_DIR.is_dir(), reason=f"real MNIST test files not present at {MNIST_TEST_DIR}")
+def test_real_mnist_test_set():
+    x, y = load_idx_pair(MNIST_TEST_DIR / "t10k-images-idx3-ubyte.gz", MNIST_TEST_DIR / "t10k-labels-idx1-ubyte.gz")
+    assert x.shape == (10000, 1, 28, 28) and x.dtype == np.uint8
+    counts = np.bincount(y)
+    assert len(counts) == 10 and counts[1] == 1135 and counts[5] == 892
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def write_csv(path: Path, rows: np.ndarray, header: str | None = None, compress: bool = False) -> Path:
+    text = (header + "\n" if header else "") + "\n".join(",".join(f"{v:g}" for v in row) for row in rows) + "\n"
+    path.write_bytes(gzip.compress(text.encode()) if compress else text.encode())
+    return path
+
+
+@pytest.fixture
+def pixel_rows():
+    """Ten rows of 64 pixel values 0..16 and labels 0..4."""
+    rng = np.random.default_rng(2)
+    return rng.integers(0, 17, size=(10, 64)), np.arange(10) % 5
+
+
+def test_csv_label_last_infers_square_image(tmp_path, pixel_rows):
+    pixels, labels = pixel_rows
+    x, y = load_csv(write_csv(tmp_path / "d.csv", np.column_stack([pixels, labels])))
+    assert x.shape == (10, 1, 8, 8)
+    np.testing.assert_array_equal(x.reshape(10, 64), pixels)
+    assert y.dtype == np.int64 and y.tolist() == labels.tolist()
+
+
+def test_csv_label_first_with_header_gzip(tmp_path, pixel_rows):
+    pixels, labels = pixel_rows
+    header = "label," + ",".join(f"p{i}" for i in range(64))
+    path = write_csv(tmp_path / "d.csv.gz", np.column_stack([labels, pixels]), header, compress=True)
+    x, y = load_csv(path, label_column="first")
+    np.testing.assert_array_equal(x.reshape(10, 64), pixels)
+    assert y.tolist() == labels.tolist()
+
+
+def test_csv_explicit_shapes(tmp_path, pixel_rows):
+    pixels, labels = pixel_rows
+    path = write_csv(tmp_path / "d.csv", np.column_stack([pixels, labels]))
+    assert load_csv(path, image_shape=(4, 4, 4))[0].shape == (10, 4, 4, 4)
+    assert load_csv(path, image_shape=(2, 32))[0].shape == (10, 1, 2, 32)
+
+
+def test_csv_bad_shape_names_file_and_numbers(tmp_path, pixel_rows):
+    pixels, labels = pixel_rows
+    path = write_csv(tmp_path / "d.csv", np.column_stack([pixels, labels]))
+    with pytest.raises(DataError, match=r"d\.csv.*49.*64"):
+        load_csv(path, image_shape=(7, 7))
+
+
+def test_csv_non_square_features_stay_flat(tmp_path):
+    rows = np.array([[0.5, 1.5, 2.5, 0], [1.0, 2.0, 3.0, 1]])
+    x, y = load_csv(write_csv(tmp_path / "f.csv", rows))
+    assert x.shape == (2, 3) and x.dtype == np.float32
+    np.testing.assert_allclose(x, rows[:, :3])
+
+
+@pytest.mark.parametrize("bad_label", [1.5, -1])
+def test_csv_rejects_non_class_labels(tmp_path, bad_label):
+    path = write_csv(tmp_path / "bad.csv", np.array([[1, 2, 0], [3, 4, bad_label]]))
+    with pytest.raises(DataError, match=r"bad\.csv.*label"):
+        load_csv(path)
+
+
+def test_csv_non_numeric_body(tmp_path):
+    path = tmp_path / "text.csv"
+    path.write_text("a,b,label\n1,2,0\n3,x,1\n")
+    with pytest.raises(DataError, match=r"text\.csv"):
+        load_csv(path)
+
+
+def test_csv_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"gone\.csv: no such file"):
+        load_csv(tmp_path / "gone.csv")
+
+
+# ---------------------------------------------------------------- NPZ
+
+
+def test_npz_shapes_and_keys(tmp_path):
+    images = np.arange(3 * 4 * 4, dtype=np.uint8).reshape(3, 4, 4)
+    np.savez(tmp_path / "a.npz", images=images, targets=np.array([2, 0, 1]))
+    x, y = load_npz(tmp_path / "a.npz", x_key="images", y_key="targets")
+    assert x.shape == (3, 1, 4, 4) and y.dtype == np.int64 and y.tolist() == [2, 0, 1]
+
+    np.savez(tmp_path / "b.npz", x=np.zeros((3, 12)), y=np.zeros(3))
+    assert load_npz(tmp_path / "b.npz")[0].shape == (3, 12)
+    assert load_npz(tmp_path / "b.npz", image_shape=(3, 2, 2))[0].shape == (3, 3, 2, 2)
+
+    np.savez(tmp_path / "c.npz", x=np.zeros((3, 2, 5, 5)), y=np.zeros(3))
+    assert load_npz(tmp_path / "c.npz")[0].shape == (3, 2, 5, 5)
+
+
+def test_npz_missing_key_lists_keys(tmp_path):
+    np.savez(tmp_path / "k.npz", data=np.zeros((2, 4)), labels=np.zeros(2))
+    with pytest.raises(DataError, match=r"k\.npz.*'x'.*\['data', 'labels'\]"):
+        load_npz(tmp_path / "k.npz")
+
+
+def test_npz_object_array_is_refused_not_unpickled(tmp_path):
+    np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}, None], dtype=object), y=np.zeros(2))
+    with pytest.raises(DataError, match=r"obj\.npz"):
+        load_npz(tmp_path / "obj.npz")
+
+
+def test_npz_not_an_archive(tmp_path):
+    (tmp_path / "fake.npz").write_text("hello")
+    with pytest.raises(DataError, match=r"fake\.npz"):
+        load_npz(tmp_path / "fake.npz")
+
+
+# ---------------------------------------------------------------- digits and registry
+
+
+def test_digits_bundled_split():
+    first, second = load_dataset("digits"), load_dataset("digits")
+    (x_train, y_train), (x_test, y_test) = first["train"], first["test"]
+    assert len(y_train) + len(y_test) == 1797
+    assert x_train.shape == (len(y_train), 1, 8, 8) and x_test.shape == (len(y_test), 1, 8, 8)
+    assert abs(len(y_test) / 1797 - 0.25) < 0.01
+    assert x_train.min() == 0 and max(x_train.max(), x_test.max()) == 16
+    assert y_train.dtype == np.int64
+    test_share = np.bincount(y_test, minlength=10) / (np.bincount(y_train, minlength=10) + np.bincount(y_test, minlength=10))
+    assert np.all(np.abs(test_share - 0.25) < 0.02)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(first[split][0], second[split][0])
+        np.testing.assert_array_equal(first[split][1], second[split][1])
+
+
+def test_registry_metadata():
+    assert set(DATASETS) == {"digits", "mnist", "fashion-mnist"}
+    assert DATASETS["mnist"].class_names == [str(d) for d in range(10)]
+    assert DATASETS["fashion-mnist"].class_names[0] == "T-shirt/top"
+    assert DATASETS["fashion-mnist"].class_names[-1] == "Ankle boot"
+
+
+def test_unknown_dataset_suggests_close_match():
+    with pytest.raises(DataError, match=r"'mnsit'.*did you mean 'mnist'.*digits"):
+        load_dataset("mnsit")
+
+
+# ---------------------------------------------------------------- downloads from a local server
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def served_mnist(tmp_path, monkeypatch):
+    """A local HTTP server with good/ and bad/ copies of 4 small MNIST-style files; SHA256 patched."""
+    root = tmp_path / "www"
+    rng = np.random.default_rng(3)
+    splits = {"train": 12, "test": 5}
+    hashes, expected = {}, {}
+    for split, (images_name, labels_name) in datasets_module.IDX_FILES.items():
+        images = rng.integers(0, 256, size=(splits[split], 6, 6), dtype=np.uint8)
+        labels = (np.arange(splits[split]) % 10).astype(np.uint8)
+        expected[split] = (images, labels)
+        for name, array in ((images_name, images), (labels_name, labels)):
+            for folder, data in (("good", array), ("bad", array[::-1].copy())):
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                write_idx(root / folder / name, data, compress=True)
+            hashes[name] = hashlib.sha256((root / "good" / name).read_bytes()).hexdigest()
+    monkeypatch.setitem(datasets_module.SHA256, "mnist", hashes)
+    monkeypatch.delenv("NNRUN_MIRRORS_MNIST", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield {"good": f"{base}/good/", "bad": f"{base}/bad/", "server": server, "expected": expected}
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def closed_port_url():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def assert_loaded(splits, expected):
+    for split, (images, labels) in expected.items():
+        x, y = splits[split]
+        np.testing.assert_array_equal(x[:, 0], images)
+        assert y.tolist() == labels.tolist()
+
+
+def test_download_then_cache_without_network(served_mnist, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [served_mnist["good"]])
+    assert_loaded(load_dataset("mnist", cache_dir=tmp_path / "cache"), served_mnist["expected"])
+    assert "downloading mnist train-images-idx3-ubyte.gz from http://127.0.0.1" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(datasets_module.SHA256["mnist"])
+
+    served_mnist["server"].shutdown()
+    served_mnist["server"].server_close()
+    assert_loaded(load_dataset("mnist", cache_dir=tmp_path / "cache"), served_mnist["expected"])
+    assert "downloading" not in capsys.readouterr().err
+
+
+def test_falls_back_past_unreachable_and_bad_checksum_mirrors(served_mnist, tmp_path, monkeypatch, closed_port_url):
+    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [closed_port_url, served_mnist["bad"], served_mnist["good"]])
+    assert_loaded(DATASETS["mnist"].load(tmp_path / "cache"), served_mnist["expected"])
+
+
+def test_env_var_mirrors_and_data_dir(served_mnist, tmp_path, monkeypatch, closed_port_url):
+    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [closed_port_url])
+    monkeypatch.setenv("NNRUN_MIRRORS_MNIST", f"{closed_port_url} , {served_mnist['good']}")
+    monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "envcache"))
+    assert_loaded(load_dataset("mnist"), served_mnist["expected"])
+    assert (tmp_path / "envcache" / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+def test_all_mirrors_failing_raises_download_error(served_mnist, tmp_path, monkeypatch, closed_port_url):
+    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [closed_port_url, served_mnist["bad"]])
+    with pytest.raises(DownloadError) as caught:
+        load_dataset("mnist", cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "train-images-idx3-ubyte.gz" in message and closed_port_url in message
+    assert "checksum mismatch" in message
+    assert f"fetch the 4 files by hand into {tmp_path / 'cache' / 'mnist'}" in message
+    assert not (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()
+
+
+# ---------------------------------------------------------------- splits and scaling
+
+
+def test_stratified_split_proportions_and_partition():
+    y = np.repeat(np.arange(4), [40, 20, 10, 3])
+    train_idx, val_idx = stratified_split(y, 0.2, seed=7)
+    assert np.bincount(y[val_idx], minlength=4).tolist() == [8, 4, 2, 1]
+    assert np.intersect1d(train_idx, val_idx).size == 0
+    np.testing.assert_array_equal(np.union1d(train_idx, val_idx), np.arange(len(y)))
+    assert np.all(np.diff(train_idx) > 0) and np.all(np.diff(val_idx) > 0)
+
+
+def test_stratified_split_is_deterministic_and_seeded():
+    y = np.random.default_rng(0).integers(0, 5, size=500)
+    first, again, other = stratified_split(y, 0.3, 1), stratified_split(y, 0.3, 1), stratified_split(y, 0.3, 2)
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_stratified_split_fraction_zero_and_singleton_class():
+    y = np.array([0, 0, 1, 1, 1, 2])
+    train_idx, val_idx = stratified_split(y, 0.0, 0)
+    assert val_idx.size == 0 and train_idx.tolist() == list(range(6))
+    train_idx, val_idx = stratified_split(y, 0.1, 0)
+    assert np.bincount(y[val_idx], minlength=3).tolist() == [1, 1, 0]
+
+
+def test_scaling():
+    x = np.array([[0, 8, 16]], dtype=np.uint8)
+    assert auto_divisor(x) == 16.0 and auto_divisor(np.zeros(3)) == 1.0
+    scaled = scale_pixels(x, auto_divisor(x))
+    assert scaled.dtype == np.float32 and scaled.tolist() == [[0.0, 0.5, 1.0]]
+    unscaled = scale_pixels(x, None)
+    assert unscaled.dtype == np.float32 and unscaled.tolist() == [[0.0, 8.0, 16.0]]
+
+
+def test_rich_progress_bar_takes_pooch_calls():
+    bar = datasets_module.RichProgressBar("file.gz")
+    bar.total = 100
+    bar.update(60)
+    bar.reset()
+    bar.update(100)
+    bar.close()
+    bar.close()
