@@ -1,15 +1,212 @@
-import typer
+"""The nnrun command line: parse arguments, call the library, print, map errors to exit codes.
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nnrun import __version__
+from nnrun.errors import NnrunError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Config-driven neural-network experiments, written from scratch in NumPy.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+STATE = {"debug": False}
+
+SET_HELP = "Override a config key: --set optimizer.lr=0.01 (repeatable)."
+RUNS_DIR_HELP = "Folder that holds the run folders."
+
+
+def version_callback(value: bool):
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+         version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                      help="Print the version and exit.")):
+    STATE["debug"] = debug
+
+
+def handle_errors(fn):
+    """One clear line on stderr and the right exit code; the traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except NnrunError as e:
+            if STATE["debug"]:
+                raise
+            for line in str(e).splitlines() or [type(e).__name__]:
+                err.print(f"[bold red]error:[/] {line}", markup=True, soft_wrap=True)
+            raise typer.Exit(e.exit_code)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130)
+        except Exception as e:  # a bug or an environment failure: still one line by default
+            if STATE["debug"]:
+                raise
+            err.print(f"[bold red]error:[/] unexpected {type(e).__name__}: {e} "
+                      "(rerun with --debug for the traceback)", markup=True, soft_wrap=True)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+# -- validate -------------------------------------------------------------------------------
+def summary_table(net, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("layer")
+    table.add_column("output shape")
+    table.add_column("params", justify="right")
+    for row in net.summary():
+        kind = row["type"] + (f" ({row['activation']})" if row["activation"] not in ("linear", row["type"]) else "")
+        table.add_row(str(row["index"]), kind, str(row["output_shape"]), f"{row['params']:,}")
+    table.add_section()
+    table.add_row("", "total", f"input {net.input_shape}", f"{net.num_params:,}")
+    return table
 
 
 @app.command()
-def version() -> None:
-    """Print nnrun's version."""
-    from nnrun import __version__
+@handle_errors
+def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
+             set_: List[str] = typer.Option([], "--set", help=SET_HELP)):
+    """Validate a config and print the model summary (layers, output shapes, parameters)."""
+    from nnrun.builder import build_network, load_data
+    from nnrun.config import load_config
 
-    print(__version__)
+    exp = load_config(config, tuple(set_))
+    data = load_data(exp)
+    net = build_network(exp, data.input_shape, data.num_classes)
+    out.print(summary_table(net, f"{exp.name}: {config}"))
+    sizes = ", ".join(f"{k} {len(v[0])}" for k, v in
+                      (("train", data.train), ("validation", data.val), ("test", data.test)) if v)
+    out.print(f"data: {sizes}; {data.num_classes} classes; input {data.input_shape}")
+    out.print(f"{config}: valid")
+
+
+# -- train ----------------------------------------------------------------------------------
+def fmt_metric(row: dict, key: str, pct: bool = False) -> str:
+    v = row.get(key)
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}%" if pct else f"{v:.4f}"
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {fmt_metric(row, 'train_loss')}",
+             f"acc {fmt_metric(row, 'train_accuracy', True)}"]
+    if row.get("val_loss") is not None:
+        parts += [f"val_loss {fmt_metric(row, 'val_loss')}", f"val_acc {fmt_metric(row, 'val_accuracy', True)}"]
+    parts += [f"lr {row['lr']:.3g}", f"{row['seconds']:.1f}s"]
+    return "  ".join(parts)
+
+
+class ConsoleReporter:
+    """A live rich progress bar on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, console: Console, epochs: int):
+        self.console, self.epochs = console, epochs
+        self.live = console.is_terminal
+        self.progress = None
+        self.task = None
+
+    def epoch_start(self, epoch, epochs, lr, batches):
+        if not self.live:
+            return
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                TextColumn("acc {task.fields[acc]:.2%}"), TextColumn("lr {task.fields[lr]:.3g}"),
+                TimeRemainingColumn(), console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=batches, epoch=epoch, epochs=epochs,
+                                               loss=0.0, acc=0.0, lr=lr)
+        self.progress.reset(self.task, total=batches, epoch=epoch, loss=0.0, acc=0.0, lr=lr)
+
+    def batch_end(self, batch, loss, accuracy):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=batch, loss=loss, acc=accuracy)
+
+    def epoch_end(self, row):
+        line = epoch_line(row, self.epochs)
+        if self.progress is not None:
+            self.progress.console.print(line)
+        else:
+            self.console.print(line, markup=False, soft_wrap=True)
+
+    def close(self):
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@app.command()
+@handle_errors
+def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
+          set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+          runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
+          name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the config's name)."),
+          seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: the config's seed)."),
+          init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Start from this weights.json."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
+    """Train the experiment a config declares and write its run folder."""
+    from nnrun.config import load_config
+    from nnrun.train import SilentReporter, train_run
+
+    overrides = list(set_) + ([f"name={name}"] if name else []) + ([f"seed={seed}"] if seed is not None else [])
+    exp = load_config(config, tuple(overrides))
+    reporter = SilentReporter() if quiet else ConsoleReporter(out, exp.train.epochs)
+    try:
+        run_dir = train_run(exp, runs_dir, str(init_weights) if init_weights else None, reporter)
+    finally:
+        if not quiet:
+            reporter.close()
+    from nnrun.runs import read_json
+
+    summary = read_json(run_dir / "summary.json")
+    if not quiet:
+        print_train_summary(summary)
+        out.print(str(run_dir), markup=False, soft_wrap=True)
+    if summary["status"] == "interrupted":
+        raise typer.Exit(130)
+    if summary["status"] == "diverged":
+        err.print(f"[bold red]error:[/] training diverged: {summary['error']}", markup=True)
+        raise typer.Exit(1)
+
+
+def print_train_summary(summary: dict) -> None:
+    parts = [f"status {summary['status']}", f"{summary['epochs_run']} epochs",
+             f"{summary['wall_seconds']:.1f}s"]
+    best = summary.get("best")
+    if best and best.get("val_accuracy") is not None:
+        parts.append(f"best val_acc {100 * best['val_accuracy']:.2f}% (epoch {best['epoch']})")
+    if summary.get("test_accuracy") is not None:
+        parts.append(f"test_acc {100 * summary['test_accuracy']:.2f}%")
+    out.print("  ".join(parts), markup=False, soft_wrap=True)
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

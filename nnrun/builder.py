@@ -1,0 +1,114 @@
+"""From a validated Experiment to arrays and a network: data, model, loss, optimiser, schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from nnrun import nn
+from nnrun.config import Experiment, monitor_mode
+from nnrun.data import (auto_divisor, get_dataset, load_csv, load_idx_pair, load_npz,
+                        scale_pixels, stratified_split)
+from nnrun.errors import ConfigError
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Data:
+    """Scaled float arrays ready for the network; val and test may be None."""
+
+    train: Split
+    val: Optional[Split]
+    test: Optional[Split]
+    class_names: list[str]
+    divisor: Optional[float] = None
+    sources: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.train[0].shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_source(source) -> Split:
+    if hasattr(source, "images"):
+        return load_idx_pair(source.images, source.labels)
+    if hasattr(source, "csv"):
+        shape = tuple(source.image_shape) if source.image_shape else None
+        return load_csv(source.csv, source.label_column, shape, source.header)
+    shape = tuple(source.image_shape) if source.image_shape else None
+    return load_npz(source.npz, source.x, source.y, shape)
+
+
+def describe(source) -> str:
+    return str(getattr(source, "images", None) or getattr(source, "csv", None) or source.npz)
+
+
+def load_data(exp: Experiment) -> Data:
+    """Load train/test as the config says, hold out a stratified validation split, scale."""
+    cfg = exp.data
+    named = get_dataset(cfg.dataset).load() if cfg.dataset else {}
+    train = load_source(cfg.train) if cfg.train else named["train"]
+    test = load_source(cfg.test) if cfg.test else named.get("test")
+    if test is not None and test[0].shape[1:] != train[0].shape[1:]:
+        raise ConfigError(f"data.test: samples have shape {test[0].shape[1:]} but the training "
+                          f"samples have {train[0].shape[1:]}; use data of the same shape")
+    val = None
+    if cfg.validation_split > 0:
+        train_idx, val_idx = stratified_split(train[1], cfg.validation_split, exp.seed)
+        train, val = (train[0][train_idx], train[1][train_idx]), (train[0][val_idx], train[1][val_idx])
+    divisor = (auto_divisor(train[0]) if cfg.scale == "auto" else cfg.scale)
+    dtype = np.dtype(exp.model.dtype)
+    scale = lambda split: None if split is None else (scale_pixels(split[0], divisor, dtype), split[1])
+    labels = np.concatenate([s[1] for s in (train, val, test) if s is not None])
+    class_names = (get_dataset(cfg.dataset).class_names if cfg.dataset and not cfg.train
+                   else [str(c) for c in range(int(labels.max()) + 1)])
+    sources = {"train": describe(cfg.train) if cfg.train else cfg.dataset,
+               "test": describe(cfg.test) if cfg.test else (cfg.dataset if test is not None else None)}
+    return Data(scale(train), scale(val), scale(test), class_names, divisor, sources)
+
+
+def layer_kwargs(layer_cfg) -> dict:
+    spec = layer_cfg.model_dump()
+    if spec.get("type") in nn.ACTIVATIONS:
+        return spec
+    if spec.get("kernel_size") is not None and not isinstance(spec["kernel_size"], int):
+        spec["kernel_size"] = tuple(spec["kernel_size"])
+    return spec
+
+
+def build_network(exp: Experiment, input_shape: tuple, num_classes: Optional[int] = None) -> nn.Sequential:
+    """The network the config describes, built for input_shape; shape errors name the layer."""
+    layers = [nn.make_layer(layer_kwargs(cfg)) for cfg in exp.model.layers]
+    try:
+        net = nn.Sequential(layers, input_shape, seed=exp.seed, dtype=exp.model.dtype)
+    except nn.ShapeError as e:
+        index, _, rest = str(e).removeprefix("layer ").partition(" ")
+        raise ConfigError(f"model.layers[{index}] {rest} (input shape {tuple(input_shape)})") from None
+    if num_classes is not None and net.output_shape != (num_classes,):
+        raise ConfigError(f"model.layers[{len(layers) - 1}]: the network outputs shape "
+                          f"{net.output_shape} but the data has {num_classes} classes; "
+                          f"end with a dense layer of {num_classes} units")
+    return net
+
+
+def build_loss(exp: Experiment) -> nn.Loss:
+    return nn.make_loss(exp.loss)
+
+
+def build_optimizer(exp: Experiment) -> nn.Optimizer:
+    params = exp.optimizer.model_dump(exclude={"type", "lr"})
+    return nn.make_optimizer(exp.optimizer.type, **params)
+
+
+def build_schedule(exp: Experiment) -> nn.Schedule:
+    params = exp.schedule.model_dump(exclude={"type"})
+    if exp.schedule.type == "reduce_on_plateau":
+        params["mode"] = monitor_mode(exp.train.plateau_monitor)
+    return nn.make_schedule(exp.schedule.type, exp.optimizer.lr, **params)

@@ -1,0 +1,487 @@
+"""The experiment schema (pydantic v2): the single source of truth for what a config may say.
+
+Layer, activation, optimiser and schedule models are generated from the engine's registries, so
+registering a class there is all it takes to make it configurable (and documented by `nnrun
+validate --help-keys`). load_config() reads YAML, applies --set overrides and validates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationError, ValidationInfo, create_model, field_validator,
+                      model_validator)
+
+from nnrun.data.datasets import DATASETS
+from nnrun.errors import ConfigError
+from nnrun.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
+
+# Bounds applied to any engine parameter of this name, wherever it appears.
+PARAM_BOUNDS: dict[str, dict] = {
+    "lr": {"gt": 0}, "weight_decay": {"ge": 0}, "clip_norm": {"gt": 0},
+    "momentum": {"ge": 0, "lt": 1}, "beta1": {"ge": 0, "lt": 1}, "beta2": {"ge": 0, "lt": 1},
+    "eps": {"gt": 0}, "alpha": {"ge": 0}, "beta": {"gt": 0}, "k": {"ge": 0},
+    "gamma": {}, "step_size": {"gt": 0}, "T": {"gt": 0}, "lr_end": {"ge": 0}, "lr_min": {"ge": 0},
+    "power": {"gt": 0}, "warmup": {"ge": 0}, "factor": {"gt": 0, "lt": 1}, "patience": {"ge": 0},
+    "min_delta": {"ge": 0},
+}
+
+
+def closest(name: str, known) -> str:
+    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def unknown_name(kind: str, name: Any, known) -> ValueError:
+    return ValueError(f"unknown {kind} {name!r}{closest(name, known)}; known: {', '.join(known)}")
+
+
+def init_params(cls) -> dict[str, inspect.Parameter]:
+    """Keyword parameters of cls.__init__ and its bases (first definition wins), minus lr0."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.name not in ("self", "lr0") and p.kind is p.POSITIONAL_OR_KEYWORD:
+                params.setdefault(p.name, p)
+    return params
+
+
+def param_fields(cls, skip=()) -> dict[str, tuple]:
+    fields = {}
+    for name, p in init_params(cls).items():
+        if name in skip:
+            continue
+        annotation = p.annotation if p.annotation is not inspect.Parameter.empty else Any
+        if isinstance(annotation, str):
+            annotation = eval(annotation, vars(inspect.getmodule(cls)))  # noqa: S307 (our own code)
+        default = list(p.default) if isinstance(p.default, tuple) else p.default
+        fields[name] = (annotation, Field(default, **PARAM_BOUNDS.get(name, {})))
+    return fields
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# -- activations ----------------------------------------------------------------------------
+ACTIVATION_PARAMS = {name: create_model(f"{name}_params", __base__=Strict, **param_fields(cls))
+                     for name, cls in ACTIVATIONS.items()}
+
+
+def parse_activation(value: Any) -> Any:
+    """'relu' or {type: leaky_relu, alpha: 0.1} -> the same, with the name and params checked."""
+    if value is None:
+        return "linear"
+    spec = {"type": value} if isinstance(value, str) else value
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError("give an activation name, or {type: name, ...parameters}")
+    spec = dict(spec)
+    name = spec.pop("type")
+    if name not in ACTIVATIONS:
+        raise unknown_name("activation", name, ACTIVATIONS)
+    params = ACTIVATION_PARAMS[name].model_validate(spec).model_dump(exclude_defaults=True)
+    return {"type": name, **params} if params else name
+
+
+ActivationSpec = Annotated[Union[str, dict], BeforeValidator(parse_activation)]
+
+
+def check_init(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in INITIALIZERS:
+        raise unknown_name("initializer", value, INITIALIZERS)
+    return value
+
+
+# -- layers ---------------------------------------------------------------------------------
+class LayerBase(Strict):
+    activation: ActivationSpec = "linear"
+
+
+class ParamLayerBase(LayerBase):
+    init: Annotated[Optional[str], BeforeValidator(check_init)] = None
+    init_params: dict[str, float] = {}
+    use_bias: bool = True
+
+
+class DenseConfig(ParamLayerBase):
+    type: Literal["dense"]
+    units: int = Field(gt=0)
+
+
+class Conv2DConfig(ParamLayerBase):
+    type: Literal["conv2d"]
+    filters: int = Field(gt=0)
+    kernel_size: Union[Annotated[int, Field(gt=0)], tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]] = 3
+    stride: int = Field(1, gt=0)
+    padding: Union[Annotated[int, Field(ge=0)], Literal["same", "valid"]] = 0
+
+
+class PoolConfig(LayerBase):
+    pool_size: int = Field(2, gt=0)
+    stride: Optional[int] = Field(None, gt=0)
+
+
+class MaxPoolConfig(PoolConfig):
+    type: Literal["maxpool2d"]
+
+
+class AvgPoolConfig(PoolConfig):
+    type: Literal["avgpool2d"]
+
+
+class FlattenConfig(LayerBase):
+    type: Literal["flatten"]
+
+
+class DropoutConfig(LayerBase):
+    type: Literal["dropout"]
+    rate: float = Field(0.5, ge=0, lt=1)
+
+
+ACTIVATION_LAYERS = [create_model(f"{name}_layer", __base__=Strict, type=(Literal[name], ...),
+                                  **param_fields(cls))
+                     for name, cls in ACTIVATIONS.items()]
+LAYER_MODELS = [DenseConfig, Conv2DConfig, MaxPoolConfig, AvgPoolConfig, FlattenConfig,
+                DropoutConfig, *ACTIVATION_LAYERS]
+assert {m.model_fields["type"].annotation.__args__[0] for m in LAYER_MODELS} == set(LAYERS)
+
+
+def layer_tag(value: Any) -> Optional[str]:
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+LayerConfig = Annotated[Union[tuple(Annotated[m, Tag(m.model_fields["type"].annotation.__args__[0])]
+                                    for m in LAYER_MODELS)], Discriminator(layer_tag)]
+
+
+# -- data -----------------------------------------------------------------------------------
+def resolve_path(value: Any, info: ValidationInfo) -> Path:
+    path = Path(os.path.expanduser(str(value)))
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+def existing_file(value: Any, info: ValidationInfo) -> Path:
+    path = resolve_path(value, info)
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+DataPath = Annotated[Path, BeforeValidator(existing_file)]
+
+
+class IdxSource(Strict):
+    images: DataPath
+    labels: DataPath
+
+
+class CsvSource(Strict):
+    csv: DataPath
+    label_column: Literal["first", "last"] = "last"
+    image_shape: Optional[list[Annotated[int, Field(gt=0)]]] = None
+    header: Union[bool, Literal["auto"]] = "auto"
+
+
+class NpzSource(Strict):
+    npz: DataPath
+    x: str = "x"
+    y: str = "y"
+    image_shape: Optional[list[Annotated[int, Field(gt=0)]]] = None
+
+
+def source_tag(value: Any) -> Optional[str]:
+    keys = value.keys() if isinstance(value, dict) else vars(value).keys()
+    return next((tag for tag, key in (("idx", "images"), ("csv", "csv"), ("npz", "npz")) if key in keys), None)
+
+
+Source = Annotated[Union[Annotated[IdxSource, Tag("idx")], Annotated[CsvSource, Tag("csv")],
+                         Annotated[NpzSource, Tag("npz")]],
+                   Discriminator(source_tag, custom_error_type="source",
+                                 custom_error_message="give {images, labels} (IDX), {csv: file} or {npz: file}")]
+
+
+class DataConfig(Strict):
+    dataset: Optional[str] = None
+    train: Optional[Source] = None
+    test: Optional[Source] = None
+    validation_split: float = Field(0.1, ge=0, lt=1)
+    scale: Union[Literal["auto"], Annotated[float, Field(gt=0)], None] = "auto"
+
+    @field_validator("dataset")
+    @classmethod
+    def known_dataset(cls, value):
+        if value is not None and value not in DATASETS:
+            raise unknown_name("dataset", value, DATASETS)
+        return value
+
+    @model_validator(mode="after")
+    def has_training_data(self):
+        if self.dataset is None and self.train is None:
+            raise ValueError("give data.dataset (a named dataset) or data.train (files)")
+        return self
+
+
+# -- optimiser and schedule -----------------------------------------------------------------
+def tagged_union(registry: dict, base: type, kind: str, skip=()):
+    models = [Annotated[create_model(f"{name}_{kind}", __base__=base, type=(Literal[name], ...),
+                                     **param_fields(cls, skip)), Tag(name)]
+              for name, cls in registry.items()]
+
+    def tag(value):
+        return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+    def check(value):
+        """'adam' is short for {type: adam}; an unknown type lists the known ones."""
+        value = {"type": value} if isinstance(value, str) else value
+        if isinstance(value, dict) and value.get("type") not in registry:
+            raise unknown_name(kind, value.get("type"), registry)
+        return value
+
+    return Annotated[Union[tuple(models)], Discriminator(tag), BeforeValidator(check)]
+
+
+class OptimizerBase(Strict):
+    lr: float = Field(0.001, gt=0)
+
+
+class ScheduleBase(Strict):
+    pass
+
+
+OptimizerConfig = tagged_union(OPTIMIZERS, OptimizerBase, "optimizer")
+ScheduleConfig = tagged_union(SCHEDULES, ScheduleBase, "schedule", skip=("mode",))
+
+
+# -- training -------------------------------------------------------------------------------
+MONITORS = ["val_loss", "val_accuracy", "train_loss", "train_accuracy"]
+
+
+def check_monitor(value: str) -> str:
+    if value not in MONITORS:
+        raise unknown_name("monitor", value, MONITORS)
+    return value
+
+
+Monitor = Annotated[str, BeforeValidator(check_monitor)]
+
+
+def monitor_mode(monitor: str) -> str:
+    return "max" if monitor.endswith("accuracy") else "min"
+
+
+class EarlyStopping(Strict):
+    monitor: Monitor = "val_loss"
+    patience: int = Field(5, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best_weights: bool = True
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(64, gt=0)
+    shuffle: bool = True
+    early_stopping: Optional[EarlyStopping] = None
+    plateau_monitor: Monitor = "val_loss"
+
+
+class Experiment(Strict):
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
+    seed: int = Field(0, ge=0)
+    data: DataConfig
+    model: "ModelConfig"
+    loss: str = "cross_entropy"
+    optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"})
+    schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"})
+    train: TrainConfig = TrainConfig()
+    sweep: Optional[dict[str, Any]] = None
+
+    @field_validator("loss")
+    @classmethod
+    def known_loss(cls, value):
+        if value not in LOSSES:
+            raise unknown_name("loss", value, LOSSES)
+        return value
+
+    @model_validator(mode="after")
+    def schedule_length_defaults_to_epochs(self):
+        # "T" (cosine, polynomial) left at its default means "the whole run".
+        if "T" in type(self.schedule).model_fields and "T" not in self.schedule.model_fields_set:
+            self.schedule.T = self.train.epochs
+        return self
+
+
+class ModelConfig(Strict):
+    layers: list[LayerConfig] = Field(min_length=1)
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+Experiment.model_rebuild()
+
+
+# -- loading --------------------------------------------------------------------------------
+PATH_KEYS = {"images", "labels", "csv", "npz"}
+
+
+def parse_override(text: str) -> tuple[list[Union[str, int]], Any]:
+    """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01); 'model.layers[0].units=8' too.
+
+    The value is read as JSON, then YAML, else kept as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set optimizer.lr=0.01")
+    key, raw = text.split("=", 1)
+    parts: list[Union[str, int]] = []
+    for piece in re.split(r"\.(?![^\[]*\])", key.strip()):
+        m = re.fullmatch(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)", piece)
+        if not m:
+            raise ConfigError(f"--set {text!r}: {key!r} is not a dotted key like model.layers[0].units")
+        parts.append(m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return [int(p) if isinstance(p, str) and p.isdigit() else p for p in parts], parse_value(raw)
+
+
+def parse_value(raw: str) -> Any:
+    for parse in (json.loads, yaml.safe_load):
+        try:
+            return parse(raw)
+        except Exception:
+            continue
+    return raw
+
+
+def apply_override(config: dict, path: list, value: Any, text: str) -> None:
+    node = config
+    for i, key in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(node, list):
+            if not isinstance(key, int) or key >= len(node):
+                raise ConfigError(f"--set {text!r}: index {key} is out of range")
+            node = node[key]
+            continue
+        if not isinstance(node.get(key), (dict, list)):
+            node[key] = [] if isinstance(nxt, int) else {}
+        node = node[key]
+    last = path[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last >= len(node):
+            raise ConfigError(f"--set {text!r}: index {last} is out of range")
+    # Paths typed on the command line are relative to where the user typed them.
+    if last in PATH_KEYS and isinstance(value, str) and not os.path.isabs(value):
+        value = os.path.abspath(value)
+    node[last] = value
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys (name, data, model, ...)")
+    return data
+
+
+def dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def clean_loc(loc: tuple) -> tuple:
+    """Drop the union-member tags pydantic inserts (model.layers.3.conv2d.kernel_size)."""
+    keep = []
+    for part in loc:
+        if isinstance(part, str) and (part in LAYERS or part in OPTIMIZERS or part in SCHEDULES
+                                      or part in ("idx", "csv", "npz", "str", "dict")
+                                      or part.startswith(("tuple[", "int", "literal[", "float",
+                                                          "function-", "union["))):
+            if keep and keep[-1] != "data":
+                continue
+        keep.append(part)
+    return tuple(keep)
+
+
+def format_errors(err: ValidationError, source: str) -> list[str]:
+    lines, seen = [], set()
+    for e in err.errors():
+        loc = dotted(clean_loc(e["loc"])) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] == "union_tag_invalid":
+            tag = e.get("ctx", {}).get("tag")
+            msg = str(unknown_name("layer type", tag, LAYERS))
+        elif e["type"] == "union_tag_not_found":
+            msg = f"each layer needs a 'type'; known: {', '.join(LAYERS)}"
+        elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, list)):
+            msg += f" (got {e['input']!r})"
+        line = f"{source}: {loc}: {msg}"
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    return lines
+
+
+class ConfigErrors(ConfigError):
+    """Several problems, one line each."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def validate(raw: dict, source: str, base_dir: Optional[Path]) -> Experiment:
+    try:
+        return Experiment.model_validate(raw, context={"base_dir": base_dir})
+    except ValidationError as e:
+        raise ConfigErrors(format_errors(e, source)) from None
+
+
+def load_config(path: Union[str, os.PathLike], overrides: tuple[str, ...] = ()) -> Experiment:
+    """Read a YAML experiment, apply KEY=VALUE overrides and validate it."""
+    path = Path(path)
+    raw = read_yaml(path)
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(raw, keys, value, text)
+    return validate(raw, str(path), path.resolve().parent)
+
+
+def type_first(node: Any) -> Any:
+    if isinstance(node, list):
+        return [type_first(v) for v in node]
+    if isinstance(node, dict):
+        ordered = {"type": node["type"]} if "type" in node else {}
+        return ordered | {k: type_first(v) for k, v in node.items()}
+    return node
+
+
+def resolved_dict(exp: Experiment) -> dict:
+    """The config with every default filled in, as plain YAML-able data ("type" keys first)."""
+    return type_first(json.loads(exp.model_dump_json()))
