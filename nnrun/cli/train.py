@@ -1,13 +1,7 @@
-"""The nnrun command line: parse arguments, call the library, print, map errors to exit codes.
-
-Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 130 interrupted.
-"""
+"""`nnrun validate` and `nnrun train`."""
 
 from __future__ import annotations
 
-import functools
-import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -16,58 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nnrun import __version__
-from nnrun.errors import NnrunError
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Config-driven neural-network experiments, written from scratch in NumPy.")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-STATE = {"debug": False}
-
-SET_HELP = "Override a config key: --set optimizer.lr=0.01 (repeatable)."
-RUNS_DIR_HELP = "Folder that holds the run folders."
-
-
-def version_callback(value: bool):
-    if value:
-        print(__version__)
-        raise typer.Exit()
-
-
-@app.callback()
-def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
-         version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
-                                      help="Print the version and exit.")):
-    STATE["debug"] = debug
-
-
-def handle_errors(fn):
-    """One clear line on stderr and the right exit code; the traceback only with --debug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except NnrunError as e:
-            if STATE["debug"]:
-                raise
-            for line in str(e).splitlines() or [type(e).__name__]:
-                err.print(f"[bold red]error:[/] {line}", markup=True, soft_wrap=True)
-            raise typer.Exit(e.exit_code)
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130)
-        except Exception as e:  # a bug or an environment failure: still one line by default
-            if STATE["debug"]:
-                raise
-            err.print(f"[bold red]error:[/] unexpected {type(e).__name__}: {e} "
-                      "(rerun with --debug for the traceback)", markup=True, soft_wrap=True)
-            raise typer.Exit(1)
-
-    return wrapper
+from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -202,11 +145,3 @@ def print_train_summary(summary: dict) -> None:
     if summary.get("test_accuracy") is not None:
         parts.append(f"test_acc {100 * summary['test_accuracy']:.2f}%")
     out.print("  ".join(parts), markup=False, soft_wrap=True)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,8 @@
+"""The nnrun command line. Each command lives in a module of this package."""
+
+from nnrun.cli.common import app
+from nnrun.cli import train  # noqa: F401  (registers validate, train)
+
+
+def main() -> None:
+    app()
