@@ -431,7 +431,7 @@ def format_errors(err: ValidationError, source: str) -> list[str]:
         loc = dotted(clean_loc(e["loc"])) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if e["type"] == "extra_forbidden":
-            msg = f"unknown key; remove it or check its spelling"
+            msg = "unknown key; remove it or check its spelling"
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif e["type"] == "union_tag_invalid":
