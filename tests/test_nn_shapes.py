@@ -1,0 +1,302 @@
+"""Shape inference, parameter counts, the per-layer engine contract, initialisers and dropout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nnrun.nn import (INITIALIZERS, LAYERS, Sequential, ShapeError, default_initializer,
+                      make_layer)
+from nnrun.nn.layers import ActivationLayer
+
+
+def net(specs, input_shape, seed=0, dtype=np.float64):
+    return Sequential([make_layer(s) for s in specs], input_shape, seed=seed, dtype=dtype)
+
+
+# -- the reference CNN, counted by hand -----------------------------------------------------------
+
+REFERENCE_CNN = [
+    {"type": "conv2d", "filters": 16, "kernel_size": 3, "padding": 1, "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 32, "kernel_size": 3, "padding": 1, "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": 1, "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 128, "activation": "relu"},
+    {"type": "dense", "units": 10, "activation": "softmax"},
+]
+# (output shape, parameters); conv out = (H + 2*1 - 3) // 1 + 1 = H, pool out = H // 2
+REFERENCE_CNN_EXPECTED = [
+    ((16, 28, 28), 160),     # 16*(1*3*3) + 16 = 144 + 16
+    ((16, 14, 14), 0),       # 28 // 2
+    ((32, 14, 14), 4640),    # 32*(16*3*3) + 32 = 4608 + 32
+    ((32, 7, 7), 0),         # 14 // 2
+    ((64, 7, 7), 18496),     # 64*(32*3*3) + 64 = 18432 + 64
+    ((64, 3, 3), 0),         # (7 - 2) // 2 + 1 = 3
+    ((576,), 0),             # 64*3*3
+    ((128,), 73856),         # 576*128 + 128 = 73728 + 128
+    ((10,), 1290),           # 128*10 + 10
+]
+REFERENCE_CNN_TOTAL = 98442  # 160 + 4640 + 18496 + 73856 + 1290
+
+
+def test_reference_cnn_shapes_and_parameter_counts():
+    model = net(REFERENCE_CNN, (1, 28, 28), dtype=np.float32)
+    rows = model.summary()
+    assert [(r["output_shape"], r["params"]) for r in rows] == REFERENCE_CNN_EXPECTED
+    assert [r["index"] for r in rows] == list(range(9))
+    assert [r["type"] for r in rows] == [s["type"] for s in REFERENCE_CNN]
+    assert model.num_params == REFERENCE_CNN_TOTAL
+    assert sum(p.size for p in model.parameters().values()) == REFERENCE_CNN_TOTAL
+    assert model.output_shape == (10,)
+    assert model.forward(np.zeros((2, 1, 28, 28))).shape == (2, 10)
+    assert model.parameters()["layers.0.W"].shape == (16, 1, 3, 3)
+    assert model.parameters()["layers.7.W"].shape == (576, 128)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+def test_same_padding_keeps_height_and_width(kernel):
+    model = net([{"type": "conv2d", "filters": 4, "kernel_size": kernel, "padding": "same"}], (3, 11, 6))
+    assert model.output_shape == (4, 11, 6)
+    assert model.forward(np.zeros((2, 3, 11, 6))).shape == (2, 4, 11, 6)
+
+
+@pytest.mark.parametrize("input_shape, spec, expected", [
+    # out = (size + 2*padding - kernel) // stride + 1
+    ((1, 28, 28), {"kernel_size": 3, "stride": 2, "padding": 1}, (2, 14, 14)),  # (28+2-3)//2+1 = 14
+    ((1, 7, 5), {"kernel_size": 3, "stride": 2, "padding": 0}, (2, 3, 2)),      # (7-3)//2+1, (5-3)//2+1
+    ((1, 7, 5), {"kernel_size": [2, 3], "stride": 2, "padding": 1}, (2, 4, 3)),  # (7+2-2)//2+1, (5+2-3)//2+1
+    ((3, 8, 9), {"kernel_size": 3, "stride": 3, "padding": 0}, (2, 2, 3)),      # (8-3)//3+1, (9-3)//3+1
+    ((1, 6, 6), {"kernel_size": 5, "stride": 2, "padding": 2}, (2, 3, 3)),      # (6+4-5)//2+1 = 3
+])
+def test_strided_conv_output_size(input_shape, spec, expected):
+    model = net([{"type": "conv2d", "filters": 2, **spec}], input_shape)
+    assert model.output_shape == expected
+    assert model.forward(np.zeros((1, *input_shape))).shape == (1, *expected)
+
+
+@pytest.mark.parametrize("kind", ["maxpool2d", "avgpool2d"])
+@pytest.mark.parametrize("input_shape, pool, stride, expected", [
+    ((2, 7, 5), 2, None, (2, 3, 2)),   # 7//2, 5//2
+    ((2, 7, 5), 3, 2, (2, 3, 2)),      # (7-3)//2+1, (5-3)//2+1
+    ((2, 6, 8), 2, 1, (2, 5, 7)),      # 6-2+1, 8-2+1
+])
+def test_pool_output_size(kind, input_shape, pool, stride, expected):
+    model = net([{"type": kind, "pool_size": pool, "stride": stride}], input_shape)
+    assert model.output_shape == expected
+
+
+@pytest.mark.parametrize("specs, input_shape, fragments", [
+    ([{"type": "conv2d", "filters": 4, "kernel_size": 3}, {"type": "dense", "units": 10}],
+     (1, 8, 8), ["layer 1 (dense)", "flatten"]),                 # dense after an unflattened image
+    ([{"type": "conv2d", "filters": 4, "kernel_size": 5}], (1, 4, 4), ["layer 0 (conv2d)", "kernel"]),
+    ([{"type": "relu"}, {"type": "conv2d", "filters": 2, "kernel_size": [3, 9]}],
+     (1, 8, 8), ["layer 1 (conv2d)", "kernel 3x9"]),             # non-square kernel wider than input
+    ([{"type": "conv2d", "filters": 2, "kernel_size": 3}, {"type": "maxpool2d", "pool_size": 3}],
+     (1, 4, 4), ["layer 1 (maxpool2d)", "pool_size"]),           # 4x4 -> 2x2, then pool 3
+    ([{"type": "flatten"}, {"type": "conv2d", "filters": 2, "kernel_size": 3}],
+     (1, 8, 8), ["layer 1 (conv2d)", "image"]),                  # conv after flatten
+    ([{"type": "conv2d", "filters": 2, "kernel_size": 3, "stride": 2, "padding": "same"}],
+     (1, 8, 8), ["layer 0 (conv2d)", "same"]),
+    ([{"type": "dense", "units": 3}, {"type": "relu"}, {"type": "avgpool2d"}],
+     (5,), ["layer 2 (avgpool2d)", "image"]),
+])
+def test_bad_stacks_raise_shape_error_with_layer_index(specs, input_shape, fragments):
+    with pytest.raises(ShapeError) as info:
+        net(specs, input_shape)
+    message = str(info.value)
+    assert message.startswith(fragments[0])
+    for fragment in fragments[1:]:
+        assert fragment in message
+
+
+# -- the engine contract, for every registered layer type ----------------------------------------
+
+# Non-activation layers: (spec, input shape, parameter count by hand). Activation layers are
+# generic: ({"type": name}, IMAGE, 0). A new layer type must be added here.
+EXAMPLES = {
+    "dense": ({"units": 3, "activation": "tanh"}, (5,), 18),                 # 5*3 + 3
+    "conv2d": ({"filters": 4, "kernel_size": [2, 3], "stride": 2, "padding": 1,
+                "activation": {"type": "leaky_relu", "alpha": 0.2}}, (3, 7, 5), 76),  # 4*(3*2*3) + 4
+    "maxpool2d": ({"pool_size": 3, "stride": 2}, (3, 7, 5), 0),
+    "avgpool2d": ({"pool_size": 2}, (3, 7, 5), 0),
+    "flatten": ({}, (3, 7, 5), 0),
+    "dropout": ({"rate": 0.25}, (3, 7, 5), 0),
+}
+IMAGE = (3, 4, 5)
+
+
+def example(layer_type):
+    if issubclass(LAYERS[layer_type], ActivationLayer):
+        return {"type": layer_type}, IMAGE, 0
+    if layer_type not in EXAMPLES:
+        pytest.fail(f"layer type {layer_type!r} has no example in EXAMPLES: add one")
+    spec, shape, count = EXAMPLES[layer_type]
+    return {"type": layer_type, **spec}, shape, count
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer_type", sorted(LAYERS))
+def test_layer_contract(layer_type, dtype):
+    spec, input_shape, count = example(layer_type)
+    layer = make_layer(spec)
+    assert layer.type == layer_type
+    out_shape = layer.build(input_shape, np.random.default_rng(0), dtype)
+    assert out_shape == layer.output_shape and layer.input_shape == input_shape
+    x = np.random.default_rng(1).standard_normal((2, *input_shape)).astype(dtype)
+    y = layer.forward(x, training=True)
+    assert y.shape == (2, *layer.output_shape) and y.dtype == dtype
+    assert layer.forward(x).shape == y.shape
+    assert layer.num_params == sum(p.size for p in layer.params.values()) == count
+    assert all(p.dtype == dtype for p in layer.params.values())
+    dx = layer.backward(np.ones_like(y))
+    assert dx.shape == x.shape and dx.dtype == dtype
+    assert layer.grads.keys() == layer.params.keys()
+    for k in layer.params:
+        assert layer.grads[k].shape == layer.params[k].shape and layer.grads[k].dtype == dtype
+
+    config = layer.config()
+    json.dumps(config)  # written to weights.json
+    rebuilt = make_layer({"type": layer_type, **config})
+    assert type(rebuilt) is type(layer)
+    assert rebuilt.config() == config
+    assert rebuilt.build(input_shape, np.random.default_rng(0), dtype) == out_shape
+    assert rebuilt.activation.name == layer.activation.name
+
+
+@pytest.mark.parametrize("layer_type", sorted(LAYERS))
+def test_set_weights_round_trip(layer_type):
+    spec, input_shape, _ = example(layer_type)
+    a, b = net([spec], input_shape, seed=0), net([spec], input_shape, seed=1)
+    weights = a.get_weights()
+    assert weights.keys() == a.parameters().keys()
+    for k, w in weights.items():
+        assert w is not a.parameters()[k]  # copies
+    b.set_weights(weights)
+    for k, w in b.get_weights().items():
+        np.testing.assert_array_equal(w, weights[k])
+    x = np.random.default_rng(2).standard_normal((2, *input_shape))
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+
+
+def test_parameter_names_and_set_weights_errors():
+    model = net([{"type": "conv2d", "filters": 2, "kernel_size": 3}, {"type": "relu"},
+                 {"type": "flatten"}, {"type": "dense", "units": 3}], (1, 5, 5))
+    weights = model.get_weights()
+    assert sorted(weights) == ["layers.0.W", "layers.0.b", "layers.3.W", "layers.3.b"]
+    assert sorted(model.gradients()) == sorted(weights)
+    for name in weights:
+        bad = dict(weights)
+        bad[name] = np.zeros(weights[name].shape + (1,))
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+            model.set_weights(bad)
+    missing = {k: v for k, v in weights.items() if k != "layers.3.b"}
+    with pytest.raises(ValueError, match=r"layers\.3\.b"):
+        model.set_weights(missing)
+    with pytest.raises(ValueError, match=r"layers\.9\.W"):
+        model.set_weights({**weights, "layers.9.W": np.zeros(1)})
+
+
+# -- initialisers -------------------------------------------------------------------------------
+
+FAN_IN, FAN_OUT = 500, 300
+EXPECTED_STD = {  # for a (500, 300) matrix
+    "he_normal": np.sqrt(2 / FAN_IN),
+    "he_uniform": np.sqrt(6 / FAN_IN) / np.sqrt(3),       # U(-l, l) has std l / sqrt(3)
+    "glorot_normal": np.sqrt(2 / (FAN_IN + FAN_OUT)),
+    "glorot_uniform": np.sqrt(6 / (FAN_IN + FAN_OUT)) / np.sqrt(3),
+    "lecun_normal": np.sqrt(1 / FAN_IN),
+    "normal": 0.01,
+    "uniform": 0.1 / np.sqrt(12),                         # U(-0.05, 0.05)
+    "zeros": 0.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(INITIALIZERS))
+def test_initializer_shape_dtype_seed_and_std(name):
+    if name not in EXPECTED_STD:
+        pytest.fail(f"initialiser {name!r} has no expected std in EXPECTED_STD: add one")
+    make = INITIALIZERS[name]
+    for dtype in (np.float32, np.float64):
+        w = make((4, 3, 2), 6, 8, np.random.default_rng(0), dtype)
+        assert w.shape == (4, 3, 2) and w.dtype == dtype
+    a = make((FAN_IN, FAN_OUT), FAN_IN, FAN_OUT, np.random.default_rng(7), np.float64)
+    b = make((FAN_IN, FAN_OUT), FAN_IN, FAN_OUT, np.random.default_rng(7), np.float64)
+    np.testing.assert_array_equal(a, b)
+    assert a.std() == pytest.approx(EXPECTED_STD[name], rel=0.05, abs=1e-12)
+    assert abs(a.mean()) <= 0.05 * EXPECTED_STD[name] + 1e-12
+
+
+def test_he_normal_std_on_a_500x500_matrix():
+    w = INITIALIZERS["he_normal"]((500, 500), 500, 500, np.random.default_rng(3), np.float64)
+    assert abs(w.std() / np.sqrt(2 / 500) - 1) < 0.10
+
+
+@pytest.mark.parametrize("activation, expected", [
+    ("relu", "he_normal"), ("leaky_relu", "he_normal"), ("elu", "he_normal"),
+    ("selu", "lecun_normal"), ("tanh", "glorot_uniform"), ("sigmoid", "glorot_uniform"),
+    ("softmax", "glorot_uniform"), ("linear", "glorot_uniform"),
+])
+def test_default_initializer_by_activation(activation, expected):
+    assert default_initializer(activation) == expected
+    assert make_layer({"type": "dense", "units": 2, "activation": activation}).init == expected
+    assert make_layer({"type": "conv2d", "filters": 2, "activation": activation}).init == expected
+
+
+def test_layer_uses_named_initializer_with_params_and_seed():
+    spec = {"type": "dense", "units": 400, "init": "normal", "init_params": {"std": 0.5}}
+    w = net([spec], (300,), seed=5).parameters()["layers.0.W"]
+    assert w.std() == pytest.approx(0.5, rel=0.05)
+    np.testing.assert_array_equal(w, net([spec], (300,), seed=5).parameters()["layers.0.W"])
+    assert not np.array_equal(w, net([spec], (300,), seed=6).parameters()["layers.0.W"])
+    conv = net([{"type": "conv2d", "filters": 64, "kernel_size": 3, "activation": "relu"}],
+               (32, 5, 5), seed=0).parameters()
+    assert conv["layers.0.W"].std() == pytest.approx(np.sqrt(2 / (32 * 3 * 3)), rel=0.1)  # He, fan_in = C*kh*kw
+    assert np.all(conv["layers.0.b"] == 0)
+
+
+# -- dropout ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.8])
+def test_dropout(rate, dtype):
+    layer = make_layer({"type": "dropout", "rate": rate})
+    layer.build((500,), np.random.default_rng(0), dtype)
+    x = np.random.default_rng(1).uniform(0.5, 1.5, (400, 500)).astype(dtype)
+    assert np.array_equal(layer.forward(x, training=False), x)  # evaluation: identity
+    assert np.array_equal(layer.backward(x), x)
+
+    y = layer.forward(x, training=True)
+    assert y.dtype == dtype
+    dropped = y == 0
+    assert dropped.mean() == pytest.approx(rate, abs=0.01)
+    scale = dtype(1) / dtype(1 - rate)
+    np.testing.assert_allclose(y[~dropped], x[~dropped] * scale, rtol=1e-6)
+    assert y.mean() == pytest.approx(x.mean(), rel=0.02)  # inverted dropout preserves the mean
+    # backward uses the same mask and scale
+    g = layer.backward(np.ones_like(x))
+    assert np.array_equal(g == 0, dropped)
+    np.testing.assert_allclose(g[~dropped], scale, rtol=1e-6)
+    # a fresh mask each call
+    assert not np.array_equal(layer.forward(x, training=True) == 0, dropped)
+
+
+def test_dropout_rate_zero_and_invalid_rate():
+    layer = make_layer({"type": "dropout", "rate": 0.0})
+    layer.build((5,), np.random.default_rng(0))
+    x = np.ones((3, 5), np.float32)
+    assert np.array_equal(layer.forward(x, training=True), x)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError):
+            make_layer({"type": "dropout", "rate": bad})
+
+
+def test_dropout_masks_reproducible_from_network_seed():
+    specs = [{"type": "dropout", "rate": 0.5}]
+    x = np.ones((4, 10))
+    a, b = net(specs, (10,), seed=3), net(specs, (10,), seed=3)
+    np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
