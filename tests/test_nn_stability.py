@@ -96,20 +96,8 @@ def test_network_step_is_finite_at_extremes(loss_name, dtype):
 # land in the subnormal range (e^-100 ~ 4e-44 in float32, e^-720 ~ 2e-313 in float64) are the
 # hard case: the exp is silenced, but later products/quotients of the subnormal still underflow.
 SUBNORMAL_INPUT = {np.float32: -100.0, np.float64: -720.0}
-UNDERFLOW_BUG = {"sigmoid", "softmax", "swish"}  # see the reason below / the test report
-
-
-def underflow_param(name):
-    marks = [pytest.mark.xfail(strict=True, raises=FloatingPointError, reason=(
-        "activations.py: backward of sigmoid (l.140 dy * y * (1 - y)), swish (l.159) and softmax "
-        "(l.170) multiply a subnormal y without np.errstate(under='ignore'); softmax forward's "
-        "divide (l.167) too: FloatingPointError 'underflow encountered in multiply' under "
-        "np.errstate(all='raise'), contrary to the module docstring"))] if name in UNDERFLOW_BUG else []
-    return pytest.param(name, marks=marks)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", [underflow_param(n) for n in sorted(ACTIVATIONS)])
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_activation_underflow_is_silenced(name, dtype):
     sub = SUBNORMAL_INPUT[dtype]
     rows = [[1e4, -1e4, 0.0, 0.5, sub, -20.0, 3.0],

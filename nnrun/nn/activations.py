@@ -21,9 +21,20 @@ def register(name: str):
     return decorate
 
 
+def _quiet_underflow(method):
+    """Results that underflow to (sub)normal zero are exact enough; don't let them raise."""
+
+    def wrapper(*args):
+        with np.errstate(under="ignore"):
+            return method(*args)
+
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
+
+
+@_quiet_underflow
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    with np.errstate(under="ignore"):
-        e = np.exp(-np.abs(x))
+    e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
@@ -92,11 +103,12 @@ class ELU(Activation):
     def config(self):
         return {"alpha": self.alpha}
 
+    @_quiet_underflow
     def forward(self, x):
-        with np.errstate(under="ignore"):
-            neg = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
+        neg = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
         return np.where(x > 0, x, neg)
 
+    @_quiet_underflow
     def backward(self, x, y, dy):
         # For x <= 0, d/dx alpha*(e^x - 1) = y + alpha.
         return np.where(x > 0, dy, dy * (y + x.dtype.type(self.alpha)))
@@ -109,12 +121,13 @@ class SELU(Activation):
     ALPHA = 1.6732632423543772
     SCALE = 1.0507009873554805
 
+    @_quiet_underflow
     def forward(self, x):
         t = x.dtype.type
-        with np.errstate(under="ignore"):
-            neg = t(self.ALPHA) * np.expm1(np.minimum(x, 0))
+        neg = t(self.ALPHA) * np.expm1(np.minimum(x, 0))
         return t(self.SCALE) * np.where(x > 0, x, neg)
 
+    @_quiet_underflow
     def backward(self, x, y, dy):
         t = x.dtype.type
         return np.where(x > 0, dy * t(self.SCALE), dy * (y + t(self.SCALE * self.ALPHA)))
@@ -133,9 +146,11 @@ class BinaryStep(Activation):
 
 @register("sigmoid")
 class Sigmoid(Activation):
+    @_quiet_underflow
     def forward(self, x):
         return _sigmoid(x)
 
+    @_quiet_underflow
     def backward(self, x, y, dy):
         return dy * y * (1 - y)
 
@@ -150,9 +165,11 @@ class Swish(Activation):
     def config(self):
         return {"beta": self.beta}
 
+    @_quiet_underflow
     def forward(self, x):
         return x * _sigmoid(x * x.dtype.type(self.beta))
 
+    @_quiet_underflow
     def backward(self, x, y, dy):
         beta = x.dtype.type(self.beta)
         s = _sigmoid(x * beta)
@@ -161,11 +178,12 @@ class Swish(Activation):
 
 @register("softmax")
 class Softmax(Activation):
+    @_quiet_underflow
     def forward(self, x):
-        with np.errstate(under="ignore"):
-            e = np.exp(x - x.max(axis=1, keepdims=True))
+        e = np.exp(x - x.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
+    @_quiet_underflow
     def backward(self, x, y, dy):
         return y * (dy - (dy * y).sum(axis=1, keepdims=True))
 
