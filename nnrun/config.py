@@ -297,6 +297,18 @@ class TrainConfig(Strict):
     plateau_monitor: Monitor = "val_loss"
 
 
+class SweepConfig(Strict):
+    """The `sweep:` section (read by `nnrun sweep`; ignored by train). Each param is a dotted key
+    (as for --set) with a list of values, a {label: value} mapping, or a range string such as
+    "log:1e-5:1:8" (see nnrun.sweep)."""
+    params: dict[str, Union[list, dict, str, int, float]] = {}
+    metric: Optional[str] = None
+    mode: Optional[Literal["max", "min"]] = None
+    random: Optional[int] = Field(None, gt=0)
+    seed: Optional[int] = Field(None, ge=0)
+    workers: Optional[int] = Field(None, gt=0)
+
+
 class Experiment(Strict):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
     seed: int = Field(0, ge=0)
@@ -306,7 +318,7 @@ class Experiment(Strict):
     optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"})
     schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"})
     train: TrainConfig = TrainConfig()
-    sweep: Optional[dict[str, Any]] = None
+    sweep: Optional[SweepConfig] = None
 
     @field_validator("loss")
     @classmethod
