@@ -1,0 +1,370 @@
+"""Score a finished run and look back at runs: evaluate, list, compare.
+
+evaluate_run() rebuilds the run's network from its resolved config.yaml, loads weights.json,
+scores one split of the data (the same seeded split training used) and writes
+evaluation-<split>.json, plots under plots/ and a refreshed report.html. list_runs() and
+compare_runs() read run folders only. Errors a user can fix raise ConfigError (exit 2).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import yaml
+
+from nnrun.errors import ConfigError
+from nnrun.fileio import write_json
+
+SPLITS = {"test": "test", "validation": "val", "val": "val", "train": "train"}
+RUN_FILES = ("config.yaml", "summary.json")
+MISSING = "(absent)"  # shown by config_differences for a key one config does not have
+
+
+# -- finding runs ---------------------------------------------------------------------------
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and all((path / f).is_file() for f in RUN_FILES)
+
+
+def candidate_dirs(runs_dir: Path) -> list[Path]:
+    """Run folders directly in runs_dir, and one level down inside sweep folders (*-sweep-*)."""
+    found = []
+    if not runs_dir.is_dir():
+        return found
+    for child in sorted(runs_dir.iterdir()):
+        if is_run_dir(child):
+            found.append(child)
+        elif child.is_dir() and "-sweep-" in child.name:
+            found.extend(g for g in sorted(child.iterdir()) if is_run_dir(g))
+    return found
+
+
+def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = "runs") -> Path:
+    """A run folder from a path, a folder name inside runs_dir, or `latest`."""
+    runs_dir = Path(runs_dir)
+    if str(run) == "latest":
+        runs = list_runs(runs_dir)
+        if not runs:
+            where = f"{runs_dir} does not exist" if not runs_dir.is_dir() else f"no runs in {runs_dir}"
+            raise ConfigError(f"latest: {where}; train one with `nnrun train CONFIG` "
+                              f"or point --runs-dir at the folder that holds your runs")
+        return Path(runs[0]["path"])
+    path = Path(run)
+    if not path.exists() and not path.is_absolute() and (runs_dir / path).exists():
+        path = runs_dir / path
+    if not path.exists():
+        raise ConfigError(f"{run}: no such run folder; give a run folder path, a folder name "
+                          f"inside {runs_dir}, or `latest` (see `nnrun runs`)")
+    if not path.is_dir():
+        raise ConfigError(f"{path}: not a folder; give a run folder (it holds config.yaml, "
+                          "weights.json and summary.json)")
+    for name in RUN_FILES:
+        if not (path / name).is_file():
+            raise ConfigError(f"{path / name}: missing; {path} is not a complete run folder "
+                              "(was the training interrupted before it was written?)")
+    return path
+
+
+# -- loading and scoring --------------------------------------------------------------------
+def load_run(run_dir: str | os.PathLike, overrides: Sequence[str] = ()):
+    """(exp, net, data): the run's resolved config (with --set overrides), its network with the
+    trained weights loaded, and the data loaded exactly as training loaded it."""
+    from nnrun.builder import build_network, load_data
+    from nnrun.config import load_config
+    from nnrun.runs import load_weights_into
+
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "weights.json"):
+        if not (run_dir / name).is_file():
+            raise ConfigError(f"{run_dir / name}: missing; {run_dir} is not a complete run folder "
+                              "(was the training interrupted before it was written?)")
+    exp = load_config(run_dir / "config.yaml", tuple(overrides))
+    data = load_data(exp)
+    net = build_network(exp, data.input_shape, data.num_classes)
+    load_weights_into(net, run_dir / "weights.json")
+    return exp, net, data
+
+
+def split_key(split: str) -> str:
+    if split not in SPLITS:
+        raise ConfigError(f"--split {split!r}: unknown split; use test, validation or train")
+    return SPLITS[split]
+
+
+def split_name(split: str) -> str:
+    return {"val": "validation"}.get(SPLITS[split], SPLITS[split])
+
+
+def probabilities(out: np.ndarray) -> np.ndarray:
+    """The network's outputs as class probabilities (softmax them unless they already are)."""
+    out = np.asarray(out, np.float64)
+    if out.size and np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+        return out
+    z = out - out.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def is_image_shape(shape: Sequence[int]) -> bool:
+    if len(shape) >= 2:
+        return True
+    return len(shape) == 1 and shape[0] >= 4 and math.isqrt(shape[0]) ** 2 == shape[0]
+
+
+def first_trainable(net) -> Optional[tuple[int, Any]]:
+    return next(((i, l) for i, l in enumerate(net.layers) if "W" in l.params), None)
+
+
+def evaluate_run(run_dir: str | os.PathLike, split: str = "test", overrides: Sequence[str] = (),
+                 make_plots: bool = True) -> dict:
+    """Score one split; write evaluation-<split>.json, plots/*-<split>.png, plots/weights.png and
+    report.html in the run folder. Returns the evaluation document."""
+    from nnrun import metrics
+    from nnrun.builder import build_loss
+    from nnrun.train import evaluate_arrays
+
+    run_dir = Path(run_dir)
+    key = split_key(split)
+    name = split_name(split)
+    exp, net, data = load_run(run_dir, overrides)
+    arrays = getattr(data, key)
+    if arrays is None or len(arrays[0]) == 0:
+        hint = {"test": "add data.test to the config or pass --set data.test.images=... "
+                        "--set data.test.labels=...",
+                "val": "the run has data.validation_split 0; use --split test or train"}.get(key, "")
+        raise ConfigError(f"{run_dir}: the run has no {name} data; {hint}".rstrip("; "))
+    x, y = arrays
+    k = data.num_classes
+    if int(y.max()) >= k:
+        raise ConfigError(f"{name} data: label {int(y.max())} but the model knows {k} classes "
+                          f"({', '.join(data.class_names)}); use data with the same classes")
+    loss, accuracy, out = evaluate_arrays(net, build_loss(exp), x, y)
+    probs = probabilities(out)
+    pred = probs.argmax(axis=1)
+    confidence = probs[np.arange(len(pred)), pred]
+    cm = metrics.confusion_matrix(y, pred, k)
+    report = metrics.classification_report(cm, data.class_names)
+    ovr = metrics.one_vs_rest(cm)
+    source = data.sources.get("test") if key == "test" else data.sources.get("train")
+    doc = {
+        "run": run_dir.name, "name": exp.name, "split": name,
+        "data": str(source) if source is not None else None,
+        "overrides": list(overrides),
+        "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "num_samples": int(len(y)), "num_classes": k, "class_names": list(data.class_names),
+        "loss_name": exp.loss, "loss": float(loss), "accuracy": float(accuracy),
+        "num_correct": int(np.sum(pred == y)),
+        "confusion_matrix": cm.tolist(),
+        "per_class": [{k2: c[k2] for k2 in ("name", "precision", "recall", "f1", "support")}
+                      for c in report["classes"]],
+        "macro_avg": report["macro"], "weighted_avg": report["weighted"],
+        "never_predicted": report["never_predicted"],
+        "one_vs_rest": [{"class": c, "tp": int(r[0]), "fp": int(r[1]), "fn": int(r[2]), "tn": int(r[3])}
+                        for c, r in zip(data.class_names, ovr)],
+        "top_confusions": metrics.top_confusions(cm, data.class_names, n=10),
+        "plots": {},
+    }
+    if make_plots:
+        doc["plots"] = draw_plots(run_dir, name, net, data, x, y, pred, probs, confidence, cm, report)
+    write_json(run_dir / f"evaluation-{name}.json", doc)
+    refresh_report(run_dir)
+    return doc
+
+
+def draw_plots(run_dir: Path, name: str, net, data, x, y, pred, probs, confidence, cm, report) -> dict:
+    from nnrun import plots
+
+    folder = run_dir / "plots"
+    made = {"confusion_matrix": plots.confusion_matrix_plot(
+        cm, data.class_names, folder / f"confusion_matrix-{name}.png", title=f"Confusion matrix ({name})")}
+    if is_image_shape(data.input_shape):
+        wrong = np.flatnonzero(pred != y)
+        made["misclassified"] = plots.misclassified_grid(
+            x[wrong], y[wrong], pred[wrong], confidence[wrong], data.class_names,
+            folder / f"misclassified-{name}.png")
+        pick = sample_indices(len(y), wrong, confidence)
+        made["predictions"] = plots.predictions_plot(
+            x[pick], probs[pick], y[pick], data.class_names, folder / f"predictions-{name}.png")
+    made["per_class"] = plots.per_class_plot(report, folder / f"per_class-{name}.png",
+                                             title=f"Per-class metrics ({name})")
+    first = first_trainable(net)
+    if first is not None:
+        index, layer = first
+        W = layer.params["W"]
+        if W.ndim == 4:
+            made["weights"] = plots.weights_plot(W, folder / "weights.png", "conv",
+                                                 title=f"Layer {index} (conv2d): {W.shape[0]} learned "
+                                                       f"{W.shape[2]}x{W.shape[3]} filters")
+        elif W.ndim == 2:
+            shape = tuple(data.input_shape) if index == first_layer_after_flatten(net, index) else None
+            if shape is not None and len(shape) == 1:
+                side = math.isqrt(shape[0])
+                shape = (side, side) if side * side == shape[0] and side >= 2 else None
+            made["weights"] = plots.weights_plot(W, folder / "weights.png", "dense", image_shape=shape)
+    return {k: str(Path(p).relative_to(run_dir)) for k, p in made.items()}
+
+
+def first_layer_after_flatten(net, index: int) -> int:
+    """index when every layer before it only reshapes the input (flatten, dropout), else -1:
+    only then do a dense layer's input weights line up with the image's pixels."""
+    ok = all(l.type in ("flatten", "dropout") and not l.params for l in net.layers[:index])
+    return index if ok else -1
+
+
+def sample_indices(n: int, wrong: np.ndarray, confidence: np.ndarray, count: int = 8) -> np.ndarray:
+    """A few samples for the predictions plot: evenly spread, plus the 2 most confident mistakes."""
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:2] if len(wrong) else np.array([], int)
+    spread = np.unique(np.linspace(0, n - 1, count).round().astype(int))
+    spread = [i for i in spread if i not in set(worst.tolist())][:count - len(worst)]
+    return np.asarray(sorted(list(spread) + worst.tolist()), dtype=int)
+
+
+def refresh_report(run_dir: Path) -> None:
+    from nnrun.report import write_report
+
+    write_report(run_dir)
+
+
+# -- listing --------------------------------------------------------------------------------
+def read_summary(run_dir: Path) -> Optional[dict]:
+    import json
+
+    try:
+        doc = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    import json
+
+    try:
+        rows = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    except (OSError, ValueError):
+        return []
+
+
+def finite(v) -> Optional[float]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def run_record(run_dir: Path, runs_dir: Optional[Path] = None) -> dict:
+    summary = read_summary(run_dir)
+    rows = read_rows(run_dir)
+    vals = [v for v in (finite(r.get("val_accuracy")) for r in rows) if v is not None]
+    try:
+        folder = str(run_dir.relative_to(runs_dir)) if runs_dir is not None else run_dir.name
+    except ValueError:
+        folder = run_dir.name
+    if summary is None:
+        return {"folder": folder, "path": str(run_dir), "name": None, "started": None,
+                "status": "unreadable", "epochs": None, "best_val_accuracy": None,
+                "test_accuracy": None, "wall_seconds": None}
+    best = summary.get("best") or {}
+    return {"folder": folder, "path": str(run_dir), "name": summary.get("name"),
+            "started": summary.get("started"), "status": summary.get("status"),
+            "epochs": summary.get("epochs_run", len(rows)),
+            "best_val_accuracy": max(vals) if vals else finite(best.get("val_accuracy")),
+            "test_accuracy": finite(summary.get("test_accuracy")),
+            "wall_seconds": finite(summary.get("wall_seconds"))}
+
+
+def list_runs(runs_dir: str | os.PathLike = "runs") -> list[dict]:
+    """One record per run folder under runs_dir, newest first."""
+    runs_dir = Path(runs_dir)
+    records = [run_record(d, runs_dir) for d in candidate_dirs(runs_dir)]
+    # The folder name starts with the creation time; "started" breaks ties across sweeps.
+    records.sort(key=lambda r: (r["started"] or "", Path(r["folder"]).name), reverse=True)
+    return records
+
+
+# -- comparing ------------------------------------------------------------------------------
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{'optimizer': {'lr': 0.1}, 'model': {'layers': [{'units': 8}]}} ->
+    {'optimizer.lr': 0.1, 'model.layers[0].units': 8}."""
+    if isinstance(node, dict) and node:
+        out = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(node, list) and node:
+        out = {}
+        for i, v in enumerate(node):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: node}
+
+
+def config_differences(dicts: Sequence[dict]) -> dict[str, list]:
+    """Dotted keys whose values differ between the configs -> one value per config
+    (MISSING where a config lacks the key), in first-seen key order."""
+    flats = [flatten(d) for d in dicts]
+    keys: dict[str, None] = {}
+    for f in flats:
+        keys.update(dict.fromkeys(f))
+    diffs = {}
+    for key in keys:
+        values = [f.get(key, MISSING) for f in flats]
+        if any(v != values[0] for v in values[1:]):
+            diffs[key] = values
+    return diffs
+
+
+def read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing; is {run_dir} a complete run folder?") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike = ".") -> dict:
+    """Config differences and final metrics of several runs; writes <out_dir>/compare.png."""
+    from nnrun import plots
+
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise ConfigError("compare: give at least one run folder (two or more to compare)")
+    for d in run_dirs:
+        resolve_run(d, d.parent)  # checks the folder is complete, with one clear line if not
+    labels = unique_labels(run_dirs)
+    configs = [read_config(d) for d in run_dirs]
+    metrics = []
+    for label, d in zip(labels, run_dirs):
+        summary = read_summary(d) or {}
+        rows = read_rows(d)
+        final = rows[-1] if rows else (summary.get("final") or {})
+        record = run_record(d)
+        metrics.append({"run": label, "path": str(d), "name": summary.get("name"),
+                        "status": summary.get("status", "unreadable"), "epochs": record["epochs"],
+                        "final_train_loss": finite(final.get("train_loss")),
+                        "final_train_accuracy": finite(final.get("train_accuracy")),
+                        "final_val_loss": finite(final.get("val_loss")),
+                        "final_val_accuracy": finite(final.get("val_accuracy")),
+                        "best_val_accuracy": record["best_val_accuracy"],
+                        "test_loss": finite(summary.get("test_loss")),
+                        "test_accuracy": finite(summary.get("test_accuracy")),
+                        "wall_seconds": finite(summary.get("wall_seconds"))})
+    plot = plots.compare_curves([(label, read_rows(d)) for label, d in zip(labels, run_dirs)],
+                                Path(out_dir) / "compare.png", title=f"Comparing {len(run_dirs)} runs")
+    return {"runs": labels, "paths": [str(d) for d in run_dirs],
+            "differences": config_differences(configs), "metrics": metrics, "plot": str(plot)}
+
+
+def unique_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Folder names, with the parent folder prepended where two names clash."""
+    names = [d.name for d in run_dirs]
+    return [f"{d.parent.name}/{d.name}" if names.count(d.name) > 1 else d.name for d in run_dirs]

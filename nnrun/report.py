@@ -1,0 +1,393 @@
+"""report.html: one self-contained page per run folder (no network needed to view it).
+
+write_report() reads only the run folder's files (summary.json, config.yaml, metrics.json,
+evaluation-*.json, plots/*.png) and embeds every picture as a base64 data URI. Train and
+evaluate both call it, so the page always shows everything the folder holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import time
+from html import escape
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from nnrun.fileio import write_text
+
+SPLIT_ORDER = ["test", "validation", "train"]
+STATUS_COLORS = {"completed": "ok", "stopped_early": "ok", "interrupted": "warn",
+                 "diverged": "bad", "failed": "bad"}
+
+CSS = """
+:root{--bg:#f5f7fa;--card:#fff;--text:#1f2933;--muted:#616e7c;--line:#e4e7eb;--accent:#0072b2;
+--ok:#0f7b4f;--ok-bg:#e3f7ee;--warn:#8a5a00;--warn-bg:#fff4d6;--bad:#b42318;--bad-bg:#fde8e7}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;background:var(--bg);color:var(--text);line-height:1.5;font-size:15px;
+font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif}
+header{background:linear-gradient(135deg,#0b3b5c,#0072b2);color:#fff;padding:28px 0 22px}
+.wrap{max-width:1120px;margin:0 auto;padding:0 24px}
+header h1{margin:0 0 4px;font-size:28px;font-weight:650;letter-spacing:-.01em}
+header .sub{opacity:.85;font-size:14px}
+header .sub code{color:#fff;background:rgba(255,255,255,.14);padding:1px 6px;border-radius:4px}
+.headline{display:flex;flex-wrap:wrap;gap:12px;margin-top:18px;align-items:center}
+.big{font-size:15px;background:rgba(255,255,255,.14);border-radius:10px;padding:8px 14px}
+.big b{font-size:22px;display:block;line-height:1.2}
+.badge{display:inline-block;padding:2px 10px;border-radius:999px;font-size:13px;font-weight:600;
+background:#eef2f6;color:var(--muted)}
+.badge.ok{background:var(--ok-bg);color:var(--ok)}.badge.warn{background:var(--warn-bg);color:var(--warn)}
+.badge.bad{background:var(--bad-bg);color:var(--bad)}
+nav{position:sticky;top:0;z-index:5;background:rgba(255,255,255,.94);backdrop-filter:blur(6px);
+border-bottom:1px solid var(--line)}
+nav .wrap{display:flex;gap:4px;flex-wrap:wrap;padding-top:8px;padding-bottom:8px}
+nav a{color:var(--muted);text-decoration:none;font-size:14px;padding:4px 10px;border-radius:6px}
+nav a:hover{background:#eef2f6;color:var(--text)}
+main{padding:8px 0 40px}
+section{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:20px 24px;
+margin:20px 0;box-shadow:0 1px 2px rgba(16,24,40,.04)}
+h2{font-size:20px;margin:0 0 14px;font-weight:650}
+h3{font-size:16px;margin:22px 0 10px;font-weight:600;color:#323f4b}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:12px;margin-bottom:8px}
+.card{border:1px solid var(--line);border-radius:10px;padding:10px 14px;background:#fbfcfd}
+.card .k{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+.card .v{font-size:20px;font-weight:650;font-variant-numeric:tabular-nums}
+.table-wrap{overflow-x:auto;margin:6px 0 10px}
+table{border-collapse:collapse;font-size:13.5px;font-variant-numeric:tabular-nums}
+th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{background:#f3f5f8;font-weight:600;color:#323f4b;position:sticky;top:0}
+td.l,th.l{text-align:left}
+tbody tr:hover td{background:#f8fafc}
+tr.avg td{font-weight:600;background:#fafbfc}
+table.kv td:first-child{color:var(--muted);text-align:left}
+table.kv td{text-align:left;white-space:normal}
+table.cm td{text-align:center;min-width:40px;border:1px solid #fff}
+table.cm th{text-align:center}
+table.cm td.diag{font-weight:700}
+.epochs{max-height:460px;overflow:auto;border:1px solid var(--line);border-radius:8px}
+.epochs table{width:100%}
+tr.best td{background:#e8f3fb}
+figure{margin:14px 0;text-align:center}
+figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:8px;background:#fff}
+figcaption{font-size:13px;color:var(--muted);margin-top:4px}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 20px;align-items:start}
+pre{background:#0f1720;color:#e4e7eb;padding:14px 16px;border-radius:8px;overflow:auto;font-size:13px;
+line-height:1.45;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace}
+.muted{color:var(--muted)}.err{color:var(--bad);font-weight:600}
+footer{color:var(--muted);font-size:12.5px;text-align:center;padding:10px 0 30px}
+@media print{nav{display:none}section{break-inside:avoid}}
+"""
+
+
+# -- reading the folder ---------------------------------------------------------------------
+def load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def data_uri(path: Path) -> Optional[str]:
+    try:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError:
+        return None
+
+
+def evaluations(run_dir: Path) -> list[dict]:
+    docs = []
+    for path in run_dir.glob("evaluation-*.json"):
+        doc = load_json(path)
+        if isinstance(doc, dict):
+            doc.setdefault("split", path.stem.removeprefix("evaluation-"))
+            docs.append(doc)
+    rank = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    return sorted(docs, key=lambda d: (rank.get(d["split"], 99), d["split"]))
+
+
+# -- formatting -----------------------------------------------------------------------------
+def num(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def pct(v: Any, digits: int = 2) -> str:
+    f = num(v)
+    return "–" if f is None else f"{100 * f:.{digits}f}%"
+
+
+def fixed(v: Any, digits: int = 4) -> str:
+    f = num(v)
+    return "–" if f is None else f"{f:.{digits}f}"
+
+
+def seconds(v: Any) -> str:
+    f = num(v)
+    if f is None:
+        return "–"
+    return f"{f:.1f} s" if f < 120 else f"{int(f // 60)} min {f % 60:.0f} s"
+
+
+def text(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (dict, list)):
+        return escape(json.dumps(v))
+    return escape(str(v))
+
+
+def slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in s.lower()).strip("-")
+
+
+def table(headers: list[str], rows: Iterable[list[str]], left: int = 1, cls: str = "",
+          row_classes: Optional[list[str]] = None) -> str:
+    """HTML table; cells are already-escaped HTML. The first `left` columns align left."""
+    head = "".join(f'<th class="l">{h}</th>' if i < left else f"<th>{h}</th>" for i, h in enumerate(headers))
+    body = []
+    for r, row in enumerate(rows):
+        rc = (row_classes or [])[r] if row_classes and r < len(row_classes) else ""
+        cells = "".join(f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(row))
+        body.append(f'<tr class="{rc}">{cells}</tr>' if rc else f"<tr>{cells}</tr>")
+    return (f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def kv_table(pairs: list[tuple[str, str]]) -> str:
+    rows = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in pairs)
+    return f'<div class="table-wrap"><table class="kv"><tbody>{rows}</tbody></table></div>'
+
+
+def cards(pairs: list[tuple[str, str]]) -> str:
+    items = "".join(f'<div class="card"><div class="k">{escape(k)}</div><div class="v">{v}</div></div>'
+                    for k, v in pairs)
+    return f'<div class="cards">{items}</div>'
+
+
+def figure(path: Path, caption: str, used: set) -> str:
+    uri = data_uri(path) if path.is_file() else None
+    if uri is None:
+        return ""
+    used.add(path.name)
+    return (f'<figure><img src="{uri}" alt="{escape(caption)}" loading="lazy">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+# -- sections -------------------------------------------------------------------------------
+def header(summary: dict, run_dir: Path, evals: list[dict]) -> str:
+    status = summary.get("status", "unknown")
+    badge = f'<span class="badge {STATUS_COLORS.get(status, "")}">{escape(str(status))}</span>'
+    test = next((e for e in evals if e.get("split") == "test"), None)
+    test_acc = summary.get("test_accuracy")
+    if test_acc is None and test:
+        test_acc = test.get("accuracy")
+    best = summary.get("best") or {}
+    bits = [("test accuracy", pct(test_acc)),
+            ("best val accuracy", pct(best.get("val_accuracy"))),
+            ("epochs", text(summary.get("epochs_run"))),
+            ("wall time", seconds(summary.get("wall_seconds")))]
+    big = "".join(f'<div class="big"><b>{v}</b>{escape(k)}</div>' for k, v in bits)
+    started = summary.get("started")
+    return (f'<header><div class="wrap"><h1>{escape(str(summary.get("name", run_dir.name)))} {badge}</h1>'
+            f'<div class="sub">run <code>{escape(run_dir.name)}</code>'
+            f'{" · started " + escape(str(started)) if started else ""}</div>'
+            f'<div class="headline">{big}</div></div></header>')
+
+
+def summary_section(summary: dict) -> str:
+    if not summary:
+        return '<section id="summary"><h2>Summary</h2><p class="muted">summary.json is missing.</p></section>'
+    final = summary.get("final") or {}
+    best = summary.get("best") or {}
+    top = cards([("test accuracy", pct(summary.get("test_accuracy"))),
+                 ("test loss", fixed(summary.get("test_loss"))),
+                 ("final train accuracy", pct(final.get("train_accuracy"))),
+                 ("final val accuracy", pct(final.get("val_accuracy"))),
+                 ("best epoch", text(summary.get("best_epoch"))),
+                 ("parameters", f"{summary['num_params']:,}" if isinstance(summary.get("num_params"), int) else "–")])
+    versions = summary.get("versions") or {}
+    data = summary.get("data") or {}
+    pairs = [("status", text(summary.get("status"))), ("seed", text(summary.get("seed"))),
+             ("started", text(summary.get("started"))),
+             ("epochs run", text(summary.get("epochs_run"))),
+             ("monitor", text(summary.get("monitor"))),
+             ("best epoch", f"{text(best.get('epoch'))} (val loss {fixed(best.get('val_loss'))}, "
+                            f"val accuracy {pct(best.get('val_accuracy'))})" if best else "–"),
+             ("test weights", text(summary.get("test_weights"))),
+             ("data", escape(", ".join(f"{k}: {v}" for k, v in data.items() if v)) or "–"),
+             ("classes", escape(", ".join(map(str, summary.get("class_names") or []))) or "–"),
+             ("pixel scale", f"÷ {text(summary.get('scale_divisor'))}"),
+             ("wall time", seconds(summary.get("wall_seconds"))),
+             ("versions", escape(", ".join(f"{k} {v}" for k, v in versions.items())) or "–")]
+    if summary.get("error"):
+        pairs.insert(1, ("error", f'<span class="err">{escape(str(summary["error"]))}</span>'))
+    return f'<section id="summary"><h2>Summary</h2>{top}{kv_table(pairs)}</section>'
+
+
+def curves_section(run_dir: Path, used: set) -> str:
+    figs = (figure(run_dir / "plots" / "learning_curves.png", "Learning curves: loss and accuracy per epoch", used)
+            + figure(run_dir / "plots" / "lr_schedule.png", "Learning rate per epoch", used))
+    if not figs:
+        return ""
+    return f'<section id="curves"><h2>Learning curves</h2>{figs}</section>'
+
+
+def epochs_section(rows: list, summary: dict) -> str:
+    if not rows:
+        return ('<section id="epochs"><h2>Per-epoch metrics</h2>'
+                '<p class="muted">No epochs recorded.</p></section>')
+    best = summary.get("best_epoch")
+    body = [[text(r.get("epoch")), f"{num(r.get('lr')):.3g}" if num(r.get("lr")) is not None else "–",
+             fixed(r.get("train_loss")), pct(r.get("train_accuracy")), fixed(r.get("val_loss")),
+             pct(r.get("val_accuracy")), fixed(r.get("seconds"), 2)] for r in rows]
+    classes = ["best" if r.get("epoch") == best else "" for r in rows]
+    note = f'<p class="muted">Highlighted: the best epoch ({escape(str(summary.get("monitor", "")))}).</p>' \
+        if best is not None else ""
+    tbl = table(["epoch", "lr", "train loss", "train acc", "val loss", "val acc", "seconds"], body,
+                left=0, row_classes=classes)
+    return f'<section id="epochs"><h2>Per-epoch metrics</h2>{note}<div class="epochs">{tbl}</div></section>'
+
+
+def cm_table(cm: list, names: list[str]) -> str:
+    head = "".join(f"<th>{escape(str(n))}</th>" for n in names)
+    rows = []
+    for i, row in enumerate(cm):
+        total = sum(row)
+        cells = []
+        for j, c in enumerate(row):
+            frac = c / total if total else 0.0
+            bg = f"rgba(0,114,178,{0.08 + 0.85 * frac:.3f})" if c else "transparent"
+            color = "#fff" if frac > 0.55 else ("#1f2933" if c else "#c0c6cc")
+            cells.append(f'<td class="{"diag" if i == j else ""}" style="background:{bg};color:{color}" '
+                         f'title="true {escape(str(names[i]))}, predicted {escape(str(names[j]))}: '
+                         f'{c} ({100 * frac:.1f}% of row)">{c}</td>')
+        rows.append(f'<tr><th>{escape(str(names[i]))}</th>{"".join(cells)}<td class="muted">{total}</td></tr>')
+    return (f'<div class="table-wrap"><table class="cm"><thead><tr><th>true ↓ / pred →</th>{head}'
+            f'<th class="muted">n</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def evaluation_section(run_dir: Path, ev: dict, used: set) -> str:
+    split = str(ev.get("split"))
+    names = [str(n) for n in ev.get("class_names") or []]
+    macro, weighted = ev.get("macro_avg") or {}, ev.get("weighted_avg") or {}
+    parts = [cards([("accuracy", pct(ev.get("accuracy"))),
+                    (f"loss ({ev.get('loss_name', 'loss')})", fixed(ev.get("loss"))),
+                    ("samples", text(ev.get("num_samples"))),
+                    ("correct", text(ev.get("num_correct"))),
+                    ("macro F1", fixed(macro.get("f1"), 3)),
+                    ("weighted F1", fixed(weighted.get("f1"), 3))])]
+    meta = [("data", text(ev.get("data"))), ("evaluated", text(ev.get("evaluated")))]
+    if ev.get("overrides"):
+        meta.append(("overrides", escape(" ".join(ev["overrides"]))))
+    parts.append(kv_table(meta))
+    plots = run_dir / "plots"
+    if ev.get("confusion_matrix"):
+        parts.append("<h3>Confusion matrix</h3><p class=\"muted\">Rows are the true class, columns the "
+                     "predicted class; shading is the fraction of the row.</p>")
+        parts.append(cm_table(ev["confusion_matrix"], names))
+    parts.append(figure(plots / f"confusion_matrix-{split}.png", f"Confusion matrix ({split})", used))
+    per_class = ev.get("per_class") or []
+    if per_class:
+        rows = [[escape(str(c.get("name"))), fixed(c.get("precision"), 3), fixed(c.get("recall"), 3),
+                 fixed(c.get("f1"), 3), text(c.get("support"))] for c in per_class]
+        n = ev.get("num_samples")
+        rows += [["macro avg", fixed(macro.get("precision"), 3), fixed(macro.get("recall"), 3),
+                  fixed(macro.get("f1"), 3), text(n)],
+                 ["weighted avg", fixed(weighted.get("precision"), 3), fixed(weighted.get("recall"), 3),
+                  fixed(weighted.get("f1"), 3), text(n)]]
+        parts.append("<h3>Per-class metrics</h3>")
+        parts.append(table(["class", "precision", "recall", "F1", "support"], rows,
+                           row_classes=[""] * len(per_class) + ["avg", "avg"]))
+        if ev.get("never_predicted"):
+            parts.append(f'<p class="err">Never predicted: {escape(", ".join(map(str, ev["never_predicted"])))}</p>')
+    parts.append(figure(plots / f"per_class-{split}.png", f"Precision, recall and F1 per class ({split})", used))
+    ovr = ev.get("one_vs_rest") or []
+    tops = ev.get("top_confusions") or []
+    side = []
+    if ovr:
+        side.append("<div><h3>One vs rest</h3>" + table(
+            ["class", "TP", "FP", "FN", "TN"],
+            [[escape(str(r.get("class"))), text(r.get("tp")), text(r.get("fp")), text(r.get("fn")),
+              text(r.get("tn"))] for r in ovr]) + "</div>")
+    side.append("<div><h3>Most frequent confusions</h3>" + (table(
+        ["true", "predicted", "count"],
+        [[escape(str(t.get("true"))), escape(str(t.get("predicted"))), text(t.get("count"))] for t in tops],
+        left=2) if tops else '<p class="muted">No mistakes.</p>') + "</div>")
+    parts.append(f'<div class="grid2">{"".join(side)}</div>')
+    parts.append(figure(plots / f"misclassified-{split}.png",
+                        f"Misclassified samples ({split}), most confident mistakes first", used))
+    parts.append(figure(plots / f"predictions-{split}.png",
+                        f"Sample predictions ({split}) with their class probabilities", used))
+    return (f'<section id="eval-{slug(split)}"><h2>Evaluation: {escape(split)} split</h2>'
+            f'{"".join(parts)}</section>')
+
+
+def weights_section(run_dir: Path, used: set) -> str:
+    fig = figure(run_dir / "plots" / "weights.png", "What the first trainable layer learned", used)
+    return f'<section id="weights"><h2>Learned weights</h2>{fig}</section>' if fig else ""
+
+
+def other_plots_section(run_dir: Path, used: set) -> str:
+    rest = sorted(p for p in (run_dir / "plots").glob("*.png") if p.name not in used) \
+        if (run_dir / "plots").is_dir() else []
+    figs = "".join(figure(p, p.stem.replace("_", " "), used) for p in rest)
+    return f'<section id="more-plots"><h2>More plots</h2>{figs}</section>' if figs else ""
+
+
+def config_section(run_dir: Path) -> str:
+    try:
+        cfg = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    except OSError:
+        cfg = "# config.yaml is missing"
+    return (f'<section id="config"><h2>Config</h2><p class="muted">The resolved config '
+            f'(every default filled in), as saved in config.yaml.</p><pre>{escape(cfg)}</pre></section>')
+
+
+# -- the page -------------------------------------------------------------------------------
+def render(run_dir: Path) -> str:
+    summary = load_json(run_dir / "summary.json")
+    summary = summary if isinstance(summary, dict) else {}
+    rows = load_json(run_dir / "metrics.json")
+    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    evals = evaluations(run_dir)
+    used: set = set()
+    sections = [("summary", "Summary", summary_section(summary)),
+                ("curves", "Curves", curves_section(run_dir, used)),
+                ("epochs", "Epochs", epochs_section(rows, summary))]
+    for ev in evals:
+        sections.append((f"eval-{slug(str(ev['split']))}", f"Evaluation ({ev['split']})",
+                         evaluation_section(run_dir, ev, used)))
+    sections.append(("weights", "Weights", weights_section(run_dir, used)))
+    sections.append(("more-plots", "More plots", other_plots_section(run_dir, used)))
+    sections.append(("config", "Config", config_section(run_dir)))
+    sections = [s for s in sections if s[2]]
+    nav = "".join(f'<a href="#{anchor}">{escape(label)}</a>' for anchor, label, _ in sections)
+    versions = summary.get("versions") or {}
+    title = f"{summary.get('name', run_dir.name)} · nnrun report"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+            f"{header(summary, run_dir, evals)}"
+            f'<nav><div class="wrap">{nav}</div></nav>'
+            f'<main><div class="wrap">{"".join(s[2] for s in sections)}</div></main>'
+            f'<footer>Generated by nnrun {escape(str(versions.get("nnrun", "")))} on '
+            f'{time.strftime("%Y-%m-%d %H:%M:%S")} from the files in {escape(run_dir.name)}/</footer>'
+            f"</body></html>\n")
+
+
+def write_report(run_dir: str | os.PathLike) -> Path:
+    """Write (or refresh) <run_dir>/report.html from the folder's files; returns its path."""
+    run_dir = Path(run_dir)
+    path = run_dir / "report.html"
+    write_text(path, render(run_dir))
+    return path
