@@ -315,8 +315,8 @@ class Experiment(Strict):
     data: DataConfig
     model: "ModelConfig"
     loss: str = "cross_entropy"
-    optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"})
-    schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"})
+    optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"}, validate_default=True)
+    schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"}, validate_default=True)
     train: TrainConfig = TrainConfig()
     sweep: Optional[SweepConfig] = None
 
@@ -356,7 +356,7 @@ def parse_override(text: str) -> tuple[list[Union[str, int]], Any]:
     key, raw = text.split("=", 1)
     parts: list[Union[str, int]] = []
     for piece in re.split(r"\.(?![^\[]*\])", key.strip()):
-        m = re.fullmatch(r"([A-Za-z_][\w-]*)((?:\[\d+\])*)", piece)
+        m = re.fullmatch(r"([A-Za-z_][\w-]*|\d+)((?:\[\d+\])*)", piece)
         if not m:
             raise ConfigError(f"--set {text!r}: {key!r} is not a dotted key like model.layers[0].units")
         parts.append(m.group(1))

@@ -80,48 +80,19 @@ def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]):
 def fit(exp: Experiment, net: nn.Sequential, data: Data, reporter: Reporter = SilentReporter()) -> History:
     """Train net on data as exp.train says; returns the per-epoch history. The network ends with
     the best weights when early stopping asks to restore them, else the last ones."""
-    cfg = exp.train
-    loss_fn, optimizer, schedule = build_loss(exp), build_optimizer(exp), build_schedule(exp)
-    shuffle_rng = np.random.default_rng([exp.seed, 1]) if cfg.shuffle else None
-    has_val = data.val is not None
-    es = cfg.early_stopping
-    default_monitor = "val_loss" if has_val else "train_loss"
+    es = exp.train.early_stopping
+    default_monitor = "val_loss" if data.val is not None else "train_loss"
     monitor_name = es.monitor if es else default_monitor
-    if monitor_name.startswith("val_") and not has_val:
+    if monitor_name.startswith("val_") and data.val is None:
         monitor_name = default_monitor  # documented: no validation data -> train metrics
     monitor = Monitor(monitor_name, es.min_delta if es else 0.0)
     history = History(monitor=monitor_name)
     best_weights = None
-    x, y = data.train
-    n_batches = math.ceil(len(x) / cfg.batch_size)
+    schedule = build_schedule(exp)
+    epochs = run_epochs(exp, net, data, schedule, reporter, history)
     try:
-        for t in range(cfg.epochs):
-            start = time.perf_counter()
-            lr = schedule(t)
-            reporter.epoch_start(t + 1, cfg.epochs, lr, n_batches)
-            total_loss = correct = seen = 0.0
-            for b, idx in enumerate(batches(len(x), cfg.batch_size, shuffle_rng)):
-                xb, yb = x[idx], y[idx]
-                value, out = net.loss_and_gradients(loss_fn, xb, yb)
-                if not math.isfinite(value):
-                    history.status = "diverged"
-                    history.error = f"loss became {value} in epoch {t + 1}; try a smaller optimizer.lr"
-                    break
-                optimizer.step(net.parameters(), net.gradients(), lr)
-                total_loss += value * len(idx)
-                correct += float(np.sum(out.argmax(axis=1) == yb))
-                seen += len(idx)
-                reporter.batch_end(b + 1, total_loss / seen, correct / seen)
-            if history.status == "diverged":
-                break
-            row = {"epoch": t + 1, "lr": lr, "train_loss": total_loss / seen,
-                   "train_accuracy": correct / seen, "val_loss": None, "val_accuracy": None}
-            if has_val:
-                row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss_fn, *data.val)
-            row["seconds"] = time.perf_counter() - start
-            history.rows.append(row)
-            reporter.epoch_end(row)
-            plateau_value = row.get(cfg.plateau_monitor)
+        for row in epochs:
+            plateau_value = row.get(exp.train.plateau_monitor)
             schedule.observe(plateau_value if plateau_value is not None else row["train_loss"])
             if monitor.update(row) and es and es.restore_best_weights:
                 best_weights = net.get_weights()
@@ -134,6 +105,43 @@ def fit(exp: Experiment, net: nn.Sequential, data: Data, reporter: Reporter = Si
     if best_weights is not None:
         net.set_weights(best_weights)
     return history
+
+
+def run_epochs(exp: Experiment, net: nn.Sequential, data: Data, schedule: nn.Schedule,
+               reporter: Reporter, history: History):
+    """Yield each finished epoch's metrics row (also appended to history.rows)."""
+    cfg = exp.train
+    loss_fn, optimizer = build_loss(exp), build_optimizer(exp)
+    shuffle_rng = np.random.default_rng([exp.seed, 1]) if cfg.shuffle else None
+    x, y = data.train
+    n_batches = math.ceil(len(x) / cfg.batch_size)
+    for t in range(cfg.epochs):
+        start = time.perf_counter()
+        lr = schedule(t)
+        reporter.epoch_start(t + 1, cfg.epochs, lr, n_batches)
+        total_loss = correct = seen = 0.0
+        # Overflow while diverging is expected: it shows as a non-finite loss and becomes
+        # status "diverged", so numpy's warnings would only be noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for b, idx in enumerate(batches(len(x), cfg.batch_size, shuffle_rng)):
+                value, out = net.loss_and_gradients(loss_fn, x[idx], y[idx])
+                if not math.isfinite(value):
+                    history.status = "diverged"
+                    history.error = f"loss became {value} in epoch {t + 1}; try a smaller optimizer.lr"
+                    return
+                optimizer.step(net.parameters(), net.gradients(), lr)
+                total_loss += value * len(idx)
+                correct += float(np.sum(out.argmax(axis=1) == y[idx]))
+                seen += len(idx)
+                reporter.batch_end(b + 1, total_loss / seen, correct / seen)
+        row = {"epoch": t + 1, "lr": lr, "train_loss": total_loss / seen,
+               "train_accuracy": correct / seen, "val_loss": None, "val_accuracy": None}
+        if data.val is not None:
+            row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss_fn, *data.val)
+        row["seconds"] = time.perf_counter() - start
+        history.rows.append(row)
+        reporter.epoch_end(row)
+        yield row
 
 
 def row_for(history: History, epoch: Optional[int]) -> Optional[dict]:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
-import hashlib
-import http.server
-import socket
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +21,9 @@ from nnrun.data import (
 )
 from nnrun.data import datasets as datasets_module
 from nnrun.errors import DataError, DownloadError
+from tests.synthetic import idx_bytes, write_idx
 
 MNIST_TEST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
-IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
-             np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """Encode an array as an IDX file (big-endian header and values)."""
-    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim])
-    dims = np.array(array.shape, dtype=">u4").tobytes()
-    return header + dims + array.astype(array.dtype.newbyteorder(">")).tobytes()
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
-    data = idx_bytes(array)
-    path.write_bytes(gzip.compress(data) if compress else data)
-    return path
-
-
 # ---------------------------------------------------------------- IDX
 
 
@@ -250,47 +229,6 @@ def test_unknown_dataset_suggests_close_match():
 
 
 # ---------------------------------------------------------------- downloads from a local server
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep test output clean
-        pass
-
-
-@pytest.fixture
-def served_mnist(tmp_path, monkeypatch):
-    """A local HTTP server with good/ and bad/ copies of 4 small MNIST-style files; SHA256 patched."""
-    root = tmp_path / "www"
-    rng = np.random.default_rng(3)
-    splits = {"train": 12, "test": 5}
-    hashes, expected = {}, {}
-    for split, (images_name, labels_name) in datasets_module.IDX_FILES.items():
-        images = rng.integers(0, 256, size=(splits[split], 6, 6), dtype=np.uint8)
-        labels = (np.arange(splits[split]) % 10).astype(np.uint8)
-        expected[split] = (images, labels)
-        for name, array in ((images_name, images), (labels_name, labels)):
-            for folder, data in (("good", array), ("bad", array[::-1].copy())):
-                (root / folder).mkdir(parents=True, exist_ok=True)
-                write_idx(root / folder / name, data, compress=True)
-            hashes[name] = hashlib.sha256((root / "good" / name).read_bytes()).hexdigest()
-    monkeypatch.setitem(datasets_module.SHA256, "mnist", hashes)
-    monkeypatch.delenv("NNRUN_MIRRORS_MNIST", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield {"good": f"{base}/good/", "bad": f"{base}/bad/", "server": server, "expected": expected}
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def closed_port_url():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
 
 
 def assert_loaded(splits, expected):

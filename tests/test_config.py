@@ -1,0 +1,187 @@
+"""The schema, overrides and error messages: every bad config is one clear line and exit 2."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nnrun.cli import app
+from nnrun.config import ConfigError, load_config, parse_override, resolved_dict
+from nnrun.nn import ACTIVATIONS, LAYERS, OPTIMIZERS, SCHEDULES
+
+runner = CliRunner()
+
+GOOD = {
+    "name": "good",
+    "data": {"dataset": "digits"},
+    "model": {"layers": [
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": 1, "activation": "relu"},
+        {"type": "maxpool2d"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 10, "activation": "softmax"},
+    ]},
+    "optimizer": {"type": "adam", "lr": 0.001},
+    "train": {"epochs": 1},
+}
+
+
+def with_change(path: str, value) -> dict:
+    """GOOD with one dotted key set (value None with 'DELETE' removes it)."""
+    config = copy.deepcopy(GOOD)
+    keys, _ = parse_override(f"{path}=0")
+    node = config
+    for k in keys[:-1]:
+        node = node[k]
+    if value == "DELETE":
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return config
+
+
+# (description, config, text that the error line must contain)
+BAD = [
+    ("unknown top-level key", with_change("epochs", 3), "epochs: unknown key"),
+    ("unknown nested key", with_change("train.epoch", 3), "train.epoch: unknown key"),
+    ("wrong type", with_change("train.epochs", "ten"), "train.epochs: Input should be a valid integer"),
+    ("zero epochs", with_change("train.epochs", 0), "train.epochs: Input should be greater than 0"),
+    ("negative rate", with_change("optimizer.lr", -0.1), "optimizer.lr: Input should be greater than 0"),
+    ("unknown optimiser", with_change("optimizer.type", "adan"), "optimizer: unknown optimizer 'adan' (did you mean 'adam'?)"),
+    ("param of another optimiser", with_change("optimizer.momentum", 0.9), "optimizer.momentum: unknown key"),
+    ("unknown schedule", with_change("schedule", {"type": "cosin"}), "schedule: unknown schedule 'cosin' (did you mean 'cosine'?)"),
+    ("unknown layer", with_change("model.layers[1].type", "maxpool"), "model.layers[1]: unknown layer type 'maxpool' (did you mean 'maxpool2d'?)"),
+    ("layer without type", with_change("model.layers[2]", {"units": 3}), "model.layers[2]: each layer needs a 'type'"),
+    ("unknown activation", with_change("model.layers[0].activation", "rlu"), "model.layers[0].activation: unknown activation 'rlu' (did you mean 'relu'?)"),
+    ("unknown layer key", with_change("model.layers[0].kernel", 3), "model.layers[0].kernel: unknown key"),
+    ("negative filters", with_change("model.layers[0].filters", -2), "model.layers[0].filters: Input should be greater than 0"),
+    ("bad padding", with_change("model.layers[0].padding", "full"), "model.layers[0].padding"),
+    ("kernel larger than input", with_change("model.layers[0].kernel_size", 11), "model.layers[0] (conv2d): kernel 11x11 is larger than its input 8x8"),
+    ("dense on an image", with_change("model.layers[2]", {"type": "relu"}), "model.layers[3] (dense): expects flat input"),
+    ("wrong number of outputs", with_change("model.layers[3].units", 7), "the data has 10 classes"),
+    ("empty layer list", with_change("model.layers", []), "model.layers: List should have at least 1 item"),
+    ("missing model", with_change("model", "DELETE"), "model: required key is missing"),
+    ("unknown dataset", with_change("data.dataset", "mnsit"), "data.dataset: unknown dataset 'mnsit' (did you mean 'mnist'?)"),
+    ("no data", with_change("data", {"validation_split": 0.1}), "give data.dataset (a named dataset) or data.train (files)"),
+    ("missing data file", with_change("data.train", {"images": "no/such.gz", "labels": "no/labels.gz"}), "data.train.images: no such file"),
+    ("unknown source kind", with_change("data.train", {"parquet": "x.pq"}), "data.train: give {images, labels} (IDX), {csv: file} or {npz: file}"),
+    ("validation split of 1", with_change("data.validation_split", 1.0), "data.validation_split: Input should be less than 1"),
+    ("unknown loss", with_change("loss", "crossentropy"), "loss: unknown loss 'crossentropy' (did you mean 'cross_entropy'?)"),
+    ("bad dropout rate", with_change("model.layers[1]", {"type": "dropout", "rate": 1.5}), "model.layers[1].rate: Input should be less than 1"),
+    ("bad name", with_change("name", "a b/c"), "name: String should match pattern"),
+    ("bad monitor", with_change("train.early_stopping", {"monitor": "val_acc"}), "train.early_stopping.monitor: unknown monitor 'val_acc' (did you mean 'val_accuracy'?)"),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "train"])
+@pytest.mark.parametrize("description, config, expected", BAD, ids=[b[0] for b in BAD])
+def test_bad_configs_exit_2_with_a_line_naming_the_key(tmp_path, command, description, config, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, [command, str(path), "--runs-dir", str(tmp_path / "runs")]
+                           if command == "train" else [command, str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert any(expected in line and str(path) in line for line in lines) or \
+        any(expected in line for line in lines), lines
+    assert all(line.startswith("error: ") for line in lines)
+    assert not (tmp_path / "runs").exists()  # a bad config creates no run folder
+
+
+def test_invalid_yaml_names_file_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nmodel:\n  layers: [\n    {type: dense\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:5:1: invalid YAML" in result.stderr
+
+
+def test_missing_config_file(tmp_path):
+    result = runner.invoke(app, ["train", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "nope.yaml: no such config file" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(with_change("optimizer.lr", -1)))
+    result = runner.invoke(app, ["--debug", "validate", str(path)])
+    assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
+
+
+@pytest.mark.parametrize("text, keys, value", [
+    ("optimizer.lr=0.01", ["optimizer", "lr"], 0.01),
+    ("optimizer.lr=1e-3", ["optimizer", "lr"], 0.001),
+    ("train.shuffle=false", ["train", "shuffle"], False),
+    ("model.layers[2].units=32", ["model", "layers", 2, "units"], 32),
+    ("model.layers.2.units=32", ["model", "layers", 2, "units"], 32),
+    ("data.csv.image_shape=[1,8,8]", ["data", "csv", "image_shape"], [1, 8, 8]),
+    ("optimizer={type: sgd, lr: 0.1}", ["optimizer"], {"type": "sgd", "lr": 0.1}),
+    ("name=my-run", ["name"], "my-run"),
+])
+def test_parse_override(text, keys, value):
+    assert parse_override(text) == (keys, value)
+
+
+@pytest.mark.parametrize("text", ["optimizer.lr", "a..b=1", "model.layers[x]=1"])
+def test_bad_override_is_a_config_error(text):
+    with pytest.raises(ConfigError, match="--set"):
+        parse_override(text)
+
+
+def test_overrides_validate_like_the_file(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    exp = load_config(path, ("optimizer.type=sgd", "optimizer.momentum=0.9", "train.epochs=4"))
+    assert exp.optimizer.type == "sgd" and exp.optimizer.momentum == 0.9 and exp.train.epochs == 4
+    with pytest.raises(ConfigError, match=r"optimizer\.lr: Input should be greater than 0"):
+        load_config(path, ("optimizer.lr=-1",))
+    with pytest.raises(ConfigError, match="index 9 is out of range"):
+        load_config(path, ("model.layers[9].units=3",))
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "train.csv").write_text("1,2,3,4,0\n")
+    config = with_change("data", {"train": {"csv": "train.csv"}})
+    (tmp_path / "sub" / "exp.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+    exp = load_config("sub/exp.yaml")
+    assert exp.data.train.csv == tmp_path / "sub" / "train.csv"
+    # ...while paths typed in --set are relative to the current folder.
+    exp = load_config("sub/exp.yaml", ("data.train.csv=sub/train.csv",))
+    assert exp.data.train.csv == tmp_path / "sub" / "train.csv"
+
+
+def test_resolved_config_fills_every_default_and_reloads_identically(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    resolved = resolved_dict(load_config(path))
+    assert resolved["schedule"] == {"type": "constant"} and resolved["train"]["batch_size"] == 64
+    assert resolved["optimizer"] == {"type": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999,
+                                     "eps": 1e-08, "weight_decay": 0.0, "clip_norm": None}
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    assert resolved_dict(load_config(again)) == resolved
+
+
+def test_cosine_length_defaults_to_the_number_of_epochs(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(with_change("schedule", {"type": "cosine"})))
+    assert load_config(path, ("train.epochs=7",)).schedule.T == 7
+
+
+def test_every_registered_name_is_configurable(tmp_path):
+    """The schema is generated from the registries: each entry validates."""
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    for name in ACTIVATIONS:
+        load_config(path, (f"model.layers[0].activation={name}",))
+    for name in set(LAYERS) - {"dense", "conv2d"}:
+        load_config(path, (f"model.layers[1]={{type: {name}}}",))
+    for name in OPTIMIZERS:
+        load_config(path, (f"optimizer={{type: {name}}}",))
+    for name in SCHEDULES:
+        load_config(path, (f"schedule={{type: {name}}}",))

@@ -1,0 +1,259 @@
+"""`nnrun train` end to end on small generated data: the run folder, its files, reproducibility."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nnrun.builder import build_network, load_data
+from nnrun.cli import app
+from nnrun.config import load_config
+from nnrun.data import datasets as datasets_module
+from nnrun.runs import create_run_dir, load_weights_into, read_weights
+from nnrun.train import evaluate_arrays
+from nnrun.nn import make_loss
+from tests.synthetic import blob_images, write_idx
+
+runner = CliRunner()
+
+SMALL_CNN = [
+    {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "flatten"},
+    {"type": "dropout", "rate": 0.1},
+    {"type": "dense", "units": 3, "activation": "softmax"},
+]
+
+
+def write_sources(folder, kind: str) -> dict:
+    """Write train and test files in the given format; return the config's data section."""
+    (xtr, ytr), (xte, yte) = blob_images(120, seed=1), blob_images(30, seed=2)
+    if kind == "idx":
+        for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+            write_idx(folder / f"{split}-images.gz", x, compress=True)
+            write_idx(folder / f"{split}-labels.gz", y, compress=True)
+        return {"train": {"images": "train-images.gz", "labels": "train-labels.gz"},
+                "test": {"images": "test-images.gz", "labels": "test-labels.gz"}}
+    if kind == "csv":
+        for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+            rows = np.column_stack([y, x.reshape(len(x), -1)])
+            np.savetxt(folder / f"{split}.csv", rows, fmt="%d", delimiter=",")
+        return {"train": {"csv": "train.csv", "label_column": "first"},
+                "test": {"csv": "test.csv", "label_column": "first"}}
+    for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        np.savez(folder / f"{split}.npz", images=x, labels=y)
+    return {"train": {"npz": "train.npz", "x": "images", "y": "labels"},
+            "test": {"npz": "test.npz", "x": "images", "y": "labels"}}
+
+
+def write_config(folder, kind="idx", **top) -> str:
+    data = write_sources(folder, kind)
+    config = {"name": "tiny", "seed": 3, "data": {**data, "validation_split": 0.2},
+              "model": {"layers": SMALL_CNN}, "optimizer": {"type": "adam", "lr": 0.01},
+              "train": {"epochs": 3, "batch_size": 16}, **top}
+    path = folder / "exp.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
+def train(*args: str):
+    result = runner.invoke(app, ["train", *args])
+    return result, result.stdout.strip().splitlines()
+
+
+def assert_png(path):
+    image = mpimg.imread(path)
+    assert image.shape[0] >= 300 and image.shape[1] >= 400
+
+
+@pytest.mark.parametrize("kind", ["idx", "csv", "npz"])
+def test_train_writes_a_complete_run_folder(tmp_path, kind):
+    config = write_config(tmp_path, kind)
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    assert lines[-1].endswith(run_dir.name) and re.fullmatch(r"\d{8}-\d{6}-tiny", run_dir.name)
+    assert "\x1b[" not in result.output  # not a terminal: plain lines only
+    assert sum(line.startswith("epoch ") for line in lines) == 3
+
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert resolved["seed"] == 3 and resolved["train"]["shuffle"] is True  # defaults filled in
+    assert resolved["optimizer"]["beta1"] == 0.9
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with open(run_dir / "metrics.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in metrics] == [1, 2, 3] and len(csv_rows) == 3
+    assert list(csv_rows[0]) == ["epoch", "lr", "train_loss", "train_accuracy", "val_loss",
+                                 "val_accuracy", "seconds"]
+    assert float(csv_rows[2]["val_loss"]) == pytest.approx(metrics[2]["val_loss"])
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 3
+    assert summary["final"] == metrics[-1]
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["test_loss"] > 0
+    assert set(summary["versions"]) == {"python", "numpy", "nnrun"}
+    assert summary["best"]["epoch"] == summary["best_epoch"]
+
+    weights = json.loads((run_dir / "weights.json").read_text())
+    assert weights["format"] == "nnrun.weights" and weights["version"] == 1
+    assert weights["input_shape"] == [1, 8, 8]
+    assert [l["type"] for l in weights["layers"]] == [l["type"] for l in SMALL_CNN]
+    assert weights["layers"][0]["params"]["W"]["shape"] == [4, 1, 3, 3]
+    assert weights["layers"][1]["params"] == {}
+
+    for name in ("learning_curves.png", "lr_schedule.png"):
+        assert_png(run_dir / "plots" / name)
+    assert not list(run_dir.rglob(".*"))  # no temp files left behind
+
+
+def test_learning_happens_and_test_accuracy_matches_the_weights(tmp_path):
+    config = write_config(tmp_path, "idx", train={"epochs": 8, "batch_size": 16})
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.9  # the blobs are easy
+
+    # Reload weights.json into a freshly built network: the same test accuracy, exactly.
+    exp = load_config(run_dir / "config.yaml")
+    data = load_data(exp)
+    net = build_network(exp, data.input_shape, data.num_classes)
+    load_weights_into(net, run_dir / "weights.json")
+    loss, acc, _ = evaluate_arrays(net, make_loss(exp.loss), *data.test)
+    assert acc == summary["test_accuracy"] and loss == summary["test_loss"]
+
+
+def test_float32_weights_round_trip_exactly(tmp_path):
+    config = write_config(tmp_path)
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"), "--set", "train.epochs=1")
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    exp = load_config(run_dir / "config.yaml")
+    net = build_network(exp, (1, 8, 8), 3)
+    load_weights_into(net, run_dir / "weights.json")
+    from nnrun.runs import write_weights
+
+    write_weights(tmp_path / "again.json", net)
+    assert (tmp_path / "again.json").read_bytes() == (run_dir / "weights.json").read_bytes()
+    arrays = read_weights(run_dir / "weights.json")["arrays"]
+    assert all(a.dtype == np.float32 for a in arrays.values())
+
+
+def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
+    config = write_config(tmp_path)
+    runs = []
+    for _ in range(2):
+        result, lines = train(config, "--runs-dir", str(tmp_path / "runs"), "--quiet")
+        assert result.exit_code == 0 and result.output == ""
+        runs.append(sorted((tmp_path / "runs").iterdir())[-1])
+    assert runs[0] != runs[1]
+    assert (runs[0] / "weights.json").read_bytes() == (runs[1] / "weights.json").read_bytes()
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    m0, m1 = (json.loads((r / "metrics.json").read_text()) for r in runs)
+    assert strip(m0) == strip(m1)
+    # A different seed gives different weights.
+    train(config, "--runs-dir", str(tmp_path / "other"), "--seed", "4", "--quiet")
+    other = next((tmp_path / "other").iterdir())
+    assert (other / "weights.json").read_bytes() != (runs[0] / "weights.json").read_bytes()
+
+
+def test_overrides_name_and_seed_land_in_config_yaml(tmp_path):
+    config = write_config(tmp_path)
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"), "--set", "optimizer.lr=0.003",
+                          "--set", "train.epochs=2", "--set", "model.layers[0].filters=5",
+                          "--name", "renamed", "--seed", "11")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    assert run_dir.name.endswith("-renamed")
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert resolved["optimizer"]["lr"] == 0.003 and resolved["train"]["epochs"] == 2
+    assert resolved["model"]["layers"][0]["filters"] == 5 and resolved["seed"] == 11
+    assert len(json.loads((run_dir / "metrics.json").read_text())) == 2
+
+
+def test_init_weights_starts_from_a_weights_file(tmp_path):
+    config = write_config(tmp_path)
+    _, lines = train(config, "--runs-dir", str(tmp_path / "a"), "--set", "train.epochs=4")
+    first = tmp_path / "a" / lines[-1].split("/")[-1]
+    # A rate too small to move float32 weights: the run must reproduce the first one's accuracy.
+    result, lines = train(config, "--runs-dir", str(tmp_path / "b"), "--init-weights",
+                          str(first / "weights.json"), "--set", "optimizer={type: sgd, lr: 1.0e-30}",
+                          "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    second = tmp_path / "b" / lines[-1].split("/")[-1]
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (first, second))
+    assert s2["test_accuracy"] == s1["test_accuracy"]
+
+    result, _ = train(config, "--runs-dir", str(tmp_path / "c"), "--init-weights",
+                      str(first / "weights.json"), "--set", "model.layers[0].filters=6")
+    assert result.exit_code == 2
+    assert "weights do not match the model" in result.output and "layer 0 (conv2d) W" in result.output
+    assert not (tmp_path / "c").exists()  # nothing half-made
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    # min_delta so large that no epoch after the first counts as an improvement.
+    config = write_config(tmp_path, train={"epochs": 10, "batch_size": 16, "early_stopping": {
+        "monitor": "val_loss", "patience": 1, "min_delta": 100.0}})
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped_early" and summary["epochs_run"] == 3
+    assert summary["best_epoch"] == 1 and summary["test_weights"] == "best"
+
+
+def test_reduce_on_plateau_lowers_the_rate(tmp_path):
+    config = write_config(tmp_path, schedule={"type": "reduce_on_plateau", "factor": 0.5,
+                                              "patience": 0, "min_delta": 100.0},
+                          train={"epochs": 4, "batch_size": 16})
+    _, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    lrs = [r["lr"] for r in json.loads((run_dir / "metrics.json").read_text())]
+    # epoch 1 sets the best; every later epoch fails to improve by min_delta and halves the rate
+    assert lrs == pytest.approx([0.01, 0.01, 0.005, 0.0025])
+
+
+def test_divergence_is_recorded_and_exits_1(tmp_path):
+    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": 1e30}, loss="mse")
+    result, _ = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 1
+    assert "diverged" in result.output and "Traceback" not in result.output
+    summary = json.loads(next((tmp_path / "runs").iterdir()).joinpath("summary.json").read_text())
+    assert summary["status"] == "diverged" and "optimizer.lr" in summary["error"]
+
+
+def test_named_dataset_downloads_from_a_local_mirror(tmp_path, served_mnist, monkeypatch):
+    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [served_mnist["good"]])
+    monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "cache"))
+    config = {"name": "dl", "data": {"dataset": "mnist", "validation_split": 0},
+              "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]},
+              "train": {"epochs": 1}}
+    (tmp_path / "dl.yaml").write_text(yaml.safe_dump(config))
+    result, lines = train(str(tmp_path / "dl.yaml"), "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cache" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
+    summary = json.loads((tmp_path / "runs" / lines[-1].split("/")[-1] / "summary.json").read_text())
+    assert summary["data"]["train"] == "mnist"
+
+
+def test_run_folder_names_get_a_suffix_when_taken(tmp_path):
+    made = [create_run_dir(tmp_path, "same", now=1_700_000_000.0) for _ in range(3)]
+    assert made[0].name.endswith("-same") and all(p.is_dir() for p in made)
+    assert made[1].name == made[0].name + "-2" and made[2].name == made[0].name + "-3"
+
+
+def test_validate_prints_the_model_summary(tmp_path):
+    config = write_config(tmp_path)
+    result = runner.invoke(app, ["validate", config])
+    assert result.exit_code == 0, result.output
+    # conv 4*(1*3*3)+4 = 40; dense (4*4*4)*3+3 = 195
+    assert "40" in result.output and "195" in result.output and "235" in result.output
+    assert "valid" in result.output.splitlines()[-1]
