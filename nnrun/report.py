@@ -51,7 +51,7 @@ section{background:var(--card);border:1px solid var(--line);border-radius:12px;p
 margin:20px 0;box-shadow:0 1px 2px rgba(16,24,40,.04)}
 h2{font-size:20px;margin:0 0 14px;font-weight:650}
 h3{font-size:16px;margin:22px 0 10px;font-weight:600;color:#323f4b}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:12px;margin-bottom:8px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px;margin-bottom:8px}
 .card{border:1px solid var(--line);border-radius:10px;padding:10px 14px;background:#fbfcfd}
 .card .k{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
 .card .v{font-size:20px;font-weight:650;font-variant-numeric:tabular-nums}
@@ -64,7 +64,8 @@ tbody tr:hover td{background:#f8fafc}
 tr.avg td{font-weight:600;background:#fafbfc}
 table.kv td:first-child{color:var(--muted);text-align:left}
 table.kv td{text-align:left;white-space:normal}
-table.cm td{text-align:center;min-width:40px;border:1px solid #fff}
+table.cm td{text-align:center;min-width:30px;padding:5px 6px;border:1px solid #fff}
+table.cm th{padding:5px 6px}
 table.cm th{text-align:center}
 table.cm td.diag{font-weight:700}
 .epochs{max-height:460px;overflow:auto;border:1px solid var(--line);border-radius:8px}
@@ -73,6 +74,7 @@ tr.best td{background:#e8f3fb}
 figure{margin:14px 0;text-align:center}
 figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:8px;background:#fff}
 figcaption{font-size:13px;color:var(--muted);margin-top:4px}
+figure.small img{max-width:min(100%,640px)}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px 20px;align-items:start}
 pre{background:#0f1720;color:#e4e7eb;padding:14px 16px;border-radius:8px;overflow:auto;font-size:13px;
 line-height:1.45;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace}
@@ -174,12 +176,12 @@ def cards(pairs: list[tuple[str, str]]) -> str:
     return f'<div class="cards">{items}</div>'
 
 
-def figure(path: Path, caption: str, used: set) -> str:
+def figure(path: Path, caption: str, used: set, cls: str = "") -> str:
     uri = data_uri(path) if path.is_file() else None
     if uri is None:
         return ""
     used.add(path.name)
-    return (f'<figure><img src="{uri}" alt="{escape(caption)}" loading="lazy">'
+    return (f'<figure class="{cls}"><img src="{uri}" alt="{escape(caption)}" loading="lazy">'
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
@@ -236,7 +238,7 @@ def summary_section(summary: dict) -> str:
 
 def curves_section(run_dir: Path, used: set) -> str:
     figs = (figure(run_dir / "plots" / "learning_curves.png", "Learning curves: loss and accuracy per epoch", used)
-            + figure(run_dir / "plots" / "lr_schedule.png", "Learning rate per epoch", used))
+            + figure(run_dir / "plots" / "lr_schedule.png", "Learning rate per epoch", used, "small"))
     if not figs:
         return ""
     return f'<section id="curves"><h2>Learning curves</h2>{figs}</section>'
@@ -272,7 +274,7 @@ def cm_table(cm: list, names: list[str]) -> str:
                          f'title="true {escape(str(names[i]))}, predicted {escape(str(names[j]))}: '
                          f'{c} ({100 * frac:.1f}% of row)">{c}</td>')
         rows.append(f'<tr><th>{escape(str(names[i]))}</th>{"".join(cells)}<td class="muted">{total}</td></tr>')
-    return (f'<div class="table-wrap"><table class="cm"><thead><tr><th>true ↓ / pred →</th>{head}'
+    return (f'<div class="table-wrap"><table class="cm"><thead><tr><th title="rows: true class, columns: predicted class">true \\ pred</th>{head}'
             f'<th class="muted">n</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
@@ -291,11 +293,11 @@ def evaluation_section(run_dir: Path, ev: dict, used: set) -> str:
         meta.append(("overrides", escape(" ".join(ev["overrides"]))))
     parts.append(kv_table(meta))
     plots = run_dir / "plots"
+    tables = []
     if ev.get("confusion_matrix"):
-        parts.append("<h3>Confusion matrix</h3><p class=\"muted\">Rows are the true class, columns the "
-                     "predicted class; shading is the fraction of the row.</p>")
-        parts.append(cm_table(ev["confusion_matrix"], names))
-    parts.append(figure(plots / f"confusion_matrix-{split}.png", f"Confusion matrix ({split})", used))
+        tables.append("<div><h3>Confusion matrix</h3>" + cm_table(ev["confusion_matrix"], names)
+                      + '<p class="muted">Rows are the true class, columns the predicted class; '
+                        "shading is the fraction of the row.</p></div>")
     per_class = ev.get("per_class") or []
     if per_class:
         rows = [[escape(str(c.get("name"))), fixed(c.get("precision"), 3), fixed(c.get("recall"), 3),
@@ -305,29 +307,32 @@ def evaluation_section(run_dir: Path, ev: dict, used: set) -> str:
                   fixed(macro.get("f1"), 3), text(n)],
                  ["weighted avg", fixed(weighted.get("precision"), 3), fixed(weighted.get("recall"), 3),
                   fixed(weighted.get("f1"), 3), text(n)]]
-        parts.append("<h3>Per-class metrics</h3>")
-        parts.append(table(["class", "precision", "recall", "F1", "support"], rows,
-                           row_classes=[""] * len(per_class) + ["avg", "avg"]))
-        if ev.get("never_predicted"):
-            parts.append(f'<p class="err">Never predicted: {escape(", ".join(map(str, ev["never_predicted"])))}</p>')
-    parts.append(figure(plots / f"per_class-{split}.png", f"Precision, recall and F1 per class ({split})", used))
+        never = ev.get("never_predicted")
+        tables.append("<div><h3>Per-class metrics</h3>" + table(
+            ["class", "precision", "recall", "F1", "support"], rows,
+            row_classes=[""] * len(per_class) + ["avg", "avg"])
+            + (f'<p class="err">Never predicted: {escape(", ".join(map(str, never)))}</p>' if never else "")
+            + "</div>")
     ovr = ev.get("one_vs_rest") or []
-    tops = ev.get("top_confusions") or []
-    side = []
     if ovr:
-        side.append("<div><h3>One vs rest</h3>" + table(
+        tables.append("<div><h3>One vs rest</h3>" + table(
             ["class", "TP", "FP", "FN", "TN"],
             [[escape(str(r.get("class"))), text(r.get("tp")), text(r.get("fp")), text(r.get("fn")),
               text(r.get("tn"))] for r in ovr]) + "</div>")
-    side.append("<div><h3>Most frequent confusions</h3>" + (table(
+    tops = ev.get("top_confusions") or []
+    tables.append("<div><h3>Most frequent confusions</h3>" + (table(
         ["true", "predicted", "count"],
-        [[escape(str(t.get("true"))), escape(str(t.get("predicted"))), text(t.get("count"))] for t in tops],
-        left=2) if tops else '<p class="muted">No mistakes.</p>') + "</div>")
-    parts.append(f'<div class="grid2">{"".join(side)}</div>')
-    parts.append(figure(plots / f"misclassified-{split}.png",
-                        f"Misclassified samples ({split}), most confident mistakes first", used))
-    parts.append(figure(plots / f"predictions-{split}.png",
-                        f"Sample predictions ({split}) with their class probabilities", used))
+        [[escape(str(t.get("true"))), "→ " + escape(str(t.get("predicted"))), text(t.get("count"))]
+         for t in tops], left=2) if tops else '<p class="muted">No mistakes.</p>') + "</div>")
+    parts.append(f'<div class="grid2">{"".join(tables)}</div>')
+    pair = [figure(plots / f"confusion_matrix-{split}.png", f"Confusion matrix ({split})", used),
+            figure(plots / f"misclassified-{split}.png",
+                   f"Misclassified samples ({split}), most confident mistakes first", used)]
+    wide = figure(plots / f"per_class-{split}.png", f"Precision, recall and F1 per class ({split})", used)
+    tall = figure(plots / f"predictions-{split}.png",
+                  f"Sample predictions ({split}) with their class probabilities", used, "small")
+    if any(pair) or wide or tall:
+        parts.append(f'<h3>Plots</h3><div class="grid2">{"".join(f for f in pair if f)}</div>{wide}{tall}')
     return (f'<section id="eval-{slug(split)}"><h2>Evaluation: {escape(split)} split</h2>'
             f'{"".join(parts)}</section>')
 
