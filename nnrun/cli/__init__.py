@@ -3,6 +3,7 @@
 from nnrun.cli.common import app
 from nnrun.cli import train  # noqa: F401  (registers validate, train)
 from nnrun.cli import evaluate  # noqa: F401  (registers evaluate, runs, compare)
+from nnrun.cli import sweep  # noqa: F401  (registers sweep)
 
 
 def main() -> None:

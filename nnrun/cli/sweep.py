@@ -1,0 +1,185 @@
+"""`nnrun sweep`: hyper-parameter sweeps and the learning-rate range test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def fmt_metric(metric: str, v) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}%" if metric.endswith("accuracy") else f"{v:.4f}"
+
+
+def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    for name in doc["param_names"]:
+        table.add_column(name)
+    for col, justify in (("status", "left"), (doc["metric"], "right"), ("best epoch", "right"),
+                         ("seconds", "right"), ("error", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for t in trials:
+        style = "bold green" if t["index"] == best else ("red" if t["status"] not in
+                                                          ("completed", "stopped_early") else None)
+        table.add_row(str(t["index"]), *(fmt(t["params"].get(k)) for k in doc["param_names"]),
+                      t["status"], fmt_metric(doc["metric"], t["metric"]), fmt(t["best_epoch"]),
+                      "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
+                      (t["error"] or "")[:80], style=style)
+    return table
+
+
+class LiveSweepReporter:
+    """A live table of finished trials on a terminal; one line per trial otherwise."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet, self.live, self.done, self.total = quiet, None, [], 0
+
+    def start(self, doc, pending, workers):
+        self.total = pending
+        if self.quiet:
+            return
+        out.print(f"sweep {doc['name']}: {pending} trial(s) to run on {workers} worker(s) "
+                  f"({doc.get('executor', 'local')}); metric {doc['metric']} ({doc['mode']})")
+        if out.is_terminal:
+            self.live = Live(self.table(doc), console=out, refresh_per_second=4)
+            self.live.start()
+
+    def table(self, doc) -> Table:
+        return trials_table(doc, self.done, f"finished {len(self.done)}/{self.total}")
+
+    def trial_done(self, trial, doc):
+        self.done.append(dict(trial))
+        if self.quiet:
+            return
+        if self.live is not None:
+            self.live.update(self.table(doc))
+        else:
+            params = "  ".join(f"{k}={fmt(v)}" for k, v in trial["params"].items())
+            extra = f"  {trial['error']}" if trial["error"] else ""
+            out.print(f"[{len(self.done)}/{self.total}] t{trial['index']:03d}  {params}  {trial['status']}  "
+                      f"{doc['metric']} {fmt_metric(doc['metric'], trial['metric'])}{extra}",
+                      markup=False, soft_wrap=True)
+
+    def finish(self, doc):
+        self.close()
+
+    def close(self):
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+@app.command()
+@handle_errors
+def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML file (optional with --resume)."),
+          param: List[str] = typer.Option([], "--param", "-p",
+                                          help="Swept key: KEY=V1,V2,... or KEY=log:LOW:HIGH:N, lin:LOW:HIGH:N, "
+                                               "int:LOW:HIGH[:STEP] (repeatable; several make the product; "
+                                               "overrides the same key of the config's sweep: section)."),
+          set_: List[str] = typer.Option([], "--set", help=SET_HELP + " Applied to every trial."),
+          random: Optional[int] = typer.Option(None, "--random", min=1,
+                                               help="Random search: N trials sampled from the params."),
+          seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random search (default: the config's)."),
+          metric: Optional[str] = typer.Option(None, "--metric",
+                                               help="val_accuracy (default; test_accuracy without validation), "
+                                                    "val_loss, train_accuracy, train_loss, test_accuracy, test_loss."),
+          mode: Optional[str] = typer.Option(None, "--mode", help="max or min (default: min for losses)."),
+          workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
+                                                help="Parallel trials (default: the number of cores)."),
+          executor: str = typer.Option("local", "--executor", help="local (processes) or dask."),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
+          resume: Optional[Path] = typer.Option(None, "--resume", help="Sweep folder to complete: runs only the missing trials."),
+          lr_range: Optional[str] = typer.Option(None, "--lr-range",
+                                                 help="Learning-rate range test MIN:MAX (e.g. 1e-6:1) instead of a sweep."),
+          steps: int = typer.Option(100, "--steps", help="Batches of the range test."),
+          runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
+          name: Optional[str] = typer.Option(None, "--name", help="Sweep name (default: the config's name)."),
+          trial_plots: bool = typer.Option(True, "--trial-plots/--no-trial-plots",
+                                           help="Draw each trial's learning curves."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="List the trials and exit."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the sweep folder.")):
+    """Run a hyper-parameter sweep (grid or random), or a learning-rate range test.
+
+    Every trial is a normal run folder under <runs-dir>/<time>-sweep-<name>/trials/; the sweep
+    folder also gets sweep.json, sweep.csv, best.yaml and plots/. Ctrl-C keeps what finished;
+    --resume completes it."""
+    from nnrun.errors import ConfigError
+    from nnrun import sweep as S
+
+    if lr_range is not None:
+        return range_test(config, lr_range, steps, set_, runs_dir, name, quiet)
+    if resume is None and config is None:
+        raise ConfigError("give a CONFIG (or --resume SWEEP_FOLDER)")
+    if mode is not None and mode not in ("max", "min"):
+        raise ConfigError(f"--mode {mode!r}: use max or min")
+    if resume is not None:
+        if param or set_ or random or metric or dry_run:
+            raise ConfigError("--resume continues a sweep as planned: drop --param/--set/--random/--metric")
+        doc = None
+    else:
+        doc = S.plan_sweep(config, param, set_, metric, mode, random, seed, name)
+        if dry_run:
+            out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
+            for t in doc["trials"]:
+                out.print(f"t{t['index']:03d}: nnrun train {config} " + " ".join(f"--set '{s}'" for s in t["overrides"]),
+                          markup=False, soft_wrap=True)
+            return
+    reporter = LiveSweepReporter(quiet)
+    try:
+        sweep_dir = S.run_sweep(doc, runs_dir=runs_dir, resume=resume, workers=workers, executor=executor,
+                                scheduler=scheduler, trial_plots=trial_plots, reporter=reporter)
+    finally:
+        reporter.close()
+    doc = S.read_sweep(sweep_dir)
+    if not quiet:
+        best = doc["best"]
+        out.print(trials_table(doc, S.ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best))
+        if best is not None:
+            t = doc["trials"][best]
+            params = ", ".join(f"{k}={fmt(v)}" for k, v in t["params"].items())
+            out.print(f"best: t{best:03d} {params}  {doc['metric']} {fmt_metric(doc['metric'], t['metric'])} "
+                      f"(epoch {t['best_epoch']}); config in best.yaml", markup=False, soft_wrap=True)
+    out.print(str(sweep_dir), markup=False, soft_wrap=True)
+    if doc["status"] == "interrupted":
+        err.print(f"interrupted; finish it with: nnrun sweep --resume {sweep_dir}")
+        raise typer.Exit(130)
+    if doc["best"] is None:
+        err.print("[bold red]error:[/] no trial succeeded", markup=True)
+        raise typer.Exit(1)
+
+
+def range_test(config: Optional[Path], text: str, steps: int, set_: List[str], runs_dir: Path,
+               name: Optional[str], quiet: bool) -> None:
+    from nnrun.config import load_config
+    from nnrun.errors import ConfigError
+    from nnrun.sweep import lr_range_test, parse_lr_range
+
+    if config is None:
+        raise ConfigError("--lr-range needs a CONFIG")
+    lo, hi = parse_lr_range(text)
+    exp = load_config(config, tuple(set_) + ((f"name={name}",) if name else ()))
+    run_dir, result = lr_range_test(exp, lo, hi, steps, runs_dir)
+    if not quiet:
+        out.print(f"{result['steps']} steps from {lo:g} to {hi:g}: {result['stopped']}", markup=False)
+        if result["suggestion"] is not None:
+            out.print(f"suggested learning rate: {result['suggestion']:.3g}  (steepest descent of the "
+                      "smoothed loss; plot in plots/lr_range.png)", markup=False)
+        else:
+            out.print("no suggestion: the loss never decreased; widen the range", markup=False)
+    out.print(str(run_dir), markup=False, soft_wrap=True)

@@ -1,0 +1,230 @@
+"""nnrun sweep: parameter expansion, the sweep section, parallel end-to-end runs, failures,
+resume, the learning-rate range test and the Dask executor. Tiny MLPs on the bundled digits."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nnrun import sweep as S
+from nnrun.config import load_config
+from nnrun.errors import ConfigError
+from nnrun.train import train_run
+
+TINY = {
+    "name": "tiny", "seed": 3,
+    "data": {"dataset": "digits", "validation_split": 0.2},
+    "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 8, "activation": "relu"},
+                         {"type": "dense", "units": 10, "activation": "softmax"}]},
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "train": {"epochs": 2, "batch_size": 128},
+}
+
+
+def write_config(tmp_path: Path, **extra) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **extra}, sort_keys=False))
+    return path
+
+
+# -- expansion and parsing ------------------------------------------------------------------
+def test_grid_lists_ranges_and_product():
+    lr = S.parse_param_text("optimizer.lr=log:1e-5:1:6")
+    assert lr.values == [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    assert S.parse_param_text("x.y=lin:0:1:3").values == [0.0, 0.5, 1.0]
+    assert S.parse_param_text("train.batch_size=int:16:64:16").values == [16, 32, 48, 64]
+    act = S.parse_param_text("model.layers[-1].activation=softmax,tanh")
+    assert act.values == ["softmax", "tanh"]
+    lists = S.parse_param_text('model.layers=[{"type":"flatten"}],[{"type":"dense","units":2}]')
+    assert len(lists.values) == 2 and lists.labels == ["#1", "#2"]
+    combos = S.expand([S.parse_param_text("a=1,2,3"), act])
+    assert [[v for v, _ in c] for c in combos] == [[1, "softmax"], [1, "tanh"], [2, "softmax"],
+                                                  [2, "tanh"], [3, "softmax"], [3, "tanh"]]
+    for bad in ("optimizer.lr", "optimizer.lr=log:0:1:3", "optimizer.lr=1,,2", "9bad=1"):
+        with pytest.raises(ConfigError):
+            S.parse_param_text(bad)
+
+
+def test_random_search_is_seeded_and_in_range():
+    params = [S.parse_param_text("optimizer.lr=log:1e-4:1e-1"), S.parse_param_text("b=x,y")]
+    a, b = S.expand(params, random=20, seed=1), S.expand(params, random=20, seed=1)
+    assert a == b and len(a) == 20
+    assert all(1e-4 <= t[0][0] <= 1e-1 and t[1][0] in ("x", "y") for t in a)
+    assert a != S.expand(params, random=20, seed=2)
+
+
+def test_sweep_section_parsing_and_command_line_wins(tmp_path):
+    cfg = write_config(tmp_path, sweep={
+        "params": {"optimizer.lr": "log:1e-3:1e-1:3", "model.layers[-2].units": {"small": 4, "big": 16}},
+        "metric": "val_loss", "random": None})
+    doc = S.plan_sweep(cfg)
+    assert doc["metric"] == "val_loss" and doc["mode"] == "min"
+    assert doc["param_names"] == ["optimizer.lr", "model.layers[-2].units"]
+    assert len(doc["trials"]) == 6 and "sweep" not in doc["base_config"]
+    first = doc["trials"][0]
+    assert first["overrides"] == ["optimizer.lr=0.001", "model.layers[1].units=4"]
+    assert first["params"] == {"optimizer.lr": 0.001, "model.layers[-2].units": "small"}
+    assert first["name"] == "t000-lr=0.001_units=small"
+    # the command line replaces the same key and keeps the others; flags beat the section
+    doc = S.plan_sweep(cfg, params=["optimizer.lr=0.5"], metric="train_accuracy", mode="min")
+    assert len(doc["trials"]) == 2 and doc["metric"] == "train_accuracy" and doc["mode"] == "min"
+    # default metric: validation accuracy, else test accuracy
+    assert S.plan_sweep(write_config(tmp_path))["metric"] == "val_accuracy"
+    no_val = write_config(tmp_path, data={"dataset": "digits", "validation_split": 0})
+    assert S.plan_sweep(no_val)["metric"] == "test_accuracy"
+    # schema errors in the section, an unknown metric, every trial invalid
+    with pytest.raises(ConfigError, match="sweep.mode"):
+        S.plan_sweep(write_config(tmp_path, sweep={"mode": "maximum"}))
+    with pytest.raises(ConfigError, match="metric"):
+        S.plan_sweep(write_config(tmp_path), metric="val_acc")
+    with pytest.raises(ConfigError, match="optimizer.lrr"):
+        S.plan_sweep(write_config(tmp_path), params=["optimizer.lrr=1,2"])
+
+
+# -- running --------------------------------------------------------------------------------
+def test_four_trials_with_two_workers_end_to_end(tmp_path):
+    cfg = write_config(tmp_path)
+    doc = S.plan_sweep(cfg, params=["optimizer.lr=0.003,0.03", "model.layers[1].units=4,16"])
+    sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=2, trial_plots=False)
+    assert sweep_dir.parent == tmp_path / "runs" and sweep_dir.name.endswith("-sweep-tiny")
+    saved = S.read_sweep(sweep_dir)
+    assert saved["status"] == "completed" and saved["workers"] == 2
+    assert [t["status"] for t in saved["trials"]] == ["completed"] * 4
+    folders = sorted(p.name for p in (sweep_dir / "trials").iterdir())
+    assert folders == [t["name"] for t in saved["trials"]]
+    for t in saved["trials"]:
+        run = sweep_dir / t["run_dir"]
+        assert {"config.yaml", "summary.json", "metrics.csv", "weights.json"} <= {p.name for p in run.iterdir()}
+        assert json.loads((run / "summary.json").read_text())["run_dir"] == run.name
+        assert 0 < t["metric"] <= 1 and t["best_epoch"] in (1, 2) and t["seconds"] > 0
+    rows = list(csv.DictReader((sweep_dir / "sweep.csv").open()))
+    assert len(rows) == 4 and set(rows[0]) >= {"trial", "optimizer.lr", "model.layers[1].units", "status",
+                                                 "val_accuracy", "best_epoch", "seconds"}
+    best = saved["trials"][saved["best"]]
+    assert best["metric"] == max(t["metric"] for t in saved["trials"])
+    best_cfg = yaml.safe_load((sweep_dir / "best.yaml").read_text())
+    assert best_cfg["optimizer"]["lr"] == best["params"]["optimizer.lr"]
+    assert "sweep" not in best_cfg or best_cfg["sweep"] is None
+    for plot in ("sweep.png", "sweep_curves.png"):
+        assert (sweep_dir / "plots" / plot).stat().st_size > 1000
+    # a trial is bit-identical to a standalone train run with the same --set overrides
+    t = saved["trials"][3]
+    alone = train_run(load_config(cfg, tuple(t["overrides"])), tmp_path / "alone", make_plots=False)
+    assert (alone / "weights.json").read_bytes() == (sweep_dir / t["run_dir"] / "weights.json").read_bytes()
+
+
+def test_failing_trials_do_not_stop_the_sweep(tmp_path):
+    bad_shape = [{"type": "conv2d", "filters": 2, "kernel_size": 9},  # 9x9 kernel on 8x8 digits
+                 {"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]
+    cfg = write_config(tmp_path, sweep={"params": {
+        "model.layers": {"good": TINY["model"]["layers"], "bad": bad_shape},
+        "optimizer.lr": [0.01, -1, 0.02]}})
+    doc = S.plan_sweep(cfg)
+    # lr=-1 is refused by the schema: recorded as failed up front, never run
+    assert [t["status"] for t in doc["trials"]] == ["pending", "failed", "pending"] * 2
+    out = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=2, trial_plots=False)
+    saved = S.read_sweep(out)
+    statuses = [t["status"] for t in saved["trials"]]
+    assert statuses == ["completed", "failed", "completed", "failed", "failed", "failed"]
+    assert "optimizer.lr" in saved["trials"][1]["error"]
+    assert "kernel" in saved["trials"][3]["error"] or "8" in saved["trials"][3]["error"]
+    assert saved["status"] == "completed" and saved["best"] in (0, 2)
+    assert saved["trials"][3]["params"] == {"model.layers": "bad", "optimizer.lr": 0.01}
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert [r["status"] for r in rows] == statuses and rows[3]["error"]
+    assert (out / "plots" / "sweep.png").is_file()
+
+
+class StopAfter(S.SweepReporter):
+    """Simulates Ctrl-C after n trials finished."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def trial_done(self, trial, doc):
+        self.seen += 1
+        if self.seen == self.n:
+            raise KeyboardInterrupt
+
+
+def test_interrupt_keeps_finished_trials_and_resume_runs_the_rest(tmp_path):
+    cfg = write_config(tmp_path)
+    doc = S.plan_sweep(cfg, params=["optimizer.lr=0.001,0.01,0.1"])
+    sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=1, trial_plots=False,
+                            reporter=StopAfter(1))
+    saved = S.read_sweep(sweep_dir)
+    assert saved["status"] == "interrupted"
+    assert [t["status"] for t in saved["trials"]] == ["completed", "pending", "pending"]
+    assert [p.name for p in (sweep_dir / "trials").iterdir()] == [saved["trials"][0]["name"]]
+    first_weights = (sweep_dir / saved["trials"][0]["run_dir"] / "weights.json").stat().st_mtime_ns
+    resumed = S.run_sweep(resume=sweep_dir, workers=2, trial_plots=False)
+    assert resumed == sweep_dir
+    saved = S.read_sweep(sweep_dir)
+    assert saved["status"] == "completed" and all(t["status"] == "completed" for t in saved["trials"])
+    assert (sweep_dir / saved["trials"][0]["run_dir"] / "weights.json").stat().st_mtime_ns == first_weights
+    assert (sweep_dir / "best.yaml").is_file() and len(list((sweep_dir / "trials").iterdir())) == 3
+    # a missing (deleted) trial is run again; nothing else is
+    shutil.rmtree(sweep_dir / saved["trials"][2]["run_dir"])
+    saved["trials"][2]["status"] = "crashed"
+    (sweep_dir / "sweep.json").write_text(json.dumps(saved))
+    S.run_sweep(resume=sweep_dir, workers=1, trial_plots=False)
+    assert S.read_sweep(sweep_dir)["trials"][2]["status"] == "completed"
+    with pytest.raises(ConfigError, match="not a sweep folder"):
+        S.run_sweep(resume=tmp_path)
+
+
+# -- learning-rate range test ---------------------------------------------------------------
+def test_lr_range_suggests_a_known_good_rate(tmp_path):
+    # Softmax regression on digits with plain SGD: a grid shows rates ~0.3-30 all reach > 85%
+    # validation accuracy in 3 epochs, and rates <= 0.01 stay near chance.
+    cfg = write_config(tmp_path, model={"layers": [{"type": "flatten"},
+                                                   {"type": "dense", "units": 10, "activation": "softmax"}]},
+                       optimizer={"type": "sgd", "lr": 0.1}, train={"epochs": 3, "batch_size": 32})
+    exp = load_config(cfg)
+    run_dir, result = S.lr_range_test(exp, 1e-5, 100, steps=90, runs_dir=tmp_path / "runs")
+    assert "exploded" in result["stopped"] or "became" in result["stopped"]
+    assert 0.1 <= result["suggestion"] <= 10
+    assert (run_dir / "plots" / "lr_range.png").stat().st_size > 1000
+    assert json.loads((run_dir / "lr_range.json").read_text())["suggestion"] == result["suggestion"]
+    good = train_run(load_config(cfg, (f"optimizer.lr={result['suggestion']}",)), tmp_path / "r", make_plots=False)
+    assert json.loads((good / "summary.json").read_text())["best"]["val_accuracy"] > 0.85
+    assert S.suggest_lr([1e-3, 1e-2], [1.0, 0.5]) is None
+
+
+def test_cli_dry_run_and_sweep(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from nnrun.cli import app
+
+    cfg = write_config(tmp_path, sweep={"params": {"optimizer.lr": [0.01, 0.02]}})
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run"])
+    assert res.exit_code == 0 and "--set 'optimizer.lr=0.02'" in res.output
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "-j", "1", "--no-trial-plots", "--runs-dir", "runs"])
+    assert res.exit_code == 0, res.output
+    assert "ranking" in res.output and "best: t00" in res.output
+    res = CliRunner().invoke(app, ["sweep", str(cfg), "--lr-range", "1:0.1"])
+    assert res.exit_code == 2
+
+
+# -- Dask -----------------------------------------------------------------------------------
+def test_dask_executor_with_a_local_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    cfg = write_config(tmp_path)
+    doc = S.plan_sweep(cfg, params=["optimizer.lr=0.005,0.05"])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, worker_dashboard_address=None) as cluster:
+        sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", executor="dask",
+                                scheduler=cluster.scheduler_address, trial_plots=False)
+    saved = S.read_sweep(sweep_dir)
+    assert saved["executor"] == "dask" and [t["status"] for t in saved["trials"]] == ["completed"] * 2
+    for t in saved["trials"]:  # artifacts came back (zipped) into the client's sweep folder
+        run = sweep_dir / t["run_dir"]
+        assert (run / "weights.json").is_file() and (run / "summary.json").is_file()
+    alone = train_run(load_config(cfg, tuple(saved["trials"][1]["overrides"])), tmp_path / "a", make_plots=False)
+    assert (alone / "weights.json").read_bytes() == (sweep_dir / saved["trials"][1]["run_dir"] / "weights.json").read_bytes()
