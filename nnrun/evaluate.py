@@ -282,10 +282,19 @@ def run_record(run_dir: Path, runs_dir: Optional[Path] = None) -> dict:
 def list_runs(runs_dir: str | os.PathLike = "runs") -> list[dict]:
     """One record per run folder under runs_dir, newest first."""
     runs_dir = Path(runs_dir)
-    records = [run_record(d, runs_dir) for d in candidate_dirs(runs_dir)]
-    # The folder name starts with the creation time; "started" breaks ties across sweeps.
-    records.sort(key=lambda r: (r["started"] or "", Path(r["folder"]).name), reverse=True)
-    return records
+    dirs = candidate_dirs(runs_dir)
+    records = [run_record(d, runs_dir) for d in dirs]
+    # "started" has one-second resolution; the summary's write time orders runs within a second.
+    order = sorted(range(len(dirs)), reverse=True,
+                   key=lambda i: (records[i]["started"] or "", mtime(dirs[i] / "summary.json")))
+    return [records[i] for i in order]
+
+
+def mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 # -- comparing ------------------------------------------------------------------------------
