@@ -93,7 +93,7 @@ def check_network_loss(net, loss, x: np.ndarray, y: np.ndarray) -> None:
     """net.loss_and_gradients (input and every parameter) against finite differences of the
     loss value itself."""
     store = capture_input_gradient(net)
-    value, _ = net.loss_and_gradients(loss, x, y)
+    value, _ = net.loss_and_gradients(loss, x, y, input_gradient=True)
     analytic = {"input": store["input"]}
     analytic.update({k: g.copy() for k, g in net.gradients().items()})
 

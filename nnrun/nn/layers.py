@@ -36,6 +36,8 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.input_shape: tuple = ()
         self.output_shape: tuple = ()
+        # Set by Sequential on the first layer when nobody needs dL/dx: saves a GEMM and col2im.
+        self.skip_input_grad = False
 
     # -- build time -------------------------------------------------------------------------
     def build(self, input_shape: tuple, rng: np.random.Generator, dtype=np.float32) -> tuple:
@@ -141,7 +143,7 @@ class Dense(ParamLayer):
         self.grads["W"] = self._x.T @ dz
         if self.use_bias:
             self.grads["b"] = dz.sum(axis=0)
-        return dz @ self.params["W"].T
+        return None if self.skip_input_grad else dz @ self.params["W"].T
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -235,6 +237,8 @@ class Conv2D(ParamLayer):
         self.grads["W"] = (dzm.T @ self._cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
         if self.use_bias:
             self.grads["b"] = dzm.sum(axis=0)
+        if self.skip_input_grad:
+            return None
         dcols = (dzm @ self._weight_matrix()).reshape(n, oh, ow, kh, kw, c)
         dxh = np.zeros(self._padded_shape, self._padded_dtype)
         for i, j, rows, cols_ in _offsets(kh, kw, self.stride, oh, ow):

@@ -73,24 +73,35 @@ class Sequential:
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad: np.ndarray, skip_output_activation: bool = False) -> np.ndarray:
-        """Back-propagate dL/doutput (or dL/dlogits when skip_output_activation); returns dL/dx."""
-        for i, layer in enumerate(reversed(self.layers)):
-            grad = layer.backward(grad, skip_activation=skip_output_activation and i == 0)
-        return grad
+    def backward(self, grad: np.ndarray, skip_output_activation: bool = False,
+                 input_gradient: bool = True) -> np.ndarray | None:
+        """Back-propagate dL/doutput (or dL/dlogits when skip_output_activation); returns dL/dx,
+        or None when input_gradient is False: then backward stops at the first layer with
+        parameters, which skips work nobody needs during training."""
+        first = 0 if input_gradient else self.first_trainable()
+        last = len(self.layers) - 1
+        for i in range(last, first - 1, -1):
+            layer = self.layers[i]
+            layer.skip_input_grad = not input_gradient and i == first
+            grad = layer.backward(grad, skip_activation=skip_output_activation and i == last)
+            layer.skip_input_grad = False
+        return grad if input_gradient else None
+
+    def first_trainable(self) -> int:
+        return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     def fuses_softmax(self, loss: Loss) -> bool:
         return loss.fuses_with_softmax and self.layers[-1].activation.name == "softmax"
 
-    def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray,
-                           training: bool = True) -> tuple[float, np.ndarray]:
+    def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray, training: bool = True,
+                           input_gradient: bool = False) -> tuple[float, np.ndarray]:
         """Forward, loss and backward in one go; returns (loss value, output). Gradients land
-        in each layer's `grads`. Softmax + cross-entropy use the fused gradient p - y."""
+        in each layer's `grads`. Softmax + cross-entropy use the fused gradient p - y.
+        dL/dx is computed (by the first layer's backward) only if input_gradient."""
         out = self.forward(x, training)
-        if self.fuses_softmax(loss):
-            self.backward(loss.logits_gradient(out, y), skip_output_activation=True)
-        else:
-            self.backward(loss.gradient(out, y))
+        fused = self.fuses_softmax(loss)
+        grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
+        self.backward(grad, skip_output_activation=fused, input_gradient=input_gradient)
         return loss.value(out, y), out
 
     def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
