@@ -139,14 +139,6 @@ def test_latest_is_the_newest_run(run, tmp_path):
     assert resolve_run(run.name, runs_dir) == run
 
 
-def test_dense_first_layer_weights_as_images(tmp_path):
-    mlp = train_tiny(tmp_path, *MLP)
-    doc = evaluate_run(mlp)
-    assert doc["plots"]["weights"] == "plots/weights.png"
-    img = png_ok(mlp / "plots" / "weights.png")
-    assert img.shape[1] > 300
-
-
 # -- errors: one line, exit 2 -----------------------------------------------------------------
 def error_of(args) -> str:
     result = runner.invoke(app, args)
