@@ -31,16 +31,20 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] 
     table.add_column("#", justify="right")
     for name in doc["param_names"]:
         table.add_column(name)
-    for col, justify in (("status", "left"), (doc["metric"], "right"), ("best epoch", "right"),
-                         ("seconds", "right"), ("error", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
+    errors = any(t["error"] for t in trials)
+    table.add_column("status", no_wrap=True)
+    table.add_column(doc["metric"], justify="right", no_wrap=True)
+    table.add_column("epoch", justify="right")
+    table.add_column("seconds", justify="right")
+    if errors:
+        table.add_column("error", overflow="fold")
     for t in trials:
         style = "bold green" if t["index"] == best else ("red" if t["status"] not in
                                                           ("completed", "stopped_early") else None)
         table.add_row(str(t["index"]), *(fmt(t["params"].get(k)) for k in doc["param_names"]),
                       t["status"], fmt_metric(doc["metric"], t["metric"]), fmt(t["best_epoch"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
-                      (t["error"] or "")[:80], style=style)
+                      *([(t["error"] or "")[:80]] if errors else []), style=style)
     return table
 
 
