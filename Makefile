@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo lint bench clean
 
 install: $(STAMP)
 
@@ -18,9 +18,15 @@ test: install
 
 demo: install
 	$(BIN)/nnrun train configs/quickstart.yaml
+	@run=$$(ls -td runs/*-quickstart | head -1); \
+	  echo "run folder: $$run"; echo "plots:      $$run/plots/"; \
+	  [ -f "$$run/report.html" ] && echo "report:     $$run/report.html" || true
+
+lint: install
+	$(BIN)/ruff check nnrun tests
 
 bench: install
-	$(BIN)/python -m nnrun.bench
+	$(BIN)/python experiments/benchmark.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info nnrun.egg-info .pytest_cache
