@@ -257,3 +257,26 @@ def test_validate_prints_the_model_summary(tmp_path):
     # conv 4*(1*3*3)+4 = 40; dense (4*4*4)*3+3 = 195
     assert "40" in result.output and "195" in result.output and "235" in result.output
     assert "valid" in result.output.splitlines()[-1]
+
+
+def test_live_display_on_a_terminal(tmp_path):
+    """On a terminal the reporter draws a progress bar and still prints one line per epoch."""
+    import io
+
+    from rich.console import Console
+
+    from nnrun.cli.train import ConsoleReporter
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    reporter = ConsoleReporter(console, epochs=2)
+    for epoch in (1, 2):
+        reporter.epoch_start(epoch, 2, 0.01, batches=3)
+        for b in (1, 2, 3):
+            reporter.batch_end(b, 0.5, 0.75)
+        reporter.epoch_end({"epoch": epoch, "lr": 0.01, "train_loss": 0.5, "train_accuracy": 0.75,
+                            "val_loss": 0.6, "val_accuracy": 0.7, "seconds": 0.1})
+    reporter.close()
+    text = buffer.getvalue()
+    assert "\x1b[" in text  # control codes: a live display
+    assert "epoch 2/2" in text and "val_acc 70.00%" in text

@@ -84,18 +84,14 @@ class ConsoleReporter:
             self.progress.start()
             self.task = self.progress.add_task("train", total=batches, epoch=epoch, epochs=epochs,
                                                loss=0.0, acc=0.0, lr=lr)
-        self.progress.reset(self.task, total=batches, epoch=epoch, loss=0.0, acc=0.0, lr=lr)
+        self.progress.reset(self.task, total=batches, epoch=epoch, epochs=epochs, loss=0.0, acc=0.0, lr=lr)
 
     def batch_end(self, batch, loss, accuracy):
         if self.progress is not None:
             self.progress.update(self.task, completed=batch, loss=loss, acc=accuracy)
 
     def epoch_end(self, row):
-        line = epoch_line(row, self.epochs)
-        if self.progress is not None:
-            self.progress.console.print(line)
-        else:
-            self.console.print(line, markup=False, soft_wrap=True)
+        self.console.print(epoch_line(row, self.epochs), markup=False, highlight=False, soft_wrap=True)
 
     def close(self):
         if self.progress is not None:
