@@ -215,7 +215,7 @@ def first_layer_after_flatten(net, index: int) -> int:
     return index if ok else -1
 
 
-def sample_indices(n: int, wrong: np.ndarray, confidence: np.ndarray, count: int = 8) -> np.ndarray:
+def sample_indices(n: int, wrong: np.ndarray, confidence: np.ndarray, count: int = 6) -> np.ndarray:
     """A few samples for the predictions plot: evenly spread, plus the 2 most confident mistakes."""
     worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:2] if len(wrong) else np.array([], int)
     spread = np.unique(np.linspace(0, n - 1, count).round().astype(int))
