@@ -190,4 +190,8 @@ def train_run(exp: Experiment, runs_dir: str | os.PathLike = "runs", init_weight
     finally:
         summary["wall_seconds"] = time.perf_counter() - started
         write_summary(run_dir, summary)
+    if make_plots:
+        from nnrun.report import write_report
+
+        write_report(run_dir)
     return run_dir

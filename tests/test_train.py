@@ -280,3 +280,16 @@ def test_live_display_on_a_terminal(tmp_path):
     text = buffer.getvalue()
     assert "\x1b[" in text  # control codes: a live display
     assert "epoch 2/2" in text and "val_acc 70.00%" in text
+
+
+def test_run_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    config = write_config(tmp_path)
+    _, lines = train(config, "--runs-dir", str(tmp_path / "runs"), "--set", "train.epochs=1")
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.yaml", "weights.json", "summary.json", "report.html"):
+        assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o666 & ~mask
