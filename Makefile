@@ -27,6 +27,7 @@ lint: install
 
 bench: install
 	$(BIN)/python experiments/benchmark.py
+	$(BIN)/python experiments/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info nnrun.egg-info .pytest_cache

@@ -1,6 +1,6 @@
 """Benchmark (not a test): wall time of the same 8-trial sweep with 1 worker and with 2.
 
-    python -m nnrun.bench_sweep [--workers 1,2] [--epochs 10] [--runs-dir DIR]
+    .venv/bin/python experiments/bench_sweep.py [--workers 1,2] [--epochs 10] [--runs-dir DIR]
 
 The sweep: a small CNN (2 conv + 2 dense) on the bundled digits, 4 learning rates x 2 dense
 sizes, 10 epochs, every trial written as a full run folder (no per-trial plots). With 1 worker trials run one after the
