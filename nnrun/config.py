@@ -1,8 +1,8 @@
 """The experiment schema (pydantic v2): the single source of truth for what a config may say.
 
 Layer, activation, optimiser and schedule models are generated from the engine's registries, so
-registering a class there is all it takes to make it configurable (and documented by `nnrun
-validate --help-keys`). load_config() reads YAML, applies --set overrides and validates.
+registering a class there is all it takes to make it configurable (and documented in the README,
+which a test checks). load_config() reads YAML, applies --set overrides and validates.
 """
 
 from __future__ import annotations
@@ -347,6 +347,21 @@ Experiment.model_rebuild()
 PATH_KEYS = {"images", "labels", "csv", "npz"}
 
 
+KEY_PIECE = re.compile(r"([A-Za-z_][\w-]*|\d+)((?:\[-?\d+\])*)")
+
+
+def parse_key(key: str, context: str = "--set") -> list[Union[str, int]]:
+    """'model.layers[-1].units' -> ['model', 'layers', -1, 'units'] (also model.layers.0.units)."""
+    parts: list[Union[str, int]] = []
+    for piece in re.split(r"\.(?![^\[]*\])", key.strip()):
+        m = KEY_PIECE.fullmatch(piece)
+        if not m:
+            raise ConfigError(f"{context}: {key!r} is not a dotted key like model.layers[0].units")
+        parts.append(int(m.group(1)) if m.group(1).isdigit() else m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(-?\d+)\]", m.group(2)))
+    return parts
+
+
 def parse_override(text: str) -> tuple[list[Union[str, int]], Any]:
     """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01); 'model.layers[0].units=8' too.
 
@@ -354,14 +369,7 @@ def parse_override(text: str) -> tuple[list[Union[str, int]], Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set optimizer.lr=0.01")
     key, raw = text.split("=", 1)
-    parts: list[Union[str, int]] = []
-    for piece in re.split(r"\.(?![^\[]*\])", key.strip()):
-        m = re.fullmatch(r"([A-Za-z_][\w-]*|\d+)((?:\[\d+\])*)", piece)
-        if not m:
-            raise ConfigError(f"--set {text!r}: {key!r} is not a dotted key like model.layers[0].units")
-        parts.append(m.group(1))
-        parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
-    return [int(p) if isinstance(p, str) and p.isdigit() else p for p in parts], parse_value(raw)
+    return parse_key(key, f"--set {text!r}"), parse_value(raw)
 
 
 def parse_value(raw: str) -> Any:
@@ -373,26 +381,46 @@ def parse_value(raw: str) -> Any:
     return raw
 
 
+SOURCE_KINDS = {"images": "idx", "labels": "idx", "csv": "csv", "npz": "npz"}
+
+
+def absolute_paths(value: Any, key: Any = None) -> Any:
+    """Paths typed on the command line are relative to where the user typed them."""
+    if isinstance(value, dict):
+        return {k: absolute_paths(v, k) for k, v in value.items()}
+    if key in PATH_KEYS and isinstance(value, str) and not os.path.isabs(value):
+        return os.path.abspath(value)
+    return value
+
+
 def apply_override(config: dict, path: list, value: Any, text: str) -> None:
-    node = config
-    for i, key in enumerate(path[:-1]):
-        nxt = path[i + 1]
+    """Set config[path] = value, creating mappings on the way; a negative index counts from
+    the end; a short form (`optimizer: sgd`) grows into {type: sgd} when a sub-key is set."""
+    node: Any = config
+    for i, key in enumerate(path):
+        where = dotted(tuple(path[:i])) or "the top level"
         if isinstance(node, list):
-            if not isinstance(key, int) or key >= len(node):
-                raise ConfigError(f"--set {text!r}: index {key} is out of range")
-            node = node[key]
-            continue
-        if not isinstance(node.get(key), (dict, list)):
-            node[key] = [] if isinstance(nxt, int) else {}
-        node = node[key]
-    last = path[-1]
-    if isinstance(node, list):
-        if not isinstance(last, int) or last >= len(node):
-            raise ConfigError(f"--set {text!r}: index {last} is out of range")
-    # Paths typed on the command line are relative to where the user typed them.
-    if last in PATH_KEYS and isinstance(value, str) and not os.path.isabs(value):
-        value = os.path.abspath(value)
-    node[last] = value
+            if not isinstance(key, int):
+                raise ConfigError(f"--set {text!r}: {where} is a list; index it like {where}[0]")
+            if not -len(node) <= key < len(node):
+                raise ConfigError(f"--set {text!r}: index {key} is out of range ({where} has {len(node)} items)")
+            key %= len(node)
+        elif isinstance(key, int):
+            raise ConfigError(f"--set {text!r}: {where} is not a list; use a dotted key")
+        if i == len(path) - 1:
+            break
+        child = node[key] if isinstance(node, list) else node.get(key)
+        nxt = path[i + 1]
+        if isinstance(child, str) and isinstance(nxt, str):
+            child = {"type": child}
+        elif not isinstance(child, (dict, list)):
+            child = [] if isinstance(nxt, int) else {}
+        node[key] = child
+        node = child
+    if path[:2] in (["data", "train"], ["data", "test"]) and len(path) == 3 and key in SOURCE_KINDS:
+        if any(SOURCE_KINDS.get(k, SOURCE_KINDS[key]) != SOURCE_KINDS[key] for k in node):
+            node.clear()  # another kind of source: replace it rather than mix the two
+    node[key] = absolute_paths(value, key)
 
 
 def read_yaml(path: Path) -> dict:

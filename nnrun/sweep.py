@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
-import yaml
 
-from nnrun.config import (apply_override, parse_override, parse_value, read_yaml,
+from nnrun.config import (apply_override, parse_key, parse_override, parse_value, read_yaml,
                           resolved_dict, validate)
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_bytes, write_json, write_text
@@ -156,7 +155,7 @@ def parse_param_text(text: str) -> Param:
 
 def param_from_spec(key: str, spec: Any) -> Param:
     """A param from a YAML value: list, {label: value}, range string, comma string or scalar."""
-    parse_key(key)  # syntax check
+    parse_key(key, "sweep param")  # syntax check
     if isinstance(spec, dict):
         return Param(key, list(spec.values()), [str(k) for k in spec])
     if isinstance(spec, list):
@@ -172,26 +171,11 @@ def param_from_spec(key: str, spec: Any) -> Param:
     return Param(key, [spec])
 
 
-KEY_PIECE = re.compile(r"([A-Za-z_][\w-]*)((?:\[-?\d+\])*)")
-
-
-def parse_key(key: str) -> list[Union[str, int]]:
-    """'model.layers[-1].activation' -> ['model', 'layers', -1, 'activation']."""
-    parts: list[Union[str, int]] = []
-    for piece in re.split(r"\.(?![^\[]*\])", key.strip()):
-        m = KEY_PIECE.fullmatch(piece)
-        if not m:
-            raise ConfigError(f"sweep param {key!r}: not a dotted key like model.layers[0].units")
-        parts.append(int(m.group(1)) if m.group(1).isdigit() else m.group(1))
-        parts.extend(int(i) for i in re.findall(r"\[(-?\d+)\]", m.group(2)))
-    return parts
-
-
 def concrete_key(raw: dict, key: str) -> str:
     """The key with negative list indices resolved against raw (for a plain --set)."""
     node: Any = raw
     out = ""
-    for part in parse_key(key):
+    for part in parse_key(key, "sweep param"):
         if isinstance(part, int):
             if not isinstance(node, list):
                 raise ConfigError(f"sweep param {key!r}: [{part}] indexes something that is not a list")

@@ -138,7 +138,7 @@ def test_overrides_validate_like_the_file(tmp_path):
     assert exp.optimizer.type == "sgd" and exp.optimizer.momentum == 0.9 and exp.train.epochs == 4
     with pytest.raises(ConfigError, match=r"optimizer\.lr: Input should be greater than 0"):
         load_config(path, ("optimizer.lr=-1",))
-    with pytest.raises(ConfigError, match="index 9 is out of range"):
+    with pytest.raises(ConfigError, match=r"index 9 is out of range \(model.layers has 4 items\)"):
         load_config(path, ("model.layers[9].units=3",))
 
 
@@ -185,3 +185,51 @@ def test_every_registered_name_is_configurable(tmp_path):
         load_config(path, (f"optimizer={{type: {name}}}",))
     for name in SCHEDULES:
         load_config(path, (f"schedule={{type: {name}}}",))
+
+
+def write_good(tmp_path, **changes) -> str:
+    config = copy.deepcopy(GOOD)
+    config.update(changes)
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_setting_a_sub_key_of_a_short_form_expands_it(tmp_path):
+    path = write_good(tmp_path, optimizer="sgd")
+    exp = load_config(path, ("optimizer.lr=0.1",))
+    assert exp.optimizer.type == "sgd" and exp.optimizer.lr == 0.1
+    layers = copy.deepcopy(GOOD["model"]["layers"])
+    layers[0]["activation"] = "leaky_relu"
+    path = write_good(tmp_path, model={"layers": layers})
+    exp = load_config(path, ("model.layers[0].activation.alpha=0.2",))
+    assert exp.model.layers[0].activation == {"type": "leaky_relu", "alpha": 0.2}
+
+
+def test_negative_indices_count_from_the_end(tmp_path):
+    exp = load_config(write_good(tmp_path), ("model.layers[-1].activation=linear",))
+    assert exp.model.layers[-1].activation == "linear" and exp.model.layers[0].activation == "relu"
+
+
+def test_a_source_of_another_kind_replaces_the_old_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.gz", "b.gz", "test.npz"):
+        (tmp_path / name).write_bytes(b"")
+    path = write_good(tmp_path, data={"dataset": "digits", "test": {"images": "a.gz", "labels": "b.gz"}})
+    exp = load_config(path, ("data.test.npz=test.npz",))
+    assert exp.data.test.npz == tmp_path / "test.npz" and not hasattr(exp.data.test, "images")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    exp = load_config(path, ("data.test={npz: ../test.npz}",))  # dict values: relative to cwd too
+    assert exp.data.test.npz.resolve() == (tmp_path / "test.npz").resolve()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model.layers.x=1", "model.layers is a list; index it like model.layers[0]"),
+    ("model.layers[0][1]=1", "model.layers[0] is not a list"),
+    ("model.layers[-9].units=1", "index -9 is out of range (model.layers has 4 items)"),
+])
+def test_override_path_errors_say_what_to_do(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_good(tmp_path), (text,))
+    assert message in str(caught.value)
