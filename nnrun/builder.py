@@ -107,8 +107,9 @@ def build_optimizer(exp: Experiment) -> nn.Optimizer:
     return nn.make_optimizer(exp.optimizer.type, **params)
 
 
-def build_schedule(exp: Experiment) -> nn.Schedule:
+def build_schedule(exp: Experiment, plateau_metric: Optional[str] = None) -> nn.Schedule:
+    """The schedule; reduce_on_plateau watches plateau_metric (default train.plateau_monitor)."""
     params = exp.schedule.model_dump(exclude={"type"})
     if exp.schedule.type == "reduce_on_plateau":
-        params["mode"] = monitor_mode(exp.train.plateau_monitor)
+        params["mode"] = monitor_mode(plateau_metric or exp.train.plateau_monitor)
     return nn.make_schedule(exp.schedule.type, exp.optimizer.lr, **params)

@@ -77,30 +77,35 @@ def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]):
         yield order[start:start + batch_size]
 
 
+def available_metric(name: str, has_val: bool) -> str:
+    """val_* metrics fall back to the matching train_* metric when there is no validation data."""
+    return name.replace("val_", "train_", 1) if name.startswith("val_") and not has_val else name
+
+
 def fit(exp: Experiment, net: nn.Sequential, data: Data, reporter: Reporter = SilentReporter()) -> History:
     """Train net on data as exp.train says; returns the per-epoch history. The network ends with
-    the best weights when early stopping asks to restore them, else the last ones."""
+    the best weights when early stopping asks to restore them, else those of the last complete
+    epoch (also after Ctrl-C in the middle of one)."""
+    has_val = data.val is not None
     es = exp.train.early_stopping
-    default_monitor = "val_loss" if data.val is not None else "train_loss"
-    monitor_name = es.monitor if es else default_monitor
-    if monitor_name.startswith("val_") and data.val is None:
-        monitor_name = default_monitor  # documented: no validation data -> train metrics
-    monitor = Monitor(monitor_name, es.min_delta if es else 0.0)
-    history = History(monitor=monitor_name)
-    best_weights = None
-    schedule = build_schedule(exp)
-    epochs = run_epochs(exp, net, data, schedule, reporter, history)
+    monitor = Monitor(available_metric(es.monitor if es else "val_loss", has_val),
+                      es.min_delta if es else 0.0)
+    plateau_metric = available_metric(exp.train.plateau_monitor, has_val)
+    history = History(monitor=monitor.name)
+    schedule = build_schedule(exp, plateau_metric)
+    best_weights, last_complete = None, net.get_weights()
     try:
-        for row in epochs:
-            plateau_value = row.get(exp.train.plateau_monitor)
-            schedule.observe(plateau_value if plateau_value is not None else row["train_loss"])
+        for row in run_epochs(exp, net, data, schedule, reporter, history):
+            last_complete = net.get_weights()
+            schedule.observe(row[plateau_metric])
             if monitor.update(row) and es and es.restore_best_weights:
-                best_weights = net.get_weights()
+                best_weights = last_complete
             if es and monitor.wait > es.patience:
                 history.status = "stopped_early"
                 break
     except KeyboardInterrupt:
         history.status = "interrupted"
+        net.set_weights(last_complete)
     history.best_epoch = monitor.best_epoch
     if best_weights is not None:
         net.set_weights(best_weights)

@@ -293,3 +293,48 @@ def test_run_files_get_the_usual_permissions(tmp_path):
     os.umask(mask)
     for name in ("config.yaml", "weights.json", "summary.json", "report.html"):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o666 & ~mask
+
+
+def fitted(tmp_path, *overrides, reporter=None):
+    from nnrun.train import SilentReporter, fit
+
+    exp = load_config(write_config(tmp_path), overrides)
+    data = load_data(exp)
+    net = build_network(exp, data.input_shape, data.num_classes)
+    return net, fit(exp, net, data, reporter or SilentReporter())
+
+
+def test_plateau_monitor_falls_back_to_the_matching_train_metric(tmp_path):
+    net, history = fitted(tmp_path, "data.validation_split=0", "train.plateau_monitor=val_accuracy",
+                          "schedule={type: reduce_on_plateau, factor: 0.5, patience: 0, min_delta: 0}",
+                          "optimizer.lr=0.002", "train.epochs=6")
+    # Replay the rule on the recorded train accuracy (higher is better): the rate halves after
+    # every epoch that did not beat the best accuracy so far.
+    lr, best, expected = 0.002, None, []
+    for row in history.rows:
+        expected.append(lr)
+        if best is None or row["train_accuracy"] > best:
+            best = row["train_accuracy"]
+        else:
+            lr /= 2
+    assert [r["lr"] for r in history.rows] == pytest.approx(expected)
+    assert history.monitor == "train_loss"
+
+
+def test_ctrl_c_mid_epoch_keeps_the_last_complete_epochs_weights(tmp_path):
+    class InterruptInEpoch2:
+        def epoch_start(self, epoch, epochs, lr, batches):
+            self.epoch = epoch
+
+        def batch_end(self, batch, loss, accuracy):
+            if self.epoch == 2 and batch == 3:
+                raise KeyboardInterrupt
+
+        def epoch_end(self, row):
+            pass
+
+    net, history = fitted(tmp_path, reporter=InterruptInEpoch2())
+    assert history.status == "interrupted" and len(history.rows) == 1
+    one_epoch, _ = fitted(tmp_path, "train.epochs=1")
+    for name, w in one_epoch.get_weights().items():
+        assert np.array_equal(net.get_weights()[name], w), name
