@@ -57,7 +57,7 @@ def load_data(exp: Experiment) -> Data:
     train = load_source(cfg.train) if cfg.train else named["train"]
     test = load_source(cfg.test) if cfg.test else named.get("test")
     if test is not None and test[0].shape[1:] != train[0].shape[1:]:
-        raise ConfigError(f"data.test: samples have shape {test[0].shape[1:]} but the training "
+        raise ConfigError(f"{exp.source}: data.test: samples have shape {test[0].shape[1:]} but the training "
                           f"samples have {train[0].shape[1:]}; use data of the same shape")
     val = None
     if cfg.validation_split > 0:
@@ -90,9 +90,12 @@ def build_network(exp: Experiment, input_shape: tuple, num_classes: Optional[int
         net = nn.Sequential(layers, input_shape, seed=exp.seed, dtype=exp.model.dtype)
     except nn.ShapeError as e:
         index, _, rest = str(e).removeprefix("layer ").partition(" ")
-        raise ConfigError(f"model.layers[{index}] {rest} (input shape {tuple(input_shape)})") from None
+        hint = ("; or set data.train.image_shape: [features] to keep the samples flat"
+                if "flat input" in rest and len(input_shape) == 3 and input_shape[0] == 1 else "")
+        raise ConfigError(f"{exp.source}: model.layers[{index}] {rest} (input shape "
+                          f"{tuple(input_shape)}){hint}") from None
     if num_classes is not None and net.output_shape != (num_classes,):
-        raise ConfigError(f"model.layers[{len(layers) - 1}]: the network outputs shape "
+        raise ConfigError(f"{exp.source}: model.layers[{len(layers) - 1}]: the network outputs shape "
                           f"{net.output_shape} but the data has {num_classes} classes; "
                           f"end with a dense layer of {num_classes} units")
     return net

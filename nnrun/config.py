@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, Tag,
                       ValidationError, ValidationInfo, create_model, field_validator,
                       model_validator)
 
@@ -318,6 +318,13 @@ class Experiment(Strict):
     optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"}, validate_default=True)
     schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"}, validate_default=True)
     train: TrainConfig = TrainConfig()
+    _source: str = PrivateAttr("config")
+
+    @property
+    def source(self) -> str:
+        """The file the experiment was read from, for error messages."""
+        return self._source
+
     sweep: Optional[SweepConfig] = None
 
     @field_validator("loss")
@@ -498,9 +505,11 @@ class ConfigErrors(ConfigError):
 
 def validate(raw: dict, source: str, base_dir: Optional[Path]) -> Experiment:
     try:
-        return Experiment.model_validate(raw, context={"base_dir": base_dir})
+        exp = Experiment.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as e:
         raise ConfigErrors(format_errors(e, source)) from None
+    exp._source = source
+    return exp
 
 
 def load_config(path: Union[str, os.PathLike], overrides: tuple[str, ...] = ()) -> Experiment:

@@ -176,7 +176,8 @@ def test_weights_that_do_not_match_the_config(run, tmp_path):
     broken = tmp_path / run.name
     shutil.copytree(run, broken)
     cfg = yaml.safe_load((broken / "config.yaml").read_text())
-    cfg["model"]["layers"][4]["units"] = 32
+    first_dense = next(layer for layer in cfg["model"]["layers"] if layer["type"] == "dense")
+    first_dense["units"] = 32
     (broken / "config.yaml").write_text(yaml.safe_dump(cfg))
     line = error_of(["evaluate", str(broken)])
     assert "weights.json" in line and "do not match" in line

@@ -338,3 +338,19 @@ def test_ctrl_c_mid_epoch_keeps_the_last_complete_epochs_weights(tmp_path):
     one_epoch, _ = fitted(tmp_path, "train.epochs=1")
     for name, w in one_epoch.get_weights().items():
         assert np.array_equal(net.get_weights()[name], w), name
+
+
+def test_flat_image_shape_keeps_square_csv_features_flat(tmp_path):
+    rows = np.column_stack([np.arange(40) % 2, np.random.default_rng(0).integers(0, 9, (40, 16))])
+    np.savetxt(tmp_path / "train.csv", rows, fmt="%d", delimiter=",")
+    layers = [{"type": "dense", "units": 2, "activation": "softmax"}]
+    config = {"data": {"train": {"csv": "train.csv", "label_column": "first"}},
+              "model": {"layers": layers}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["validate", str(tmp_path / "exp.yaml")])
+    assert result.exit_code == 2  # 16 features look like a 4x4 image...
+    assert f"{tmp_path / 'exp.yaml'}: model.layers[0] (dense): expects flat input" in result.stderr
+    assert "image_shape: [features]" in result.stderr
+    result = runner.invoke(app, ["validate", str(tmp_path / "exp.yaml"),
+                                 "--set", "data.train.image_shape=[16]"])
+    assert result.exit_code == 0, result.output  # ...unless told otherwise

@@ -10,6 +10,7 @@ import functools
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nnrun import __version__
 from nnrun.errors import NnrunError
@@ -37,6 +38,11 @@ def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on e
     STATE["debug"] = debug
 
 
+def print_error(message: str) -> None:
+    """`error: <message>` on stderr; the message is printed verbatim (brackets and all)."""
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+
+
 def handle_errors(fn):
     """One clear line on stderr and the right exit code; the traceback only with --debug."""
 
@@ -50,7 +56,7 @@ def handle_errors(fn):
             if STATE["debug"]:
                 raise
             for line in str(e).splitlines() or [type(e).__name__]:
-                err.print(f"[bold red]error:[/] {line}", markup=True, soft_wrap=True)
+                print_error(line)
             raise typer.Exit(e.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -58,8 +64,7 @@ def handle_errors(fn):
         except Exception as e:  # a bug or an environment failure: still one line by default
             if STATE["debug"]:
                 raise
-            err.print(f"[bold red]error:[/] unexpected {type(e).__name__}: {e} "
-                      "(rerun with --debug for the traceback)", markup=True, soft_wrap=True)
+            print_error(f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)")
             raise typer.Exit(1)
 
     return wrapper

@@ -9,7 +9,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out
+from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
 
 
 def fmt(v) -> str:
@@ -164,7 +164,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
         err.print(f"interrupted; finish it with: nnrun sweep --resume {sweep_dir}")
         raise typer.Exit(130)
     if doc["best"] is None:
-        err.print("[bold red]error:[/] no trial succeeded", markup=True)
+        print_error("no trial succeeded")
         raise typer.Exit(1)
 
 

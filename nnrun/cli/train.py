@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out
+from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out, print_error
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
     if summary["status"] == "interrupted":
         raise typer.Exit(130)
     if summary["status"] == "diverged":
-        err.print(f"[bold red]error:[/] training diverged: {summary['error']}", markup=True)
+        print_error(f"training diverged: {summary['error']}")
         raise typer.Exit(1)
 
 

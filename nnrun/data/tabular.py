@@ -16,12 +16,13 @@ from nnrun.errors import DataError
 
 
 def to_images(x: np.ndarray, image_shape: Sequence[int], path: Path) -> np.ndarray:
-    """Reshape samples (N, ...) to (N, C, H, W); image_shape is (C,H,W) or (H,W)."""
+    """Reshape samples (N, ...) to (N, C, H, W), or to flat (N, F) when image_shape is (F,);
+    image_shape is (C,H,W), (H,W) or (F,)."""
     shape = tuple(int(d) for d in image_shape)
     if len(shape) == 2:
         shape = (1, *shape)
     features = int(np.prod(x.shape[1:], dtype=np.int64))
-    if len(shape) != 3 or math.prod(shape) != features:
+    if len(shape) not in (1, 3) or math.prod(shape) != features:
         raise DataError(
             f"{path}: image_shape {tuple(image_shape)} holds {math.prod(shape)} values but each "
             f"sample has {features}; fix image_shape in your config"
