@@ -19,6 +19,7 @@ import yaml
 
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_json
+from nnrun.runs import read_json_or
 
 SPLITS = {"test": "test", "validation": "val", "val": "val", "train": "train"}
 RUN_FILES = ("config.yaml", "summary.json")
@@ -31,15 +32,15 @@ def is_run_dir(path: Path) -> bool:
 
 
 def candidate_dirs(runs_dir: Path) -> list[Path]:
-    """Run folders directly in runs_dir, and one level down inside sweep folders (*-sweep-*)."""
+    """Run folders directly in runs_dir, and the trials of sweep folders (*-sweep-*/trials/*)."""
     found = []
     if not runs_dir.is_dir():
         return found
     for child in sorted(runs_dir.iterdir()):
         if is_run_dir(child):
             found.append(child)
-        elif child.is_dir() and "-sweep-" in child.name:
-            found.extend(g for g in sorted(child.iterdir()) if is_run_dir(g))
+        elif child.is_dir() and "-sweep-" in child.name and (child / "trials").is_dir():
+            found.extend(g for g in sorted((child / "trials").iterdir()) if is_run_dir(g))
     return found
 
 
@@ -84,6 +85,13 @@ def load_run(run_dir: str | os.PathLike, overrides: Sequence[str] = ()):
                               "(was the training interrupted before it was written?)")
     exp = load_config(run_dir / "config.yaml", tuple(overrides))
     data = load_data(exp)
+    trained = (read_summary(run_dir) or {}).get("class_names")
+    if trained:
+        if data.num_classes > len(trained):
+            raise ConfigError(f"{exp.source}: the data has labels up to {data.num_classes - 1} but "
+                              f"the run was trained on {len(trained)} classes ({', '.join(trained)}); "
+                              "use data with the same classes")
+        data.class_names = list(trained)
     net = build_network(exp, data.input_shape, data.num_classes)
     load_weights_into(net, run_dir / "weights.json")
     return exp, net, data
@@ -139,9 +147,6 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", overrides: Seq
         raise ConfigError(f"{run_dir}: the run has no {name} data; {hint}".rstrip("; "))
     x, y = arrays
     k = data.num_classes
-    if int(y.max()) >= k:
-        raise ConfigError(f"{name} data: label {int(y.max())} but the model knows {k} classes "
-                          f"({', '.join(data.class_names)}); use data with the same classes")
     loss, accuracy, out = evaluate_arrays(net, build_loss(exp), x, y)
     probs = probabilities(out)
     pred = probs.argmax(axis=1)
@@ -231,23 +236,13 @@ def refresh_report(run_dir: Path) -> None:
 
 # -- listing --------------------------------------------------------------------------------
 def read_summary(run_dir: Path) -> Optional[dict]:
-    import json
-
-    try:
-        doc = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else None
-    except (OSError, ValueError):
-        return None
+    doc = read_json_or(run_dir / "summary.json")
+    return doc if isinstance(doc, dict) else None
 
 
 def read_rows(run_dir: Path) -> list[dict]:
-    import json
-
-    try:
-        rows = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-    except (OSError, ValueError):
-        return []
+    rows = read_json_or(run_dir / "metrics.json", [])
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 def finite(v) -> Optional[float]:

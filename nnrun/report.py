@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from nnrun.fileio import write_text
+from nnrun.runs import read_json_or
 
 SPLIT_ORDER = ["test", "validation", "train"]
 STATUS_COLORS = {"completed": "ok", "stopped_early": "ok", "interrupted": "warn",
@@ -85,13 +86,6 @@ footer{color:var(--muted);font-size:12.5px;text-align:center;padding:10px 0 30px
 
 
 # -- reading the folder ---------------------------------------------------------------------
-def load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def data_uri(path: Path) -> Optional[str]:
     try:
         return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
@@ -102,7 +96,7 @@ def data_uri(path: Path) -> Optional[str]:
 def evaluations(run_dir: Path) -> list[dict]:
     docs = []
     for path in run_dir.glob("evaluation-*.json"):
-        doc = load_json(path)
+        doc = read_json_or(path)
         if isinstance(doc, dict):
             doc.setdefault("split", path.stem.removeprefix("evaluation-"))
             docs.append(doc)
@@ -360,9 +354,9 @@ def config_section(run_dir: Path) -> str:
 
 # -- the page -------------------------------------------------------------------------------
 def render(run_dir: Path) -> str:
-    summary = load_json(run_dir / "summary.json")
+    summary = read_json_or(run_dir / "summary.json")
     summary = summary if isinstance(summary, dict) else {}
-    rows = load_json(run_dir / "metrics.json")
+    rows = read_json_or(run_dir / "metrics.json")
     rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
     evals = evaluations(run_dir)
     used: set = set()

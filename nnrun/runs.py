@@ -10,7 +10,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import yaml
@@ -128,3 +128,11 @@ def read_json(path: Path) -> dict:
         raise ConfigError(f"{path}: missing; is {path.parent} a complete run folder?") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: invalid JSON ({e})") from None
+
+
+def read_json_or(path: Path, default: Any = None) -> Any:
+    """The parsed JSON file, or `default` when it is missing or unreadable (for listings)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,27 @@ from nnrun.evaluate import MISSING, compare_runs, config_differences, evaluate_r
 from tests.test_evaluate import MLP, png_ok, train_tiny
 
 runner = CliRunner()
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+
+
+def sweep_folder(runs_dir: Path) -> str:
+    return next(p.name for p in runs_dir.iterdir() if "-sweep-" in p.name)
 
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory) -> Path:
-    """Two runs (a CNN, then an MLP), a sweep folder holding a copy of the CNN run, and two
+    """A real one-trial sweep (its trial dated 2000), then two runs (a CNN, then an MLP), and two
     folders that are not runs (no summary.json; an empty folder)."""
+    from nnrun.sweep import run_sweep
+
     root = tmp_path_factory.mktemp("runs")
-    cnn = train_tiny(root)
+    sweep = run_sweep(str(QUICKSTART), runs_dir=root, workers=1, trial_plots=False, plots=False,
+                      params=["optimizer.lr=0.002"], overrides=["train.epochs=1"], name="demo")
+    trial = next((sweep / "trials").iterdir())
+    summary = json.loads((trial / "summary.json").read_text())
+    (trial / "summary.json").write_text(json.dumps(summary | {"started": "2000-01-01T00:00:00"}))
+    train_tiny(root)
     train_tiny(root, *MLP, "optimizer.lr=0.01", "name=mlp", epochs=2)
-    sweep = root / "20000101-000000-demo-sweep-lr"
-    shutil.copytree(cnn, sweep / "trial-000")
-    summary = json.loads((sweep / "trial-000" / "summary.json").read_text())
-    (sweep / "trial-000" / "summary.json").write_text(json.dumps(summary | {"started": "2000-01-01T00:00:00"}))
     (root / "not-a-run").mkdir()
     (root / "not-a-run" / "config.yaml").write_text("name: x\n")
     (root / "empty").mkdir()
@@ -37,7 +44,7 @@ def test_list_runs_newest_first(runs_dir):
     records = list_runs(runs_dir)
     assert [r["name"] for r in records] == ["mlp", "quickstart", "quickstart"]
     mlp, cnn, trial = records
-    assert trial["folder"] == "20000101-000000-demo-sweep-lr/trial-000"
+    assert trial["folder"].startswith(f"{sweep_folder(runs_dir)}/trials/t000")
     assert mlp["epochs"] == 2 and cnn["epochs"] == 1 and mlp["status"] == "completed"
     for r in records:
         assert 0 < r["test_accuracy"] <= 1 and 0 < r["best_val_accuracy"] <= 1 and r["wall_seconds"] > 0
@@ -49,7 +56,7 @@ def test_runs_command(runs_dir):
     assert result.exit_code == 0, result.output
     out = result.output
     for words in ("3 runs", "folder", "best val acc", "test acc", "wall time", "completed", "mlp",
-                  "trial-000"):
+                  "trials/t000"):
         assert words in out
     assert "not-a-run" not in out and "empty" not in out
     records = list_runs(runs_dir)
