@@ -266,6 +266,16 @@ ScheduleConfig = tagged_union(SCHEDULES, ScheduleBase, "schedule", skip=("mode",
 
 
 # -- training -------------------------------------------------------------------------------
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # it becomes part of a folder name
+
+
+def check_name(name: str, where: str = "--name") -> str:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ConfigError(f"{where} {name!r}: use 1-64 letters, digits, '.', '_' or '-' "
+                          "(it becomes part of a folder name)")
+    return name
+
+
 MONITORS = ["val_loss", "val_accuracy", "train_loss", "train_accuracy"]
 
 
@@ -310,7 +320,7 @@ class SweepConfig(Strict):
 
 
 class Experiment(Strict):
-    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
+    name: str = Field("experiment", pattern=NAME_PATTERN, max_length=64)
     seed: int = Field(0, ge=0)
     data: DataConfig
     model: "ModelConfig"

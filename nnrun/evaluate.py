@@ -340,8 +340,8 @@ def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
     from nnrun import plots
 
     run_dirs = [Path(d) for d in run_dirs]
-    if not run_dirs:
-        raise ConfigError("compare: give at least one run folder (two or more to compare)")
+    if len(run_dirs) < 2:
+        raise ConfigError("compare: give two or more run folders")
     for d in run_dirs:
         resolve_run(d, d.parent)  # checks the folder is complete, with one clear line if not
     labels = unique_labels(run_dirs)

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from nnrun.config import (apply_override, parse_key, parse_override, parse_value, read_yaml,
+from nnrun.config import (apply_override, check_name, parse_key, parse_override, parse_value, read_yaml,
                           resolved_dict, validate)
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_bytes, write_json, write_text
@@ -107,7 +107,7 @@ def parse_range(key: str, text: str) -> Optional[Param]:
     if kind == "int":
         if lo != int(lo) or hi != int(hi) or hi < lo:
             raise ConfigError(f"{where}: int:LOW:HIGH[:STEP] needs integers with LOW <= HIGH")
-        step = n or 1
+        step = 1 if n is None else n
         if step <= 0:
             raise ConfigError(f"{where}: the step must be positive")
         return Param(key, list(range(int(lo), int(hi) + 1, step)), space=("int", int(lo), int(hi)))
@@ -297,7 +297,7 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
         trials.append(trial)
     if errors and len(errors) == len(trials):
         raise ConfigError(errors[0])
-    return {"format": SWEEP_FORMAT, "version": SWEEP_VERSION, "name": name or base_exp.name,
+    return {"format": SWEEP_FORMAT, "version": SWEEP_VERSION, "name": check_name(name) if name is not None else base_exp.name,
             "config": str(config), "base_dir": str(base_dir), "base_config": raw,
             "base_overrides": list(overrides), "metric": metric, "mode": mode,
             "param_names": [p.key for p in plist], "random": random, "seed": seed,

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from typer.testing import CliRunner
+
 from nnrun import sweep as S
+from nnrun.cli import app
 from nnrun.config import load_config
 from nnrun.errors import ConfigError
 from nnrun.train import train_run
@@ -45,7 +48,8 @@ def test_grid_lists_ranges_and_product():
     combos = S.expand([S.parse_param_text("a=1,2,3"), act])
     assert [[v for v, _ in c] for c in combos] == [[1, "softmax"], [1, "tanh"], [2, "softmax"],
                                                   [2, "tanh"], [3, "softmax"], [3, "tanh"]]
-    for bad in ("optimizer.lr", "optimizer.lr=log:0:1:3", "optimizer.lr=1,,2", "9bad=1"):
+    for bad in ("optimizer.lr", "optimizer.lr=log:0:1:3", "optimizer.lr=1,,2", "9bad=1",
+                "train.batch_size=int:16:32:0"):
         with pytest.raises(ConfigError):
             S.parse_param_text(bad)
 
@@ -228,3 +232,11 @@ def test_dask_executor_with_a_local_cluster(tmp_path):
         assert (run / "weights.json").is_file() and (run / "summary.json").is_file()
     alone = train_run(load_config(cfg, tuple(saved["trials"][1]["overrides"])), tmp_path / "a", make_plots=False)
     assert (alone / "weights.json").read_bytes() == (sweep_dir / saved["trials"][1]["run_dir"] / "weights.json").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["a/b", "../x", "a b", ""])
+def test_sweep_name_must_make_a_folder_name(tmp_path, name):
+    result = CliRunner().invoke(app, ["sweep", str(write_config(tmp_path)), "--param", "optimizer.lr=0.1",
+                                      "--name", name, "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "--name" in result.stderr, result.output
+    assert not (tmp_path / "runs").exists()
