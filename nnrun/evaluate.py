@@ -19,6 +19,7 @@ import yaml
 
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_json
+from nnrun.fmt import finite
 from nnrun.runs import read_json_or
 
 SPLITS = {"test": "test", "validation": "val", "val": "val", "train": "train"}
@@ -243,14 +244,6 @@ def read_summary(run_dir: Path) -> Optional[dict]:
 def read_rows(run_dir: Path) -> list[dict]:
     rows = read_json_or(run_dir / "metrics.json", [])
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-
-
-def finite(v) -> Optional[float]:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def run_record(run_dir: Path, runs_dir: Optional[Path] = None) -> dict:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
 import time
 from html import escape
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from nnrun import fmt
 from nnrun.fileio import write_text
 from nnrun.runs import read_json_or
 
@@ -105,31 +105,16 @@ def evaluations(run_dir: Path) -> list[dict]:
 
 
 # -- formatting -----------------------------------------------------------------------------
-def num(v: Any) -> Optional[float]:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def pct(v: Any, digits: int = 2) -> str:
-    f = num(v)
-    return "–" if f is None else f"{100 * f:.{digits}f}%"
+    return fmt.pct(v, digits, missing="–")
 
 
 def fixed(v: Any, digits: int = 4) -> str:
-    f = num(v)
-    return "–" if f is None else f"{f:.{digits}f}"
+    return fmt.fixed(v, digits, missing="–")
 
 
 def seconds(v: Any) -> str:
-    f = num(v)
-    if f is None:
-        return "–"
-    return f"{f:.1f} s" if f < 120 else f"{int(f // 60)} min {f % 60:.0f} s"
+    return fmt.duration(v, missing="–", sep=" ")
 
 
 def text(v: Any) -> str:
@@ -243,7 +228,7 @@ def epochs_section(rows: list, summary: dict) -> str:
         return ('<section id="epochs"><h2>Per-epoch metrics</h2>'
                 '<p class="muted">No epochs recorded.</p></section>')
     best = summary.get("best_epoch")
-    body = [[text(r.get("epoch")), f"{num(r.get('lr')):.3g}" if num(r.get("lr")) is not None else "–",
+    body = [[text(r.get("epoch")), f"{fmt.finite(r.get('lr')):.3g}" if fmt.finite(r.get("lr")) is not None else "–",
              fixed(r.get("train_loss")), pct(r.get("train_accuracy")), fixed(r.get("val_loss")),
              pct(r.get("val_accuracy")), fixed(r.get("seconds"), 2)] for r in rows]
     classes = ["best" if r.get("epoch") == best else "" for r in rows]

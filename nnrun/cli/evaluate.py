@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from nnrun.fmt import duration, fixed, pct
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out
 
 RUN_HELP = "A run folder, a folder name inside --runs-dir, or `latest`."
-
-
-def pct(v: Optional[float]) -> str:
-    return "-" if v is None else f"{100 * v:.2f}%"
-
-
-def num(v: Optional[float], digits: int = 4) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def show(v: Any) -> str:
@@ -58,11 +51,11 @@ def per_class_table(doc: dict) -> Table:
                          ("F1", "right"), ("support", "right")):
         table.add_column(col, justify=justify)
     for c in doc["per_class"]:
-        table.add_row(str(c["name"]), num(c["precision"], 3), num(c["recall"], 3), num(c["f1"], 3),
+        table.add_row(str(c["name"]), fixed(c["precision"], 3), fixed(c["recall"], 3), fixed(c["f1"], 3),
                       str(c["support"]))
     table.add_section()
     for label, avg in (("macro avg", doc["macro_avg"]), ("weighted avg", doc["weighted_avg"])):
-        table.add_row(label, num(avg["precision"], 3), num(avg["recall"], 3), num(avg["f1"], 3),
+        table.add_row(label, fixed(avg["precision"], 3), fixed(avg["recall"], 3), fixed(avg["f1"], 3),
                       str(doc["num_samples"]), style="bold")
     return table
 
@@ -123,12 +116,6 @@ STATUS_STYLE = {"completed": "green", "stopped_early": "green", "interrupted": "
                 "diverged": "red", "failed": "red", "unreadable": "red"}
 
 
-def wall(v: Optional[float]) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.1f}s" if v < 120 else f"{int(v // 60)}m{v % 60:02.0f}s"
-
-
 @app.command()
 @handle_errors
 def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP)):
@@ -148,7 +135,7 @@ def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR
         status = str(r["status"])
         table.add_row(r["folder"], str(r["name"] or "-"), (r["started"] or "-").replace("T", " "),
                       f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]", show(r["epochs"] if r["epochs"] is not None else "-"),
-                      pct(r["best_val_accuracy"]), pct(r["test_accuracy"]), wall(r["wall_seconds"]))
+                      pct(r["best_val_accuracy"]), pct(r["test_accuracy"]), duration(r["wall_seconds"]))
     print_wide(table)
 
 
@@ -179,13 +166,13 @@ def compare(run: List[str] = typer.Argument(..., help="Two or more runs: folders
     for label in labels:
         table.add_column(label, justify="right", overflow="fold")
     rows = [("status", lambda m: str(m["status"])), ("epochs", lambda m: show(m["epochs"])),
-            ("train loss", lambda m: num(m["final_train_loss"])),
+            ("train loss", lambda m: fixed(m["final_train_loss"])),
             ("train acc", lambda m: pct(m["final_train_accuracy"])),
-            ("val loss", lambda m: num(m["final_val_loss"])),
+            ("val loss", lambda m: fixed(m["final_val_loss"])),
             ("val acc", lambda m: pct(m["final_val_accuracy"])),
             ("best val acc", lambda m: pct(m["best_val_accuracy"])),
-            ("test loss", lambda m: num(m["test_loss"])), ("test acc", lambda m: pct(m["test_accuracy"])),
-            ("wall time", lambda m: wall(m["wall_seconds"]))]
+            ("test loss", lambda m: fixed(m["test_loss"])), ("test acc", lambda m: pct(m["test_accuracy"])),
+            ("wall time", lambda m: duration(m["wall_seconds"]))]
     for name, fmt in rows:
         table.add_row(name, *(fmt(m) for m in result["metrics"]))
     print_wide(table)

@@ -9,6 +9,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from nnrun.fmt import metric as metric_text
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
 
 
@@ -18,12 +19,6 @@ def fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
-
-
-def fmt_metric(metric: str, v) -> str:
-    if v is None:
-        return "-"
-    return f"{100 * v:.2f}%" if metric.endswith("accuracy") else f"{v:.4f}"
 
 
 def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] = None) -> Table:
@@ -42,7 +37,7 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] 
         style = "bold green" if t["index"] == best else ("red" if t["status"] not in
                                                           ("completed", "stopped_early") else None)
         table.add_row(str(t["index"]), *(fmt(t["params"].get(k)) for k in doc["param_names"]),
-                      t["status"], fmt_metric(doc["metric"], t["metric"]), fmt(t["best_epoch"]),
+                      t["status"], metric_text(doc["metric"], t["metric"]), fmt(t["best_epoch"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
                       *([(t["error"] or "")[:80]] if errors else []), style=style)
     return table
@@ -77,7 +72,7 @@ class LiveSweepReporter:
             params = "  ".join(f"{k}={fmt(v)}" for k, v in trial["params"].items())
             extra = f"  {trial['error']}" if trial["error"] else ""
             out.print(f"[{len(self.done)}/{self.total}] t{trial['index']:03d}  {params}  {trial['status']}  "
-                      f"{doc['metric']} {fmt_metric(doc['metric'], trial['metric'])}{extra}",
+                      f"{doc['metric']} {metric_text(doc['metric'], trial['metric'])}{extra}",
                       markup=False, soft_wrap=True)
 
     def finish(self, doc):
@@ -157,7 +152,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
         if best is not None:
             t = doc["trials"][best]
             params = ", ".join(f"{k}={fmt(v)}" for k, v in t["params"].items())
-            out.print(f"best: t{best:03d} {params}  {doc['metric']} {fmt_metric(doc['metric'], t['metric'])} "
+            out.print(f"best: t{best:03d} {params}  {doc['metric']} {metric_text(doc['metric'], t['metric'])} "
                       f"(epoch {t['best_epoch']}); config in best.yaml", markup=False, soft_wrap=True)
     out.print(str(sweep_dir), markup=False, soft_wrap=True)
     if doc["status"] == "interrupted":

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nnrun.fmt import fixed, pct
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out, print_error
 
 
@@ -47,18 +48,11 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
 
 
 # -- train ----------------------------------------------------------------------------------
-def fmt_metric(row: dict, key: str, pct: bool = False) -> str:
-    v = row.get(key)
-    if v is None:
-        return "-"
-    return f"{100 * v:.2f}%" if pct else f"{v:.4f}"
-
-
 def epoch_line(row: dict, epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {fmt_metric(row, 'train_loss')}",
-             f"acc {fmt_metric(row, 'train_accuracy', True)}"]
+    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {fixed(row['train_loss'])}",
+             f"acc {pct(row['train_accuracy'])}"]
     if row.get("val_loss") is not None:
-        parts += [f"val_loss {fmt_metric(row, 'val_loss')}", f"val_acc {fmt_metric(row, 'val_accuracy', True)}"]
+        parts += [f"val_loss {fixed(row['val_loss'])}", f"val_acc {pct(row['val_accuracy'])}"]
     parts += [f"lr {row['lr']:.3g}", f"{row['seconds']:.1f}s"]
     return "  ".join(parts)
 

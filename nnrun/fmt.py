@@ -1,0 +1,41 @@
+"""Number formatting shared by the terminal tables and the HTML report."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+
+def finite(v: Any) -> Optional[float]:
+    """float(v), or None for None, booleans, non-numbers, NaN and infinities."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def pct(v: Any, digits: int = 2, missing: str = "-") -> str:
+    """0.9733 -> '97.33%'."""
+    f = finite(v)
+    return missing if f is None else f"{100 * f:.{digits}f}%"
+
+
+def fixed(v: Any, digits: int = 4, missing: str = "-") -> str:
+    f = finite(v)
+    return missing if f is None else f"{f:.{digits}f}"
+
+
+def duration(v: Any, missing: str = "-", sep: str = "") -> str:
+    """Seconds as '12.3s' or '2m05s' (sep=' ' gives '12.3 s', '2m 05s')."""
+    f = finite(v)
+    if f is None:
+        return missing
+    return f"{f:.1f}{sep}s" if f < 120 else f"{int(f // 60)}m{sep}{f % 60:02.0f}s"
+
+
+def metric(name: str, v: Any, missing: str = "-") -> str:
+    """A metric by its name: accuracies as percentages, the rest (losses) fixed-point."""
+    return pct(v, missing=missing) if name.endswith("accuracy") else fixed(v, missing=missing)
