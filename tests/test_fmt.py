@@ -1,0 +1,24 @@
+"""Number formatting for tables and the report."""
+
+import math
+
+import pytest
+
+from nnrun import fmt
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda: fmt.pct(0.97333), "97.33%"),
+    (lambda: fmt.pct(None), "-"),
+    (lambda: fmt.pct(math.nan, missing="–"), "–"),
+    (lambda: fmt.fixed(0.123456), "0.1235"),
+    (lambda: fmt.fixed(True), "-"),
+    (lambda: fmt.duration(12.34), "12.3s"),
+    (lambda: fmt.duration(125, sep=" "), "2m 05s"),
+    (lambda: fmt.metric("val_accuracy", 0.5), "50.00%"),
+    (lambda: fmt.metric("test_loss", 0.5), "0.5000"),
+    (lambda: fmt.finite("3.5"), 3.5),
+    (lambda: fmt.finite(math.inf), None),
+])
+def test_formats(call, expected):
+    assert call() == expected
