@@ -176,3 +176,16 @@ def top_confusions(cm, class_names: Sequence[str] | None = None, n: int = 10) ->
         {"true": names[int(rows[i])], "predicted": names[int(cols[i])], "count": int(counts[i])}
         for i in order
     ]
+
+
+def ema(values, beta: float = 0.9) -> np.ndarray:
+    """Bias-corrected exponential moving average; non-finite values are skipped (NaN out)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    avg, k = 0.0, 0
+    for i, v in enumerate(values):  # a recurrence over a short 1-D series
+        if np.isfinite(v):
+            k += 1
+            avg = beta * avg + (1 - beta) * v
+            out[i] = avg / (1 - beta ** k)
+    return out

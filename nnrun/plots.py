@@ -43,6 +43,7 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
 from nnrun.fileio import atomic_path  # noqa: E402
+from nnrun.metrics import ema  # noqa: E402
 
 __all__ = [
     "learning_curves",
@@ -1059,18 +1060,6 @@ def sweep_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path,
 # --------------------------------------------------------------------------- 11. lr range test
 
 
-def _ema(values: np.ndarray, beta: float = 0.9) -> np.ndarray:
-    """Bias-corrected exponential moving average, skipping non-finite values."""
-    out = np.full(values.shape, np.nan)
-    avg, k = 0.0, 0
-    for i, v in enumerate(values):
-        if np.isfinite(v):
-            k += 1
-            avg = beta * avg + (1 - beta) * v
-            out[i] = avg / (1 - beta**k)
-    return out
-
-
 def lr_range_plot(lrs, losses, path, suggestion: float | None = None,
                   title: str = "Learning-rate range test") -> Path:
     """Loss vs learning rate (log x): raw loss faint, smoothed (EMA) bold, suggestion marked.
@@ -1084,7 +1073,7 @@ def lr_range_plot(lrs, losses, path, suggestion: float | None = None,
         lrs, losses = lrs[keep], losses[keep]
         if lrs.size == 0 or not _has(losses):
             return _message_figure(path, "No learning-rate range data", title)
-        smooth = _ema(losses)
+        smooth = ema(losses)
         fig = _figure()
         ax = fig.add_subplot()
         ax.plot(lrs, losses, color=TRAIN_COLOR, alpha=0.3, linewidth=1.0, label="loss (raw)")

@@ -43,6 +43,7 @@ import numpy as np
 from nnrun.config import (apply_override, check_name, parse_key, parse_override, parse_value, read_yaml,
                           resolved_dict, validate)
 from nnrun.errors import ConfigError
+from nnrun.metrics import ema
 from nnrun.fileio import write_bytes, write_json, write_text
 
 SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
@@ -660,18 +661,6 @@ def read_sweep(sweep_dir: Union[str, os.PathLike]) -> dict:
 
 
 # -- learning-rate range test ---------------------------------------------------------------
-def ema(values: Sequence[float], beta: float = 0.9) -> np.ndarray:
-    """Bias-corrected exponential moving average (non-finite values are skipped)."""
-    out = np.full(len(values), np.nan)
-    avg, k = 0.0, 0
-    for i, v in enumerate(values):
-        if math.isfinite(v):
-            k += 1
-            avg = beta * avg + (1 - beta) * v
-            out[i] = avg / (1 - beta ** k)
-    return out
-
-
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float], beta: float = 0.9,
                skip_start: int = 3) -> Optional[float]:
     """The rate where the smoothed loss falls fastest (most negative slope against log rate),

@@ -259,3 +259,11 @@ def test_matches_naive_loops(data):
         key=lambda x: (-x[0], x[1], x[2]),
     )
     assert [(d["count"], int(d["true"]), int(d["predicted"])) for d in tops] == naive_tops
+
+
+def test_ema_is_bias_corrected_and_skips_non_finite():
+    from nnrun.metrics import ema
+
+    out = ema([1.0, float("nan"), 3.0], beta=0.5)
+    # k=1: avg 0.5 -> 0.5/(1-0.5) = 1; NaN skipped; k=2: avg 0.25+1.5 = 1.75 -> 1.75/0.75
+    assert out[0] == 1.0 and np.isnan(out[1]) and out[2] == pytest.approx(1.75 / 0.75)

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registry import registrar
+
 ACTIVATIONS: dict[str, type["Activation"]] = {}
 
 
-def register(name: str):
-    def decorate(cls):
-        cls.name = name
-        ACTIVATIONS[name] = cls
-        return cls
-
-    return decorate
+register = registrar(ACTIVATIONS)
 
 
 def _quiet_underflow(method):

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registry import registrar
+
 INITIALIZERS: dict = {}
 
 
-def register(name: str):
-    def decorate(fn):
-        INITIALIZERS[name] = fn
-        return fn
-
-    return decorate
+register = registrar(INITIALIZERS)
 
 
 @register("he_normal")

@@ -10,6 +10,7 @@ import numpy as np
 
 from .activations import Activation, make_activation
 from .init import INITIALIZERS, default_initializer
+from .registry import registrar
 
 LAYERS: dict[str, type["Layer"]] = {}
 
@@ -18,13 +19,7 @@ class ShapeError(ValueError):
     """A layer cannot accept the shape it is given."""
 
 
-def register(name: str):
-    def decorate(cls):
-        cls.type = name
-        LAYERS[name] = cls
-        return cls
-
-    return decorate
+register = registrar(LAYERS, "type")
 
 
 class Layer:

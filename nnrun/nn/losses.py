@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registry import registrar
+
 LOSSES: dict[str, type["Loss"]] = {}
 
 
-def register(name: str):
-    def decorate(cls):
-        cls.name = name
-        LOSSES[name] = cls
-        return cls
-
-    return decorate
+register = registrar(LOSSES)
 
 
 def one_hot(target: np.ndarray, num_classes: int, dtype) -> np.ndarray:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registry import registrar
+
 OPTIMIZERS: dict[str, type["Optimizer"]] = {}
 
 
-def register(name: str):
-    def decorate(cls):
-        cls.name = name
-        OPTIMIZERS[name] = cls
-        return cls
-
-    return decorate
+register = registrar(OPTIMIZERS)
 
 
 def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, np.ndarray]:

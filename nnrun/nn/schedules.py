@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import math
 
+from .registry import registrar
+
 SCHEDULES: dict[str, type["Schedule"]] = {}
 
 
-def register(name: str):
-    def decorate(cls):
-        cls.name = name
-        SCHEDULES[name] = cls
-        return cls
-
-    return decorate
+register = registrar(SCHEDULES)
 
 
 def _sigmoid(x: float) -> float:
