@@ -188,3 +188,16 @@ def test_weights_that_do_not_match_the_config(run, tmp_path):
 def test_split_without_data(run):
     line = error_of(["evaluate", str(run), "--split", "validation", "--set", "data.validation_split=0"])
     assert "no validation data" in line
+
+
+def test_a_class_never_predicted_is_reported_without_warnings(tmp_path):
+    # Zero output weights and a rate too small to move them: every sample gets equal
+    # probabilities, so argmax is always class 0 and classes 1..9 are never predicted.
+    run_dir = train_tiny(tmp_path, "model.layers[-1].init=zeros", "optimizer={type: sgd, lr: 1.0e-30}")
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "never predicted: 1, 2, 3, 4, 5, 6, 7, 8, 9" in result.stdout
+    doc = json.loads((run_dir / "evaluation-test.json").read_text())
+    assert doc["never_predicted"] == [str(c) for c in range(1, 10)]
+    assert all(c["precision"] == 0.0 for c in doc["per_class"][1:])
+    assert doc["per_class"][0]["recall"] == 1.0

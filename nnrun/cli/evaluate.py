@@ -102,6 +102,10 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
               f"({doc['num_correct']}/{doc['num_samples']})", markup=False)
     out.print(confusion_table(doc))
     out.print(per_class_table(doc))
+    if doc["never_predicted"]:
+        out.print(f"never predicted: {', '.join(map(str, doc['never_predicted']))} "
+                  "(precision shown as 0: no prediction of that class to be right about)",
+                  markup=False, soft_wrap=True)
     out.print(one_vs_rest_table(doc))
     if doc["top_confusions"]:
         out.print(confusions_table(doc))
