@@ -299,12 +299,14 @@ def _best_val_epoch(val_acc: np.ndarray, val_loss: np.ndarray) -> int | None:
     return None
 
 
-def learning_curves(rows: Sequence[Mapping], path, title: str = "Learning curves") -> Path:
+def learning_curves(rows: Sequence[Mapping], path, title: str = "Learning curves",
+                    best_epoch: int | None = None) -> Path:
     """Loss and accuracy vs epoch (train vs validation), best validation epoch marked.
 
     ``rows``: dicts with ``epoch`` (1-based), ``train_loss``, ``train_accuracy``,
-    ``val_loss``, ``val_accuracy`` (val_* may be None/NaN). The best epoch is the
-    one with the highest validation accuracy (or lowest validation loss).
+    ``val_loss``, ``val_accuracy`` (val_* may be None/NaN). The best epoch is
+    ``best_epoch`` when given (training's monitored best), else the one with the highest
+    validation accuracy (or lowest validation loss).
     """
     rows = list(rows)
     with _drawing():
@@ -315,6 +317,8 @@ def learning_curves(rows: Sequence[Mapping], path, title: str = "Learning curves
         vl, va = _col(rows, "val_loss"), _col(rows, "val_accuracy")
         has_val = _has(vl) or _has(va)
         best = _best_val_epoch(va, vl)
+        if best_epoch is not None and best_epoch in ep:
+            best = int(np.flatnonzero(ep == best_epoch)[0])
         marker = "o" if len(rows) <= 30 else None
 
         fig = _figure()

@@ -39,6 +39,7 @@ class History:
     best_epoch: Optional[int] = None
     monitor: str = "val_loss"
     error: Optional[str] = None
+    weights: str = "final"  # the network ends with "final" or "best" weights
 
 
 def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndarray,
@@ -105,10 +106,12 @@ def fit(exp: Experiment, net: nn.Sequential, data: Data, reporter: Reporter = Si
                 break
     except KeyboardInterrupt:
         history.status = "interrupted"
-        net.set_weights(last_complete)
+    if history.status in ("interrupted", "diverged"):
+        net.set_weights(last_complete)  # not the half-trained or non-finite weights
     history.best_epoch = monitor.best_epoch
     if best_weights is not None:
         net.set_weights(best_weights)
+        history.weights = "best"
     return history
 
 
@@ -177,17 +180,14 @@ def train_run(exp: Experiment, runs_dir: str | os.PathLike = "runs", init_weight
                        class_names=data.class_names, scale_divisor=data.divisor)
         if data.test is not None and history.rows:
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
-            summary.update(test_loss=test_loss, test_accuracy=test_acc,
-                           test_weights="best" if (exp.train.early_stopping and
-                                                   exp.train.early_stopping.restore_best_weights and
-                                                   history.best_epoch) else "final")
+            summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=history.weights)
         write_weights(run_dir / "weights.json", net)
         write_metrics(run_dir, history.rows)
         if make_plots and history.rows:
             from nnrun import plots
 
             plots.learning_curves(history.rows, run_dir / "plots" / "learning_curves.png",
-                                  title=f"{exp.name}: learning curves")
+                                  title=f"{exp.name}: learning curves", best_epoch=history.best_epoch)
             plots.lr_schedule(history.rows, run_dir / "plots" / "lr_schedule.png")
     except BaseException as e:
         summary["error"] = summary.get("error") or f"{type(e).__name__}: {e}"

@@ -208,6 +208,11 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "stopped_early" and summary["epochs_run"] == 3
     assert summary["best_epoch"] == 1 and summary["test_weights"] == "best"
+    other = runner.invoke(app, ["train", config, "--runs-dir", str(tmp_path / "plain"), "--set",
+                                "train.early_stopping=null", "--set", "train.epochs=1"])
+    assert other.exit_code == 0
+    plain = json.loads(next((tmp_path / "plain").iterdir()).joinpath("summary.json").read_text())
+    assert plain["test_weights"] == "final"
 
 
 def test_reduce_on_plateau_lowers_the_rate(tmp_path):
@@ -228,6 +233,13 @@ def test_divergence_is_recorded_and_exits_1(tmp_path):
     assert "diverged" in result.output and "Traceback" not in result.output
     summary = json.loads(next((tmp_path / "runs").iterdir()).joinpath("summary.json").read_text())
     assert summary["status"] == "diverged" and "optimizer.lr" in summary["error"]
+    # The weights kept are those of the last complete epoch: here, diverging in epoch 1, the
+    # initial ones, not the blown-up ones.
+    run_dir = next((tmp_path / "runs").iterdir())
+    arrays = read_weights(run_dir / "weights.json")["arrays"]
+    exp = load_config(run_dir / "config.yaml")
+    initial = build_network(exp, (1, 8, 8), 3).get_weights()
+    assert all(np.array_equal(arrays[k], initial[k]) for k in initial)
 
 
 def test_named_dataset_downloads_from_a_local_mirror(tmp_path, served_mnist, monkeypatch):
