@@ -440,6 +440,21 @@ def apply_override(config: dict, path: list, value: Any, text: str) -> None:
     node[key] = absolute_paths(value, key)
 
 
+def apply_overrides(raw: dict, texts) -> None:
+    """Apply KEY=VALUE texts in order (see apply_override)."""
+    for text in texts:
+        keys, value = parse_override(text)
+        apply_override(raw, keys, value, text)
+
+
+def canonical_override(text: str) -> str:
+    """The same override, with a JSON value and absolute paths: it means the same whatever
+    the current folder is when it is applied again (a resumed sweep, a Dask worker)."""
+    keys, value = parse_override(text)
+    key = text.split("=", 1)[0].strip()
+    return f"{key}={json.dumps(absolute_paths(value, keys[-1]), separators=(',', ':'))}"
+
+
 def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
@@ -526,9 +541,7 @@ def load_config(path: Union[str, os.PathLike], overrides: tuple[str, ...] = ()) 
     """Read a YAML experiment, apply KEY=VALUE overrides and validate it."""
     path = Path(path)
     raw = read_yaml(path)
-    for text in overrides:
-        keys, value = parse_override(text)
-        apply_override(raw, keys, value, text)
+    apply_overrides(raw, overrides)
     return validate(raw, str(path), path.resolve().parent)
 
 

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import tempfile
@@ -40,9 +41,10 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from nnrun.config import (apply_override, check_name, parse_key, parse_override, parse_value, read_yaml,
-                          resolved_dict, validate)
+from nnrun.config import (apply_overrides, canonical_override, check_name, monitor_mode, parse_key,
+                          parse_value, read_yaml, resolved_dict, validate)
 from nnrun.errors import ConfigError
+from nnrun.runs import read_json_or
 from nnrun.metrics import ema
 from nnrun.fileio import write_bytes, write_json, write_text
 
@@ -245,10 +247,6 @@ def default_metric(raw_exp) -> str:
     return "val_accuracy" if raw_exp.data.validation_split > 0 else "test_accuracy"
 
 
-def metric_mode(metric: str) -> str:
-    return "min" if metric.endswith("loss") else "max"
-
-
 def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), overrides: Sequence[str] = (),
                metric: Optional[str] = None, mode: Optional[str] = None, random: Optional[int] = None,
                seed: Optional[int] = None, name: Optional[str] = None) -> dict:
@@ -258,9 +256,8 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
     config = Path(config)
     raw = read_yaml(config)
     base_dir = config.resolve().parent
-    for text in overrides:  # the base --set overrides, then the section is read from the result
-        keys, value = parse_override(text)
-        apply_override(raw, keys, value, text)
+    overrides = [canonical_override(text) for text in overrides]
+    apply_overrides(raw, overrides)  # the base --set overrides; the section is read from the result
     base_exp = validate(copy.deepcopy(raw), str(config), base_dir)
     section = base_exp.sweep
     raw.pop("sweep", None)
@@ -269,7 +266,10 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
     if metric not in METRICS:
         from nnrun.config import unknown_name
         raise ConfigError(str(unknown_name("metric", metric, METRICS)))
-    mode = mode or (section.mode if section else None) or metric_mode(metric)
+    if metric.startswith("val_") and base_exp.data.validation_split == 0:
+        raise ConfigError(f"--metric {metric}: the config has no validation data "
+                          "(data.validation_split is 0); use a train_ or test_ metric")
+    mode = mode or (section.mode if section else None) or monitor_mode(metric)
     if mode not in ("max", "min"):
         raise ConfigError(f"--mode {mode!r}: use max or min")
     random = random if random is not None else (section.random if section else None)
@@ -283,9 +283,8 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
                  "best_epoch": None, "seconds": None, "run_dir": None, "error": None}
         try:
             for p, (value, label) in zip(plist, combo):
-                text = f"{concrete_key(scratch, p.key)}={json.dumps(value, separators=(',', ':'))}"
-                keys, parsed = parse_override(text)
-                apply_override(scratch, keys, parsed, text)
+                text = canonical_override(f"{concrete_key(scratch, p.key)}={json.dumps(value)}")
+                apply_overrides(scratch, [text])
                 sets.append(text)
                 shown[p.key] = label
             validate(scratch, f"{config} (trial {index})", base_dir)
@@ -309,9 +308,7 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
 def trial_experiment(job: dict):
     """The validated Experiment of a trial: base config + overrides, exactly as load_config."""
     raw = copy.deepcopy(job["base_config"])
-    for text in job["overrides"]:
-        keys, value = parse_override(text)
-        apply_override(raw, keys, value, text)
+    apply_overrides(raw, job["overrides"])
     return validate(raw, job.get("source", "config"), Path(job["base_dir"]))
 
 
@@ -356,15 +353,13 @@ def run_trial(job: dict) -> dict:
                 shutil.rmtree(final)
             os.replace(made[0], final)
             summary_path = final / "summary.json"
-            if summary_path.is_file():
-                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            summary = read_json_or(summary_path)
+            if isinstance(summary, dict):
                 summary["run_dir"] = final.name
                 write_json(summary_path, summary)
-                rows_path = final / "metrics.json"
-                rows = json.loads(rows_path.read_text(encoding="utf-8")) if rows_path.is_file() else []
-                if result["error"] is None or summary.get("status") != "failed":
-                    result["status"] = summary.get("status", "failed")
-                result["error"] = summary.get("error") or result["error"]
+                rows = read_json_or(final / "metrics.json", [])
+                if result["error"] is None:  # the run's own verdict, unless something was raised
+                    result.update(status=summary.get("status", "failed"), error=summary.get("error"))
                 if result["status"] in OK_STATUSES:
                     result["metric"], result["best_epoch"] = metric_of(summary, rows, job["metric"], job["mode"])
                     if result["metric"] is None:
@@ -444,16 +439,21 @@ def run_processes(jobs: list[dict], workers: int, on_result: Callable[[dict], No
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=worker_init)
         futures = {pool.submit(run_trial, job): job for job in jobs}
+    handled = set()
     try:
         for fut in as_completed(futures):
             try:
                 result = fut.result()
             except Exception as e:  # the worker process died (BrokenProcessPool, ...)
                 result = crashed(futures[fut], f"{type(e).__name__}: {e}")
+            handled.add(fut)
             on_result(result)
     except BaseException:
         for fut in futures:
             fut.cancel()
+        for fut in futures.keys() - handled:  # finished while we were interrupted: keep them
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                on_result(fut.result())
         for proc in list(getattr(pool, "_processes", {}).values()):
             proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -461,13 +461,22 @@ def run_processes(jobs: list[dict], workers: int, on_result: Callable[[dict], No
     pool.shutdown(wait=True)
 
 
+def check_executor(executor: str, scheduler: Any) -> None:
+    """Usage errors of --executor/--scheduler, raised before any folder is made."""
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"--executor {executor!r}: use local or dask")
+    if executor == "dask":
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ConfigError("--executor dask needs Dask distributed: pip install 'nnrun[dask]'") from None
+        if not scheduler:
+            raise ConfigError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+
+
 def run_dask(jobs: list[dict], scheduler: Any, on_result: Callable[[dict], None]) -> None:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise ConfigError("--executor dask needs Dask distributed: pip install 'nnrun[dask]'") from None
-    if not scheduler:
-        raise ConfigError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    from distributed import Client, as_completed
+
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="20s")
     try:
         futures = {}
@@ -544,7 +553,7 @@ def finish_outputs(sweep_dir: Path, doc: dict, plots: bool = True) -> None:
         header = (f"# best trial of sweep {sweep_dir.name}: {trial['name']} "
                   f"({doc['metric']} = {trial['metric']:.6g}, epoch {trial['best_epoch']})\n"
                   f"# reproduce: nnrun train {doc['config']} "
-                  + " ".join(f"--set '{s}'" for s in trial["overrides"]) + "\n")
+                  + " ".join(f"--set {shlex.quote(s)}" for s in trial["overrides"]) + "\n")
         write_text(sweep_dir / "best.yaml", header + config_text)
     if not plots:
         return
@@ -585,6 +594,7 @@ def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs
     from nnrun.runs import create_run_dir
 
     reporter = reporter or SweepReporter()
+    check_executor(executor, scheduler)
     if resume is not None:
         sweep_dir = Path(resume)
         path = sweep_dir / "sweep.json"
@@ -633,8 +643,6 @@ def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs
             pass
         elif executor == "dask":
             run_dask(jobs, scheduler, on_result)
-        elif executor != "local":
-            raise ConfigError(f"--executor {executor!r}: use local or dask")
         elif workers == 1:
             run_inline(jobs, on_result)
         else:

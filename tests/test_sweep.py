@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -208,7 +209,7 @@ def test_cli_dry_run_and_sweep(tmp_path, monkeypatch):
     cfg = write_config(tmp_path, sweep={"params": {"optimizer.lr": [0.01, 0.02]}})
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(app, ["sweep", str(cfg), "--dry-run"])
-    assert res.exit_code == 0 and "--set 'optimizer.lr=0.02'" in res.output
+    assert res.exit_code == 0 and "--set optimizer.lr=0.02" in res.output
     res = CliRunner().invoke(app, ["sweep", str(cfg), "-j", "1", "--no-trial-plots", "--runs-dir", "runs"])
     assert res.exit_code == 0, res.output
     assert "ranking" in res.output and "best: t00" in res.output
@@ -240,3 +241,44 @@ def test_sweep_name_must_make_a_folder_name(tmp_path, name):
                                       "--name", name, "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "--name" in result.stderr, result.output
     assert not (tmp_path / "runs").exists()
+
+
+# -- regressions ----------------------------------------------------------------------------
+def test_relative_set_paths_mean_the_folder_they_were_typed_in(tmp_path, monkeypatch):
+    from nnrun.data import load_dataset
+
+    x, y = load_dataset("digits")["train"]
+    np.savez(tmp_path / "tr.npz", x=x[:300], y=y[:300])
+    monkeypatch.chdir(tmp_path)
+    doc = S.plan_sweep(write_config(tmp_path), params=["optimizer.lr=0.01"],
+                       overrides=["data.dataset=null", "data.train.npz=tr.npz"])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # as a later --resume or a Dask worker would be
+    sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=1, trial_plots=False, plots=False)
+    trial = S.read_sweep(sweep_dir)["trials"][0]
+    assert trial["status"] == "completed", trial["error"]
+
+
+def test_ctrl_c_while_a_trial_writes_its_plots_stops_the_sweep(tmp_path, monkeypatch):
+    from nnrun import plots
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "learning_curves", interrupted)
+    doc = S.plan_sweep(write_config(tmp_path), params=["optimizer.lr=0.01,0.02"])
+    sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=1, plots=False)
+    done = S.read_sweep(sweep_dir)
+    assert done["status"] == "interrupted"
+    assert [t["status"] for t in done["trials"]] == ["pending", "pending"]  # none wrongly "completed"
+
+
+def test_usage_errors_make_no_sweep_folder(tmp_path):
+    doc = S.plan_sweep(write_config(tmp_path), params=["optimizer.lr=0.01"])
+    for executor, scheduler in (("foo", None), ("dask", None)):
+        with pytest.raises(ConfigError, match="--executor|--scheduler"):
+            S.run_sweep(doc, runs_dir=tmp_path / "runs", executor=executor, scheduler=scheduler)
+    assert not (tmp_path / "runs").exists()
+    no_val = write_config(tmp_path, data={"dataset": "digits", "validation_split": 0})
+    with pytest.raises(ConfigError, match="no validation data"):
+        S.plan_sweep(no_val, params=["optimizer.lr=0.01"], metric="val_accuracy")

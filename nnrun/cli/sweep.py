@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pathlib import Path
 from typing import List, Optional
 
@@ -33,9 +35,10 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] 
     table.add_column("seconds", justify="right")
     if errors:
         table.add_column("error", overflow="fold")
+    from nnrun.sweep import OK_STATUSES
+
     for t in trials:
-        style = "bold green" if t["index"] == best else ("red" if t["status"] not in
-                                                          ("completed", "stopped_early") else None)
+        style = "bold green" if t["index"] == best else ("red" if t["status"] not in OK_STATUSES else None)
         table.add_row(str(t["index"]), *(fmt(t["params"].get(k)) for k in doc["param_names"]),
                       t["status"], metric_text(doc["metric"], t["metric"]), fmt(t["best_epoch"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
@@ -125,18 +128,17 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
         return range_test(config, lr_range, steps, set_, runs_dir, name, quiet)
     if resume is None and config is None:
         raise ConfigError("give a CONFIG (or --resume SWEEP_FOLDER)")
-    if mode is not None and mode not in ("max", "min"):
-        raise ConfigError(f"--mode {mode!r}: use max or min")
     if resume is not None:
-        if param or set_ or random or metric or dry_run:
-            raise ConfigError("--resume continues a sweep as planned: drop --param/--set/--random/--metric")
+        if param or set_ or random or metric or mode or seed is not None or name or dry_run:
+            raise ConfigError("--resume continues a sweep as planned: drop --param, --set, --random, "
+                              "--metric, --mode, --seed, --name and --dry-run")
         doc = None
     else:
         doc = S.plan_sweep(config, param, set_, metric, mode, random, seed, name)
         if dry_run:
             out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
             for t in doc["trials"]:
-                out.print(f"t{t['index']:03d}: nnrun train {config} " + " ".join(f"--set '{s}'" for s in t["overrides"]),
+                out.print(f"t{t['index']:03d}: nnrun train {config} " + " ".join(f"--set {shlex.quote(s)}" for s in t["overrides"]),
                           markup=False, soft_wrap=True)
             return
     reporter = LiveSweepReporter(quiet)
