@@ -20,7 +20,7 @@ import yaml
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_json
 from nnrun.fmt import finite
-from nnrun.runs import read_json_or
+from nnrun.runs import read_rows, read_summary
 
 SPLITS = {"test": "test", "validation": "val", "val": "val", "train": "train"}
 RUN_FILES = ("config.yaml", "summary.json")
@@ -206,7 +206,7 @@ def draw_plots(run_dir: Path, name: str, net, data, x, y, pred, probs, confidenc
                                                  title=f"Layer {index} (conv2d): {W.shape[0]} learned "
                                                        f"{W.shape[2]}x{W.shape[3]} filters")
         elif W.ndim == 2:
-            shape = tuple(data.input_shape) if index == first_layer_after_flatten(net, index) else None
+            shape = tuple(data.input_shape) if only_reshapes_before(net, index) else None
             if shape is not None and len(shape) == 1:
                 side = math.isqrt(shape[0])
                 shape = (side, side) if side * side == shape[0] and side >= 2 else None
@@ -214,11 +214,10 @@ def draw_plots(run_dir: Path, name: str, net, data, x, y, pred, probs, confidenc
     return {k: str(Path(p).relative_to(run_dir)) for k, p in made.items()}
 
 
-def first_layer_after_flatten(net, index: int) -> int:
-    """index when every layer before it only reshapes the input (flatten, dropout), else -1:
-    only then do a dense layer's input weights line up with the image's pixels."""
-    ok = all(l.type in ("flatten", "dropout") and not l.params for l in net.layers[:index])
-    return index if ok else -1
+def only_reshapes_before(net, index: int) -> bool:
+    """True when every layer before `index` only reshapes the input (flatten, dropout): only
+    then do a dense layer's input weights line up with the image's pixels."""
+    return all(l.type in ("flatten", "dropout") and not l.params for l in net.layers[:index])
 
 
 def sample_indices(n: int, wrong: np.ndarray, confidence: np.ndarray, count: int = 6) -> np.ndarray:
@@ -236,16 +235,6 @@ def refresh_report(run_dir: Path) -> None:
 
 
 # -- listing --------------------------------------------------------------------------------
-def read_summary(run_dir: Path) -> Optional[dict]:
-    doc = read_json_or(run_dir / "summary.json")
-    return doc if isinstance(doc, dict) else None
-
-
-def read_rows(run_dir: Path) -> list[dict]:
-    rows = read_json_or(run_dir / "metrics.json", [])
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-
-
 def run_record(run_dir: Path, runs_dir: Optional[Path] = None) -> dict:
     summary = read_summary(run_dir)
     rows = read_rows(run_dir)

@@ -1018,15 +1018,17 @@ def _sweep_ranked(trials, names, metric_name, path, hib, max_rows: int = 40) -> 
 
 
 def sweep_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path,
-                 title: str = "Sweep: accuracy curves") -> Path:
-    """Accuracy (validation, else train) vs epoch for many runs; the best run is bold."""
+                 title: str = "Sweep: accuracy curves", best: int | None = None) -> Path:
+    """Accuracy (validation, else train) vs epoch for many runs; the best run is bold: runs[best]
+    when given (the sweep's winner by its metric), else the one with the highest peak."""
     runs = [(str(label), list(rows)) for label, rows in runs]
     with _drawing():
         if not runs:
             return _message_figure(path, "No runs", title)
         curves = [(label, *_run_curve(rows, "accuracy")) for label, rows in runs]
         peaks = np.array([float(np.nanmax(c[2])) if _has(c[2]) else -np.inf for c in curves])
-        best = int(np.argmax(peaks)) if np.isfinite(peaks).any() else None
+        if best is None and np.isfinite(peaks).any():
+            best = int(np.argmax(peaks))
         few = len(runs) <= 8
         colors = _colors(len(runs)) if few else [MUTED] * len(runs)
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional
 
 from nnrun import fmt
 from nnrun.fileio import write_text
-from nnrun.runs import read_json_or
+from nnrun.runs import read_json_or, read_rows, read_summary
 
 SPLIT_ORDER = ["test", "validation", "train"]
 STATUS_COLORS = {"completed": "ok", "stopped_early": "ok", "interrupted": "warn",
@@ -174,7 +174,7 @@ def header(summary: dict, run_dir: Path, evals: list[dict]) -> str:
         test_acc = test.get("accuracy")
     best = summary.get("best") or {}
     bits = [("test accuracy", pct(test_acc)),
-            ("best val accuracy", pct(best.get("val_accuracy"))),
+            ("val accuracy, best epoch", pct(best.get("val_accuracy"))),
             ("epochs", text(summary.get("epochs_run"))),
             ("wall time", seconds(summary.get("wall_seconds")))]
     big = "".join(f'<div class="big"><b>{v}</b>{escape(k)}</div>' for k, v in bits)
@@ -339,10 +339,8 @@ def config_section(run_dir: Path) -> str:
 
 # -- the page -------------------------------------------------------------------------------
 def render(run_dir: Path) -> str:
-    summary = read_json_or(run_dir / "summary.json")
-    summary = summary if isinstance(summary, dict) else {}
-    rows = read_json_or(run_dir / "metrics.json")
-    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    summary = read_summary(run_dir) or {}
+    rows = read_rows(run_dir)
     evals = evaluations(run_dir)
     used: set = set()
     sections = [("summary", "Summary", summary_section(summary)),

@@ -136,3 +136,15 @@ def read_json_or(path: Path, default: Any = None) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
+
+
+def read_summary(run_dir: Path) -> Optional[dict]:
+    """summary.json as a dict, or None when missing or unreadable."""
+    doc = read_json_or(Path(run_dir) / "summary.json")
+    return doc if isinstance(doc, dict) else None
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    """metrics.json's rows, or [] when missing or unreadable."""
+    rows = read_json_or(Path(run_dir) / "metrics.json", [])
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []

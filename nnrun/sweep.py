@@ -44,7 +44,7 @@ import numpy as np
 from nnrun.config import (apply_overrides, canonical_override, check_name, monitor_mode, parse_key,
                           parse_value, read_yaml, resolved_dict, validate)
 from nnrun.errors import ConfigError
-from nnrun.runs import read_json_or
+from nnrun.runs import read_json, read_json_or, read_rows
 from nnrun.metrics import ema
 from nnrun.fileio import write_bytes, write_json, write_text
 
@@ -67,11 +67,6 @@ class Param:
             raise ConfigError(f"sweep param {key!r}: no values")
         self.key, self.values, self.space = key, list(values), space
         self.labels = labels or [label_for(v, i) for i, v in enumerate(values)]
-
-    @property
-    def labelled(self) -> bool:
-        """True when values are shown by label (named or non-scalar values)."""
-        return any(lab != v for lab, v in zip(self.labels, self.values))
 
     def __repr__(self):
         return f"Param({self.key!r}, {self.values!r})"
@@ -508,20 +503,19 @@ class SweepReporter:
     def finish(self, doc: dict) -> None: pass
 
 
-def best_index(doc: dict) -> Optional[int]:
-    ok = [t for t in doc["trials"] if t["status"] in OK_STATUSES and t["metric"] is not None]
-    if not ok:
-        return None
-    sign = 1 if doc["mode"] == "max" else -1
-    return max(ok, key=lambda t: (sign * t["metric"], -t["index"]))["index"]
+def successful(doc: dict) -> list[dict]:
+    return [t for t in doc["trials"] if t["status"] in OK_STATUSES and t["metric"] is not None]
 
 
 def ranking(doc: dict) -> list[dict]:
-    """Trials best first; failed ones last, in index order."""
+    """Trials best first (ties: lower index first); failed ones last, in index order."""
     sign = -1 if doc["mode"] == "max" else 1
-    ok = [t for t in doc["trials"] if t["status"] in OK_STATUSES and t["metric"] is not None]
-    rest = [t for t in doc["trials"] if t not in ok]
-    return sorted(ok, key=lambda t: (sign * t["metric"], t["index"])) + rest
+    ok = successful(doc)
+    return sorted(ok, key=lambda t: (sign * t["metric"], t["index"])) + [t for t in doc["trials"] if t not in ok]
+
+
+def best_index(doc: dict) -> Optional[int]:
+    return ranking(doc)[0]["index"] if successful(doc) else None
 
 
 def write_csv(sweep_dir: Path, doc: dict) -> None:
@@ -565,16 +559,15 @@ def finish_outputs(sweep_dir: Path, doc: dict, plots: bool = True) -> None:
         isinstance(t["params"].get(k), (int, float)) and t["params"][k] > 0 for t in shown for k in names)
     P.sweep_plot(shown, names, doc["metric"], sweep_dir / "plots" / "sweep.png",
                  log_x=True if rates else None, higher_is_better=doc["mode"] == "max")
-    runs = []
+    runs, best = [], None
     for t in shown:
-        path = sweep_dir / (t["run_dir"] or "-") / "metrics.json"
-        if t["run_dir"] and path.is_file():
-            rows = json.loads(path.read_text(encoding="utf-8"))
-            if rows:
-                label = ", ".join(f"{short_key(k)}={fmt_value(v)}" for k, v in t["params"].items()) or t["name"]
-                runs.append((label, rows))
+        rows = read_rows(sweep_dir / t["run_dir"]) if t["run_dir"] else []
+        if rows:
+            best = len(runs) if t["index"] == doc["best"] else best
+            label = ", ".join(f"{short_key(k)}={fmt_value(v)}" for k, v in t["params"].items()) or t["name"]
+            runs.append((label, rows))
     P.sweep_curves(runs, sweep_dir / "plots" / "sweep_curves.png",
-                   title=f"Sweep {doc['name']}: validation accuracy")
+                   title=f"Sweep {doc['name']}: validation accuracy", best=best)
 
 
 def default_workers() -> int:
@@ -600,8 +593,8 @@ def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs
         path = sweep_dir / "sweep.json"
         if not path.is_file():
             raise ConfigError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != SWEEP_FORMAT:
+        doc = read_json(path)
+        if not isinstance(doc, dict) or doc.get("format") != SWEEP_FORMAT:
             raise ConfigError(f"{path}: not an nnrun sweep file")
         for t in doc["trials"]:
             if t["status"] not in DONE_STATUSES:

@@ -164,7 +164,7 @@ def compare(run: List[str] = typer.Argument(..., help="Two or more runs: folders
             table.add_row(key, *(show(v) for v in values))
         print_wide(table)
     else:
-        out.print("the configs are identical" if len(labels) > 1 else "one run: nothing to diff")
+        out.print("the configs are identical")
     table = Table(title="Final metrics", title_justify="left")
     table.add_column("metric")
     for label in labels:
