@@ -64,11 +64,15 @@ def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = "runs") ->
     if not path.is_dir():
         raise ConfigError(f"{path}: not a folder; give a run folder (it holds config.yaml, "
                           "weights.json and summary.json)")
-    for name in RUN_FILES:
-        if not (path / name).is_file():
-            raise ConfigError(f"{path / name}: missing; {path} is not a complete run folder "
-                              "(was the training interrupted before it was written?)")
+    check_run_files(path, RUN_FILES)
     return path
+
+
+def check_run_files(run_dir: Path, names) -> None:
+    for name in names:
+        if not (run_dir / name).is_file():
+            raise ConfigError(f"{run_dir / name}: missing; {run_dir} is not a complete run folder "
+                              "(was the training interrupted before it was written?)")
 
 
 # -- loading and scoring --------------------------------------------------------------------
@@ -80,10 +84,7 @@ def load_run(run_dir: str | os.PathLike, overrides: Sequence[str] = ()):
     from nnrun.runs import load_weights_into
 
     run_dir = Path(run_dir)
-    for name in ("config.yaml", "weights.json"):
-        if not (run_dir / name).is_file():
-            raise ConfigError(f"{run_dir / name}: missing; {run_dir} is not a complete run folder "
-                              "(was the training interrupted before it was written?)")
+    check_run_files(run_dir, ("config.yaml", "weights.json"))
     exp = load_config(run_dir / "config.yaml", tuple(overrides))
     data = load_data(exp)
     trained = (read_summary(run_dir) or {}).get("class_names")
