@@ -39,10 +39,9 @@ class Data:
 def load_source(source) -> Split:
     if hasattr(source, "images"):
         return load_idx_pair(source.images, source.labels)
-    if hasattr(source, "csv"):
-        shape = tuple(source.image_shape) if source.image_shape else None
-        return load_csv(source.csv, source.label_column, shape, source.header)
     shape = tuple(source.image_shape) if source.image_shape else None
+    if hasattr(source, "csv"):
+        return load_csv(source.csv, source.label_column, shape, source.header)
     return load_npz(source.npz, source.x, source.y, shape)
 
 
@@ -53,7 +52,8 @@ def describe(source) -> str:
 def load_data(exp: Experiment) -> Data:
     """Load train/test as the config says, hold out a stratified validation split, scale."""
     cfg = exp.data
-    named = get_dataset(cfg.dataset).load() if cfg.dataset else {}
+    # A named dataset is only loaded (perhaps downloaded) for the splits it still provides.
+    named = get_dataset(cfg.dataset).load() if cfg.dataset and not (cfg.train and cfg.test) else {}
     train = load_source(cfg.train) if cfg.train else named["train"]
     test = load_source(cfg.test) if cfg.test else named.get("test")
     if test is not None and test[0].shape[1:] != train[0].shape[1:]:
