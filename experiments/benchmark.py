@@ -37,6 +37,19 @@ def load(data_dir: Path):
     return x, y
 
 
+def epoch_seconds(n: int, repeat: int, step) -> list[float]:
+    """Seconds of `repeat` epochs (after one warm-up) calling step(indices) per shuffled batch."""
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(repeat + 1):
+        start = time.perf_counter()
+        order = rng.permutation(n)
+        for i in range(0, n, BATCH):
+            step(order[i:i + BATCH])
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
 def nnrun_epoch_seconds(x, y, repeat: int) -> list[float]:
     from nnrun import nn
     from nnrun.config import load_config
@@ -45,17 +58,12 @@ def nnrun_epoch_seconds(x, y, repeat: int) -> list[float]:
     layers = [nn.make_layer(layer.model_dump()) for layer in exp.model.layers]
     net = nn.Sequential(layers, x.shape[1:], seed=0)
     loss, opt = nn.make_loss("cross_entropy"), nn.make_optimizer("adam")
-    rng = np.random.default_rng(0)
-    times = []
-    for _ in range(repeat + 1):
-        start = time.perf_counter()
-        order = rng.permutation(len(x))
-        for i in range(0, len(x), BATCH):
-            idx = order[i:i + BATCH]
-            net.loss_and_gradients(loss, x[idx], y[idx])
-            opt.step(net.parameters(), net.gradients(), 1e-3)
-        times.append(time.perf_counter() - start)
-    return times[1:]
+
+    def step(idx):
+        net.loss_and_gradients(loss, x[idx], y[idx])
+        opt.step(net.parameters(), net.gradients(), 1e-3)
+
+    return epoch_seconds(len(x), repeat, step)
 
 
 def torch_epoch_seconds(x, y, repeat: int) -> list[float]:
@@ -71,17 +79,14 @@ def torch_epoch_seconds(x, y, repeat: int) -> list[float]:
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     loss_fn = tnn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    times = []
-    for _ in range(repeat + 1):
-        start = time.perf_counter()
-        order = torch.randperm(len(xt))
-        for i in range(0, len(xt), BATCH):
-            idx = order[i:i + BATCH]
-            opt.zero_grad()
-            loss_fn(net(xt[idx]), yt[idx]).backward()
-            opt.step()
-        times.append(time.perf_counter() - start)
-    return times[1:]
+
+    def step(idx):
+        idx = torch.from_numpy(idx)
+        opt.zero_grad()
+        loss_fn(net(xt[idx]), yt[idx]).backward()
+        opt.step()
+
+    return epoch_seconds(len(x), repeat, step)
 
 
 def main() -> None:
