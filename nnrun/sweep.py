@@ -45,7 +45,6 @@ from nnrun.config import (apply_overrides, canonical_override, check_name, monit
                           parse_value, read_yaml, resolved_dict, validate)
 from nnrun.errors import ConfigError
 from nnrun.runs import read_json, read_json_or, read_rows
-from nnrun.metrics import ema
 from nnrun.fileio import write_bytes, write_json, write_text
 
 SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
@@ -333,7 +332,7 @@ def run_trial(job: dict) -> dict:
     staging = local / f".staging-{job['name']}-{uuid.uuid4().hex[:8]}"
     final = local / job["name"]
     try:
-        from nnrun.train import train_run
+        from nnrun.experiment import train_run
 
         exp = trial_experiment(job)
         train_run(exp, staging, make_plots=job.get("plots", True))
@@ -659,96 +658,3 @@ def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs
 
 def read_sweep(sweep_dir: Union[str, os.PathLike]) -> dict:
     return json.loads((Path(sweep_dir) / "sweep.json").read_text(encoding="utf-8"))
-
-
-# -- learning-rate range test ---------------------------------------------------------------
-def suggest_lr(lrs: Sequence[float], losses: Sequence[float], beta: float = 0.9,
-               skip_start: int = 3) -> Optional[float]:
-    """The rate where the smoothed loss falls fastest (most negative slope against log rate),
-    looking only before the smoothed minimum."""
-    lrs = np.asarray(lrs, float)
-    smooth = ema(losses, beta)
-    finite = np.isfinite(smooth)
-    if finite.sum() < skip_start + 3:
-        return None
-    n = int(np.flatnonzero(finite)[-1]) + 1
-    lo_idx = int(np.nanargmin(smooth[:n]))
-    stop = max(lo_idx + 1, skip_start + 3)
-    x, y = np.log(lrs[:stop]), smooth[:stop]
-    slope = np.gradient(y, x)
-    i = skip_start + int(np.argmin(slope[skip_start:]))
-    return float(lrs[i])
-
-
-def parse_lr_range(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(s) for s in text.split(":"))
-    except ValueError:
-        raise ConfigError(f"--lr-range {text!r}: expected MIN:MAX, e.g. 1e-6:1") from None
-    if not 0 < lo < hi:
-        raise ConfigError(f"--lr-range {text!r}: need 0 < MIN < MAX")
-    return lo, hi
-
-
-def lr_range_test(exp, lr_min: float = 1e-6, lr_max: float = 1.0, steps: int = 100,
-                  runs_dir: Union[str, os.PathLike] = "runs", diverge: float = 4.0,
-                  progress: Optional[Callable[[int, float, float], None]] = None) -> tuple[Path, dict]:
-    """Train once from the config's initial weights while the rate grows exponentially from
-    lr_min to lr_max over `steps` batches (cycling through the data); stop early when the loss
-    is not finite or the smoothed loss exceeds `diverge` times its minimum. Writes
-    <runs_dir>/<time>-lr-range-<name>/ (config.yaml, lr_range.json, lr_range.csv,
-    plots/lr_range.png) and returns (folder, result)."""
-    from nnrun import plots as P
-    from nnrun.builder import build_loss, build_network, build_optimizer, load_data
-    from nnrun.runs import create_run_dir, write_config
-    from nnrun.train import batches
-
-    if steps < 5:
-        raise ConfigError("--steps must be at least 5")
-    data = load_data(exp)
-    net = build_network(exp, data.input_shape, data.num_classes)
-    loss_fn, optimizer = build_loss(exp), build_optimizer(exp)
-    rng = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
-    x, y = data.train
-    ratio = (lr_max / lr_min) ** (1 / (steps - 1))
-    lrs, losses, reason = [], [], "reached lr_max"
-    best, avg, k = math.inf, 0.0, 0
-
-    def stream():
-        while True:
-            yield from batches(len(x), exp.train.batch_size, rng)
-
-    for step, idx in zip(range(steps), stream()):
-        lr = lr_min * ratio ** step
-        value, _ = net.loss_and_gradients(loss_fn, x[idx], y[idx])
-        lrs.append(lr)
-        losses.append(float(value))
-        if not math.isfinite(value):
-            reason = f"loss became {value} at lr {lr:.3g}"
-            break
-        k += 1
-        avg = 0.9 * avg + 0.1 * value
-        smooth = avg / (1 - 0.9 ** k)
-        best = min(best, smooth)
-        if progress:
-            progress(step + 1, lr, float(value))
-        if k > 5 and smooth > diverge * best:
-            reason = f"loss exploded at lr {lr:.3g}"
-            break
-        optimizer.step(net.parameters(), net.gradients(), lr)
-    suggestion = suggest_lr(lrs, losses)
-    run_dir = create_run_dir(runs_dir, f"lr-range-{exp.name}")
-    write_config(run_dir / "config.yaml", resolved_dict(exp))
-    result = {"name": exp.name, "lr_min": lr_min, "lr_max": lr_max, "steps": len(lrs),
-              "stopped": reason, "suggestion": suggestion,
-              "lrs": lrs, "losses": [v if math.isfinite(v) else None for v in losses],
-              "smoothed": [None if not math.isfinite(v) else float(v) for v in ema(losses)]}
-    write_json(run_dir / "lr_range.json", result)
-    buf = io.StringIO()
-    buf.write("step,lr,loss,smoothed\n")
-    for i, (lr, v, s) in enumerate(zip(lrs, result["losses"], result["smoothed"])):
-        buf.write(f"{i + 1},{lr!r},{'' if v is None else v!r},{'' if s is None else s!r}\n")
-    write_text(run_dir / "lr_range.csv", buf.getvalue())
-    P.lr_range_plot(lrs, losses, run_dir / "plots" / "lr_range.png", suggestion=suggestion,
-                    title=f"{exp.name}: learning-rate range test")
-    return run_dir, result

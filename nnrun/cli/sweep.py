@@ -1,4 +1,4 @@
-"""`nnrun sweep`: hyper-parameter sweeps and the learning-rate range test."""
+"""`nnrun sweep`: hyper-parameter sweeps."""
 
 from __future__ import annotations
 
@@ -107,16 +107,13 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
           executor: str = typer.Option("local", "--executor", help="local (processes) or dask."),
           scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
           resume: Optional[Path] = typer.Option(None, "--resume", help="Sweep folder to complete: runs only the missing trials."),
-          lr_range: Optional[str] = typer.Option(None, "--lr-range",
-                                                 help="Learning-rate range test MIN:MAX (e.g. 1e-6:1) instead of a sweep."),
-          steps: int = typer.Option(100, "--steps", help="Batches of the range test."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
           name: Optional[str] = typer.Option(None, "--name", help="Sweep name (default: the config's name)."),
           trial_plots: bool = typer.Option(True, "--trial-plots/--no-trial-plots",
                                            help="Draw each trial's learning curves."),
           dry_run: bool = typer.Option(False, "--dry-run", help="List the trials and exit."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the sweep folder.")):
-    """Run a hyper-parameter sweep (grid or random), or a learning-rate range test.
+    """Run a hyper-parameter sweep (grid or random search over config values).
 
     Every trial is a normal run folder under <runs-dir>/<time>-sweep-<name>/trials/; the sweep
     folder also gets sweep.json, sweep.csv, best.yaml and plots/. Ctrl-C keeps what finished;
@@ -124,8 +121,6 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
     from nnrun.errors import ConfigError
     from nnrun import sweep as S
 
-    if lr_range is not None:
-        return range_test(config, lr_range, steps, set_, runs_dir, name, quiet)
     if resume is None and config is None:
         raise ConfigError("give a CONFIG (or --resume SWEEP_FOLDER)")
     if resume is not None:
@@ -163,24 +158,3 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
     if doc["best"] is None:
         print_error("no trial succeeded")
         raise typer.Exit(1)
-
-
-def range_test(config: Optional[Path], text: str, steps: int, set_: List[str], runs_dir: Path,
-               name: Optional[str], quiet: bool) -> None:
-    from nnrun.config import load_config
-    from nnrun.errors import ConfigError
-    from nnrun.sweep import lr_range_test, parse_lr_range
-
-    if config is None:
-        raise ConfigError("--lr-range needs a CONFIG")
-    lo, hi = parse_lr_range(text)
-    exp = load_config(config, tuple(set_) + ((f"name={name}",) if name else ()))
-    run_dir, result = lr_range_test(exp, lo, hi, steps, runs_dir)
-    if not quiet:
-        out.print(f"{result['steps']} steps from {lo:g} to {hi:g}: {result['stopped']}", markup=False)
-        if result["suggestion"] is not None:
-            out.print(f"suggested learning rate: {result['suggestion']:.3g}  (steepest descent of the "
-                      "smoothed loss; plot in plots/lr_range.png)", markup=False)
-        else:
-            out.print("no suggestion: the loss never decreased; widen the range", markup=False)
-    out.print(str(run_dir), markup=False, soft_wrap=True)

@@ -103,7 +103,8 @@ def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
     """Train the experiment a config declares and write its run folder."""
     from nnrun.config import load_config
-    from nnrun.train import SilentReporter, train_run
+    from nnrun.experiment import train_run
+    from nnrun.train import SilentReporter
 
     overrides = list(set_) + ([f"name={name}"] if name else []) + ([f"seed={seed}"] if seed is not None else [])
     exp = load_config(config, tuple(overrides))
