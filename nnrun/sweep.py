@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from nnrun.config import (apply_overrides, canonical_override, check_name, monitor_mode, parse_key,
-                          parse_value, read_yaml, resolved_dict, validate)
+                          parse_value, read_yaml, validate)
 from nnrun.errors import ConfigError
 from nnrun.runs import read_json, read_json_or, read_rows
 from nnrun.fileio import write_bytes, write_json, write_text

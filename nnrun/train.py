@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional, Protocol
 
 import numpy as np
 
 from nnrun import nn
-from nnrun.builder import Data, build_loss, build_network, build_optimizer, build_schedule, load_data
-from nnrun.config import Experiment, monitor_mode, resolved_dict
-from nnrun.runs import (create_run_dir, load_weights_into, versions, write_config, write_metrics,
-                        write_summary, write_weights)
+from nnrun.builder import Data, build_loss, build_optimizer, build_schedule
+from nnrun.config import Experiment, monitor_mode
 
 
 class Reporter(Protocol):
