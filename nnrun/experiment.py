@@ -9,58 +9,98 @@ import io
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from nnrun.builder import build_loss, build_network, build_optimizer, load_data
+from nnrun import nn
+from nnrun.builder import Data, build_loss, build_network, build_optimizer, build_schedule, load_data
 from nnrun.config import Experiment, resolved_dict
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_json, write_text
-from nnrun.metrics import ema
+from nnrun.metrics import SmoothedLoss, ema
 from nnrun.runs import (create_run_dir, load_weights_into, versions, write_config, write_metrics,
                         write_summary, write_weights)
-from nnrun.train import Reporter, SilentReporter, batches, evaluate_arrays, fit
+from nnrun.train import (BestEpoch, Callback, EarlyStopping, ReduceOnPlateau, RestoreBestWeights, Status,
+                         StopOnDivergence, TrainState, available_metric, evaluate_arrays, fit)
+
+PathLike = Union[str, os.PathLike]
 
 
-def row_for(history, epoch: Optional[int]) -> Optional[dict]:
-    return next((r for r in history.rows if r["epoch"] == epoch), None)
-
-
-def train_run(exp: Experiment, runs_dir: str | os.PathLike = "runs", init_weights: Optional[str] = None,
-              reporter: Reporter = SilentReporter(), make_plots: bool = True) -> Path:
-    """Train the experiment and write its run folder; returns the folder's path.
-
-    Config errors (bad data, shapes, weights) raise before the folder is created."""
+def prepare(exp: Experiment, init_weights: Optional[PathLike] = None) -> tuple[Data, nn.Sequential]:
+    """The experiment's data and its network (from init_weights when given); config errors
+    (bad data, shapes, weights) raise here, before anything is written."""
     data = load_data(exp)
     net = build_network(exp, data.input_shape, data.num_classes)
     if init_weights:
         load_weights_into(net, init_weights)
+    return data, net
+
+
+def standard_callbacks(exp: Experiment, has_val: bool, schedule: nn.Schedule) -> list[Callback]:
+    """What the config's train section asks of the loop: the best epoch by the early-stopping
+    monitor (val_loss without one), the divergence stop, plateau, early stopping, best weights."""
+    stopping = exp.train.early_stopping
+    best = BestEpoch(available_metric(stopping.monitor if stopping else "val_loss", has_val),
+                     stopping.min_delta if stopping else 0.0)
+    callbacks: list[Callback] = [best, StopOnDivergence()]
+    if exp.schedule.type == "reduce_on_plateau":
+        callbacks.append(ReduceOnPlateau(schedule, available_metric(exp.train.plateau_monitor, has_val)))
+    if stopping:
+        callbacks.append(EarlyStopping(best, stopping.patience))
+        if stopping.restore_best_weights:
+            callbacks.append(RestoreBestWeights(best))
+    return callbacks
+
+
+def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data,
+                   callbacks: Sequence[Callback] = ()) -> TrainState:
+    """Train net on data as exp.train says, with the standard callbacks then `callbacks`."""
+    has_val = data.val is not None
+    schedule = build_schedule(exp, available_metric(exp.train.plateau_monitor, has_val))
+    shuffle = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
+    return fit(net, data.train, data.val, build_loss(exp), build_optimizer(exp), schedule,
+               exp.train.epochs, exp.train.batch_size, shuffle,
+               [*standard_callbacks(exp, has_val, schedule), *callbacks])
+
+
+class MetricsWriter(Callback):
+    """metrics.csv and metrics.json, rewritten after every epoch: a run that stops for any
+    reason leaves the metrics of every epoch it finished."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def on_epoch_end(self, state, row):
+        write_metrics(self.run_dir, state.rows)
+
+    def on_train_end(self, state):
+        write_metrics(self.run_dir, state.rows)
+
+
+def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: Optional[PathLike] = None,
+              callbacks: Sequence[Callback] = (), make_plots: bool = True) -> Path:
+    """Train the experiment and write its run folder; returns the folder's path. `callbacks`
+    (a live display, say) run after the standard ones.
+
+    Config errors (bad data, shapes, weights) raise before the folder is created."""
+    data, net = prepare(exp, init_weights)
     run_dir = create_run_dir(runs_dir, exp.name)
     write_config(run_dir / "config.yaml", resolved_dict(exp))
     started = time.perf_counter()
-    summary = {"name": exp.name, "status": "failed", "seed": exp.seed, "run_dir": run_dir.name,
+    summary = {"name": exp.name, "status": Status.FAILED, "seed": exp.seed, "run_dir": run_dir.name,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}
     try:
-        history = fit(exp, net, data, reporter)
-        summary.update(status=history.status, epochs_run=len(history.rows),
-                       best_epoch=history.best_epoch, monitor=history.monitor,
-                       final=history.rows[-1] if history.rows else None,
-                       best=row_for(history, history.best_epoch), error=history.error,
-                       num_params=net.num_params, data=data.sources,
-                       class_names=data.class_names, scale_divisor=data.divisor)
-        if data.test is not None and history.rows:
+        state = fit_experiment(exp, net, data, [MetricsWriter(run_dir), *callbacks])
+        summary.update(run_summary(state, net, data))
+        if data.test is not None and state.rows:
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
-            summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=history.weights)
+            summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=state.weights)
         write_weights(run_dir / "weights.json", net)
-        write_metrics(run_dir, history.rows)
-        if make_plots and history.rows:
-            from nnrun import plots
-
-            plots.learning_curves(history.rows, run_dir / "plots" / "learning_curves.png",
-                                  title=f"{exp.name}: learning curves", best_epoch=history.best_epoch)
-            plots.lr_schedule(history.rows, run_dir / "plots" / "lr_schedule.png")
+        if make_plots and state.rows:
+            draw_training_plots(exp.name, state, run_dir)
     except BaseException as e:
         summary["error"] = summary.get("error") or f"{type(e).__name__}: {e}"
         raise
@@ -72,6 +112,61 @@ def train_run(exp: Experiment, runs_dir: str | os.PathLike = "runs", init_weight
 
         write_report(run_dir)
     return run_dir
+
+
+def run_summary(state: TrainState, net: nn.Sequential, data: Data) -> dict:
+    best = next((r for r in state.rows if r["epoch"] == state.best_epoch), None)
+    return {"status": state.status, "epochs_run": len(state.rows), "best_epoch": state.best_epoch,
+            "monitor": state.monitor, "final": state.rows[-1] if state.rows else None, "best": best,
+            "error": state.error, "num_params": net.num_params, "data": data.sources,
+            "class_names": data.class_names, "scale_divisor": data.divisor}
+
+
+def draw_training_plots(name: str, state: TrainState, run_dir: Path) -> None:
+    from nnrun import plots
+
+    plots.learning_curves(state.rows, run_dir / "plots" / "learning_curves.png",
+                          title=f"{name}: learning curves", best_epoch=state.best_epoch)
+    plots.lr_schedule(state.rows, run_dir / "plots" / "lr_schedule.png")
+
+
+# -- the learning-rate range test -----------------------------------------------------------
+@dataclass
+class RangeTest(Callback):
+    """Raises the rate exponentially from lr_min to lr_max over `steps` batches, recording each
+    batch's loss; stops early when the loss is not finite or the smoothed loss exceeds
+    `diverge` times its minimum."""
+
+    lr_min: float
+    lr_max: float
+    steps: int
+    diverge: float = 4.0
+
+    def __post_init__(self):
+        self.ratio = (self.lr_max / self.lr_min) ** (1 / (self.steps - 1))
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.stopped = "reached lr_max"
+        self.smoothed, self.lowest = SmoothedLoss(), math.inf
+
+    def on_batch_begin(self, state):
+        state.lr = self.lr_min * self.ratio ** len(self.lrs)
+
+    def on_batch_end(self, state, loss, accuracy):
+        self.lrs.append(state.lr)
+        self.losses.append(float(loss))
+        state.stop = self.should_stop(state.lr, loss) or len(self.lrs) == self.steps
+
+    def should_stop(self, lr: float, loss: float) -> bool:
+        if not math.isfinite(loss):
+            self.stopped = f"loss became {loss} at lr {lr:.3g}"
+            return True
+        smooth = self.smoothed.update(loss)
+        self.lowest = min(self.lowest, smooth)
+        if self.smoothed.count > 5 and smooth > self.diverge * self.lowest:
+            self.stopped = f"loss exploded at lr {lr:.3g}"
+            return True
+        return False
 
 
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float], beta: float = 0.9,
@@ -93,63 +188,40 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], beta: float = 0.9,
 
 
 def lr_find(exp: Experiment, lr_min: float = 1e-6, lr_max: float = 1.0, steps: int = 100,
-                  runs_dir: Union[str, os.PathLike] = "runs", diverge: float = 4.0,
-                  progress: Optional[Callable[[int, float, float], None]] = None) -> tuple[Path, dict]:
-    """Train once from the config's initial weights while the rate grows exponentially from
-    lr_min to lr_max over `steps` batches (cycling through the data); stop early when the loss
-    is not finite or the smoothed loss exceeds `diverge` times its minimum. Writes
-    <runs_dir>/<time>-lr-find-<name>/ (config.yaml, lr_find.json, lr_find.csv,
+            runs_dir: PathLike = "runs", diverge: float = 4.0,
+            callbacks: Sequence[Callback] = ()) -> tuple[Path, dict]:
+    """The learning-rate range test: train once from the config's initial weights with the
+    training loop and a RangeTest callback (cycling through the data as long as it takes).
+    Writes <runs_dir>/<time>-lr-find-<name>/ (config.yaml, lr_find.json, lr_find.csv,
     plots/lr_find.png) and returns (folder, result)."""
-    from nnrun import plots as P
-
     if steps < 5:
         raise ConfigError(f"--steps {steps}: the range test needs at least 5 steps")
     if not 0 < lr_min < lr_max:
         raise ConfigError(f"--min-lr {lr_min:g} --max-lr {lr_max:g}: need 0 < min-lr < max-lr")
-    data = load_data(exp)
-    net = build_network(exp, data.input_shape, data.num_classes)
-    loss_fn, optimizer = build_loss(exp), build_optimizer(exp)
-    rng = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
-    x, y = data.train
-    ratio = (lr_max / lr_min) ** (1 / (steps - 1))
-    lrs, losses, reason = [], [], "reached lr_max"
-    best, avg, k = math.inf, 0.0, 0
-
-    def stream():
-        while True:
-            yield from batches(len(x), exp.train.batch_size, rng)
-
-    for step, idx in zip(range(steps), stream()):
-        lr = lr_min * ratio ** step
-        value, _ = net.loss_and_gradients(loss_fn, x[idx], y[idx])
-        lrs.append(lr)
-        losses.append(float(value))
-        if not math.isfinite(value):
-            reason = f"loss became {value} at lr {lr:.3g}"
-            break
-        k += 1
-        avg = 0.9 * avg + 0.1 * value
-        smooth = avg / (1 - 0.9 ** k)
-        best = min(best, smooth)
-        if progress:
-            progress(step + 1, lr, float(value))
-        if k > 5 and smooth > diverge * best:
-            reason = f"loss exploded at lr {lr:.3g}"
-            break
-        optimizer.step(net.parameters(), net.gradients(), lr)
-    suggestion = suggest_lr(lrs, losses)
+    data, net = prepare(exp)
+    test = RangeTest(lr_min, lr_max, steps, diverge)
+    shuffle = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
+    epochs = math.ceil(steps / math.ceil(len(data.train[0]) / exp.train.batch_size))
+    fit(net, data.train, None, build_loss(exp), build_optimizer(exp), nn.make_schedule("constant", lr_min),
+        epochs, exp.train.batch_size, shuffle, [test, *callbacks])
+    result = {"name": exp.name, "lr_min": lr_min, "lr_max": lr_max, "steps": len(test.lrs),
+              "stopped": test.stopped, "suggestion": suggest_lr(test.lrs, test.losses),
+              "lrs": test.lrs, "losses": [v if math.isfinite(v) else None for v in test.losses],
+              "smoothed": [None if not math.isfinite(v) else float(v) for v in ema(test.losses)]}
     run_dir = create_run_dir(runs_dir, f"lr-find-{exp.name}")
+    write_range_test(run_dir, exp, result, test.losses)
+    return run_dir, result
+
+
+def write_range_test(run_dir: Path, exp: Experiment, result: dict, losses: list[float]) -> None:
+    from nnrun import plots
+
     write_config(run_dir / "config.yaml", resolved_dict(exp))
-    result = {"name": exp.name, "lr_min": lr_min, "lr_max": lr_max, "steps": len(lrs),
-              "stopped": reason, "suggestion": suggestion,
-              "lrs": lrs, "losses": [v if math.isfinite(v) else None for v in losses],
-              "smoothed": [None if not math.isfinite(v) else float(v) for v in ema(losses)]}
     write_json(run_dir / "lr_find.json", result)
     buf = io.StringIO()
     buf.write("step,lr,loss,smoothed\n")
-    for i, (lr, v, s) in enumerate(zip(lrs, result["losses"], result["smoothed"])):
+    for i, (lr, v, s) in enumerate(zip(result["lrs"], result["losses"], result["smoothed"])):
         buf.write(f"{i + 1},{lr!r},{'' if v is None else v!r},{'' if s is None else s!r}\n")
     write_text(run_dir / "lr_find.csv", buf.getvalue())
-    P.lr_range_plot(lrs, losses, run_dir / "plots" / "lr_find.png", suggestion=suggestion,
-                    title=f"{exp.name}: learning-rate range test")
-    return run_dir, result
+    plots.lr_range_plot(result["lrs"], losses, run_dir / "plots" / "lr_find.png",
+                        suggestion=result["suggestion"], title=f"{exp.name}: learning-rate range test")

@@ -178,14 +178,25 @@ def top_confusions(cm, class_names: Sequence[str] | None = None, n: int = 10) ->
     ]
 
 
+class SmoothedLoss:
+    """A bias-corrected exponential moving average, one value at a time."""
+
+    def __init__(self, beta: float = 0.9):
+        self.beta, self.avg, self.count = beta, 0.0, 0
+
+    def update(self, value: float) -> float:
+        """Add a finite value; returns the average so far."""
+        self.count += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * value
+        return self.avg / (1 - self.beta ** self.count)
+
+
 def ema(values, beta: float = 0.9) -> np.ndarray:
     """Bias-corrected exponential moving average; non-finite values are skipped (NaN out)."""
     values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape, np.nan)
-    avg, k = 0.0, 0
+    smoothed = SmoothedLoss(beta)
     for i, v in enumerate(values):  # a recurrence over a short 1-D series
         if np.isfinite(v):
-            k += 1
-            avg = beta * avg + (1 - beta) * v
-            out[i] = avg / (1 - beta ** k)
+            out[i] = smoothed.update(v)
     return out

@@ -1,41 +1,132 @@
-"""The training loop, and train_run(): a config in, a complete run folder out."""
+"""The training loop and its callbacks. It knows no YAML and no files: everything beyond
+"for each epoch, for each batch: forward, backward, step" is a callback.
+
+The hooks, in order: on_train_begin, then per epoch on_epoch_begin, per batch on_batch_begin
+and on_batch_end, on_epoch_end; on_train_end last, always (also after Ctrl-C). A callback stops
+training by setting `state.stop`: checked after every batch and every epoch. An epoch that does
+not finish leaves no trace: no metrics row, and the weights go back to the end of the last
+complete epoch.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from enum import Enum
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
 from nnrun import nn
-from nnrun.builder import Data, build_loss, build_optimizer, build_schedule
-from nnrun.config import Experiment, monitor_mode
+
+Split = tuple[np.ndarray, np.ndarray]
 
 
-class Reporter(Protocol):
-    """What the loop tells the outside world (the CLI draws a live display from it)."""
+class Status(str, Enum):
+    """How a run (or a sweep trial) ended; the value is what the files say."""
 
-    def epoch_start(self, epoch: int, epochs: int, lr: float, batches: int) -> None: ...
-    def batch_end(self, batch: int, loss: float, accuracy: float) -> None: ...
-    def epoch_end(self, row: dict) -> None: ...
+    COMPLETED = "completed"
+    STOPPED_EARLY = "stopped_early"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    PENDING = "pending"  # a sweep trial not run yet
+    CRASHED = "crashed"  # a sweep trial whose worker process died
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__  # f"{status}" gives the value on every Python version
 
 
-class SilentReporter:
-    def epoch_start(self, epoch, epochs, lr, batches): pass
-    def batch_end(self, batch, loss, accuracy): pass
-    def epoch_end(self, row): pass
+def is_ok(status: Optional[str]) -> bool:
+    """Training ran to its planned end or to early stopping: its metrics can be ranked."""
+    return status in (Status.COMPLETED, Status.STOPPED_EARLY)
+
+
+METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def metric_mode(metric: str) -> str:
+    """'max' for accuracies, 'min' for losses."""
+    return "max" if metric.endswith("accuracy") else "min"
+
+
+def available_metric(metric: str, has_val: bool) -> str:
+    """val_* metrics fall back to the matching train_* metric when there is no validation data."""
+    return metric.replace("val_", "train_", 1) if metric.startswith("val_") and not has_val else metric
 
 
 @dataclass
-class History:
-    rows: list[dict] = field(default_factory=list)
-    status: str = "completed"
-    best_epoch: Optional[int] = None
-    monitor: str = "val_loss"
+class TrainState:
+    """What the loop shares with its callbacks, and what fit() returns."""
+
+    net: nn.Sequential
+    epochs: int
+    batches: int  # per epoch
+    epoch: int = 0  # the current epoch, from 1
+    batch: int = 0  # the current batch of the epoch, from 1
+    lr: float = 0.0
+    train_loss: float = math.nan  # running means over the current epoch's batches so far
+    train_accuracy: float = math.nan
+    rows: list[dict] = field(default_factory=list)  # one metrics row per complete epoch
+    status: Status = Status.COMPLETED
     error: Optional[str] = None
-    weights: str = "final"  # the network ends with "final" or "best" weights
+    stop: bool = False  # set by a callback to end training
+    best_epoch: Optional[int] = None
+    monitor: Optional[str] = None  # the metric that chose best_epoch
+    weights: str = "final"  # the network ends with the "final" or the "best" weights
+
+
+class Callback:
+    """Override the hooks you need; each receives the loop's state."""
+
+    def on_train_begin(self, state: TrainState) -> None: ...
+    def on_epoch_begin(self, state: TrainState) -> None: ...
+    def on_batch_begin(self, state: TrainState) -> None: ...
+    def on_batch_end(self, state: TrainState, loss: float, accuracy: float) -> None:
+        """`loss` and `accuracy` are this batch's; state.train_loss/train_accuracy the epoch's so far."""
+    def on_epoch_end(self, state: TrainState, row: dict) -> None: ...
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+class Callbacks(Callback):
+    """Several callbacks called in order."""
+
+    def __init__(self, callbacks: Sequence[Callback]):
+        self.callbacks = list(callbacks)
+
+    def on_train_begin(self, state):
+        for c in self.callbacks:
+            c.on_train_begin(state)
+
+    def on_epoch_begin(self, state):
+        for c in self.callbacks:
+            c.on_epoch_begin(state)
+
+    def on_batch_begin(self, state):
+        for c in self.callbacks:
+            c.on_batch_begin(state)
+
+    def on_batch_end(self, state, loss, accuracy):
+        for c in self.callbacks:
+            c.on_batch_end(state, loss, accuracy)
+
+    def on_epoch_end(self, state, row):
+        for c in self.callbacks:
+            c.on_epoch_end(state, row)
+
+    def on_train_end(self, state):
+        for c in self.callbacks:
+            c.on_train_end(state)
+
+
+# -- the loop -------------------------------------------------------------------------------
+def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]) -> Iterator[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
 
 
 def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndarray,
@@ -45,104 +136,136 @@ def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndar
     return loss.value(out, y), float(np.mean(out.argmax(axis=1) == y)), out
 
 
-class Monitor:
-    """Tracks the best value of a metric (min for losses, max for accuracies)."""
-
-    def __init__(self, name: str, min_delta: float = 0.0):
-        self.name, self.min_delta = name, min_delta
-        self.sign = 1 if monitor_mode(name) == "min" else -1
-        self.best: Optional[float] = None
-        self.best_epoch: Optional[int] = None
-        self.wait = 0
-
-    def update(self, row: dict) -> bool:
-        """Record an epoch; True when it is the best so far."""
-        value = row.get(self.name)
-        if value is None or not math.isfinite(value):
-            self.wait += 1
-            return False
-        if self.best is None or self.sign * (self.best - value) > self.min_delta:
-            self.best, self.best_epoch, self.wait = value, row["epoch"], 0
-            return True
-        self.wait += 1
-        return False
-
-
-def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]):
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
-
-
-def available_metric(name: str, has_val: bool) -> str:
-    """val_* metrics fall back to the matching train_* metric when there is no validation data."""
-    return name.replace("val_", "train_", 1) if name.startswith("val_") and not has_val else name
-
-
-def fit(exp: Experiment, net: nn.Sequential, data: Data, reporter: Reporter = SilentReporter()) -> History:
-    """Train net on data as exp.train says; returns the per-epoch history. The network ends with
-    the best weights when early stopping asks to restore them, else those of the last complete
-    epoch (also after Ctrl-C in the middle of one)."""
-    has_val = data.val is not None
-    es = exp.train.early_stopping
-    monitor = Monitor(available_metric(es.monitor if es else "val_loss", has_val),
-                      es.min_delta if es else 0.0)
-    plateau_metric = available_metric(exp.train.plateau_monitor, has_val)
-    history = History(monitor=monitor.name)
-    schedule = build_schedule(exp, plateau_metric)
-    best_weights, last_complete = None, net.get_weights()
+def fit(net: nn.Sequential, train: Split, val: Optional[Split], loss: nn.Loss, optimizer: nn.Optimizer,
+        schedule: nn.Schedule, epochs: int, batch_size: int, shuffle: Optional[np.random.Generator] = None,
+        callbacks: Sequence[Callback] = ()) -> TrainState:
+    """Train net on `train` for up to `epochs` epochs of mini-batches (in the order `shuffle`
+    permutes them, or as given), at the rate schedule(epoch index); score `val` after each epoch.
+    Returns the state: per-epoch rows, status, best epoch, which weights the network ends with."""
+    state = TrainState(net, epochs, math.ceil(len(train[0]) / batch_size))
+    hooks = Callbacks(callbacks)
+    hooks.on_train_begin(state)
+    last_complete = net.get_weights()
     try:
-        for row in run_epochs(exp, net, data, schedule, reporter, history):
+        for t in range(epochs):
+            state.epoch, state.lr = t + 1, schedule(t)
+            hooks.on_epoch_begin(state)
+            start = time.perf_counter()
+            if not run_epoch(state, train, loss, optimizer, batch_size, shuffle, hooks):
+                break
+            row = {"epoch": state.epoch, "lr": state.lr, "train_loss": state.train_loss,
+                   "train_accuracy": state.train_accuracy, "val_loss": None, "val_accuracy": None}
+            if val is not None:
+                row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss, *val)
+            row["seconds"] = time.perf_counter() - start
+            state.rows.append(row)
             last_complete = net.get_weights()
-            schedule.observe(row[plateau_metric])
-            if monitor.update(row) and es and es.restore_best_weights:
-                best_weights = last_complete
-            if es and monitor.wait > es.patience:
-                history.status = "stopped_early"
+            hooks.on_epoch_end(state, row)
+            if state.stop:
                 break
     except KeyboardInterrupt:
-        history.status = "interrupted"
-    if history.status in ("interrupted", "diverged"):
-        net.set_weights(last_complete)  # not the half-trained or non-finite weights
-    history.best_epoch = monitor.best_epoch
-    if best_weights is not None:
-        net.set_weights(best_weights)
-        history.weights = "best"
-    return history
+        state.status = Status.INTERRUPTED
+    if len(state.rows) < state.epoch:  # an unfinished epoch: not its half-trained weights
+        net.set_weights(last_complete)
+    hooks.on_train_end(state)
+    return state
 
 
-def run_epochs(exp: Experiment, net: nn.Sequential, data: Data, schedule: nn.Schedule,
-               reporter: Reporter, history: History):
-    """Yield each finished epoch's metrics row (also appended to history.rows)."""
-    cfg = exp.train
-    loss_fn, optimizer = build_loss(exp), build_optimizer(exp)
-    shuffle_rng = np.random.default_rng([exp.seed, 1]) if cfg.shuffle else None
-    x, y = data.train
-    n_batches = math.ceil(len(x) / cfg.batch_size)
-    for t in range(cfg.epochs):
-        start = time.perf_counter()
-        lr = schedule(t)
-        reporter.epoch_start(t + 1, cfg.epochs, lr, n_batches)
-        total_loss = correct = seen = 0.0
-        # Overflow while diverging is expected: it shows as a non-finite loss and becomes
-        # status "diverged", so numpy's warnings would only be noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for b, idx in enumerate(batches(len(x), cfg.batch_size, shuffle_rng)):
-                value, out = net.loss_and_gradients(loss_fn, x[idx], y[idx])
-                if not math.isfinite(value):
-                    history.status = "diverged"
-                    history.error = f"loss became {value} in epoch {t + 1}; try a smaller optimizer.lr"
-                    return
-                optimizer.step(net.parameters(), net.gradients(), lr)
-                total_loss += value * len(idx)
-                correct += float(np.sum(out.argmax(axis=1) == y[idx]))
-                seen += len(idx)
-                reporter.batch_end(b + 1, total_loss / seen, correct / seen)
-        row = {"epoch": t + 1, "lr": lr, "train_loss": total_loss / seen,
-               "train_accuracy": correct / seen, "val_loss": None, "val_accuracy": None}
-        if data.val is not None:
-            row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss_fn, *data.val)
-        row["seconds"] = time.perf_counter() - start
-        history.rows.append(row)
-        reporter.epoch_end(row)
-        yield row
+def run_epoch(state: TrainState, train: Split, loss: nn.Loss, optimizer: nn.Optimizer, batch_size: int,
+              shuffle: Optional[np.random.Generator], hooks: Callback) -> bool:
+    """One pass over the training data, keeping the running means in state; False when a
+    callback stopped it before the end."""
+    x, y = train
+    total_loss = correct = seen = 0.0
+    # Overflow while diverging is expected: it shows as a non-finite loss, which a callback
+    # acts on, so numpy's warnings would only be noise.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for b, idx in enumerate(batches(len(x), batch_size, shuffle)):
+            state.batch = b + 1
+            hooks.on_batch_begin(state)
+            value, out = state.net.loss_and_gradients(loss, x[idx], y[idx])
+            if math.isfinite(value):  # a non-finite loss has no step worth taking
+                optimizer.step(state.net.parameters(), state.net.gradients(), state.lr)
+            hits = out.argmax(axis=1) == y[idx]
+            total_loss += value * len(idx)
+            correct += float(np.sum(hits))
+            seen += len(idx)
+            state.train_loss, state.train_accuracy = total_loss / seen, correct / seen
+            hooks.on_batch_end(state, value, float(np.mean(hits)))
+            if state.stop:
+                return False
+    return True
+
+
+# -- callbacks ------------------------------------------------------------------------------
+class BestEpoch(Callback):
+    """The one "best so far": the epoch with the best value of one metric (lowest loss, highest
+    accuracy), improving only by more than min_delta. Other callbacks read it; the run's
+    summary reports it as best_epoch."""
+
+    def __init__(self, metric: str, min_delta: float = 0.0):
+        self.metric = metric
+        self.tracker = nn.Monitor(metric_mode(metric), min_delta)
+        self.improved = False
+
+    @property
+    def wait(self) -> int:
+        """Epochs since the last improvement."""
+        return self.tracker.wait
+
+    def on_train_begin(self, state):
+        state.monitor = self.metric
+
+    def on_epoch_end(self, state, row):
+        self.improved = self.tracker.update(row.get(self.metric))
+        if self.improved:
+            state.best_epoch = row["epoch"]
+
+
+class EarlyStopping(Callback):
+    """Stop when the best epoch is `patience` epochs old (as Keras: patience 2 stops after two
+    epochs without improvement)."""
+
+    def __init__(self, best: BestEpoch, patience: int):
+        self.best, self.patience = best, patience
+
+    def on_epoch_end(self, state, row):
+        if not self.best.improved and self.best.wait >= self.patience:
+            state.status, state.stop = Status.STOPPED_EARLY, True
+
+
+class RestoreBestWeights(Callback):
+    """At the end, the network goes back to the best epoch's weights, whether or not training
+    stopped early."""
+
+    def __init__(self, best: BestEpoch):
+        self.best, self.weights = best, None
+
+    def on_epoch_end(self, state, row):
+        if self.best.improved:
+            self.weights = state.net.get_weights()
+
+    def on_train_end(self, state):
+        if self.weights is not None:
+            state.net.set_weights(self.weights)
+            state.weights = "best"
+
+
+class ReduceOnPlateau(Callback):
+    """Feeds one metric to a reduce_on_plateau schedule after each epoch; the schedule lowers
+    the rate when the metric stops improving."""
+
+    def __init__(self, schedule: nn.Schedule, metric: str):
+        self.schedule, self.metric = schedule, metric
+
+    def on_epoch_end(self, state, row):
+        self.schedule.observe(row[self.metric])
+
+
+class StopOnDivergence(Callback):
+    """Ends training when the loss stops being finite (status diverged)."""
+
+    def on_batch_end(self, state, loss, accuracy):
+        if not math.isfinite(loss):
+            state.status, state.stop = Status.DIVERGED, True
+            state.error = f"loss became {loss} in epoch {state.epoch}; try a smaller optimizer.lr"

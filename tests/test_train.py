@@ -199,9 +199,10 @@ def test_init_weights_starts_from_a_weights_file(tmp_path):
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path):
-    # min_delta so large that no epoch after the first counts as an improvement.
+    # min_delta so large that no epoch after the first counts as an improvement; patience 2
+    # means, as in Keras and as for reduce_on_plateau, two epochs without improvement: stop after 3.
     config = write_config(tmp_path, train={"epochs": 10, "batch_size": 16, "early_stopping": {
-        "monitor": "val_loss", "patience": 1, "min_delta": 100.0}})
+        "monitor": "val_loss", "patience": 2, "min_delta": 100.0}})
     result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
@@ -277,18 +278,22 @@ def test_live_display_on_a_terminal(tmp_path):
 
     from rich.console import Console
 
-    from nnrun.cli.train import ConsoleReporter
+    from nnrun.cli.train import LiveDisplay
+    from nnrun.train import TrainState
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100)
-    reporter = ConsoleReporter(console, epochs=2)
+    display = LiveDisplay(console)
+    state = TrainState(net=None, epochs=2, batches=3, lr=0.01)
     for epoch in (1, 2):
-        reporter.epoch_start(epoch, 2, 0.01, batches=3)
+        state.epoch = epoch
+        display.on_epoch_begin(state)
         for b in (1, 2, 3):
-            reporter.batch_end(b, 0.5, 0.75)
-        reporter.epoch_end({"epoch": epoch, "lr": 0.01, "train_loss": 0.5, "train_accuracy": 0.75,
-                            "val_loss": 0.6, "val_accuracy": 0.7, "seconds": 0.1})
-    reporter.close()
+            state.batch, state.train_loss, state.train_accuracy = b, 0.5, 0.75
+            display.on_batch_end(state, 0.5, 0.75)
+        display.on_epoch_end(state, {"epoch": epoch, "lr": 0.01, "train_loss": 0.5, "train_accuracy": 0.75,
+                                     "val_loss": 0.6, "val_accuracy": 0.7, "seconds": 0.1})
+    display.on_train_end(state)
     text = buffer.getvalue()
     assert "\x1b[" in text  # control codes: a live display
     assert "epoch 2/2" in text and "val_acc 70.00%" in text
@@ -307,13 +312,13 @@ def test_run_files_get_the_usual_permissions(tmp_path):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o666 & ~mask
 
 
-def fitted(tmp_path, *overrides, reporter=None):
-    from nnrun.train import SilentReporter, fit
+def fitted(tmp_path, *overrides, callbacks=()):
+    from nnrun.experiment import fit_experiment
 
     exp = load_config(write_config(tmp_path), overrides)
     data = load_data(exp)
     net = build_network(exp, data.input_shape, data.num_classes)
-    return net, fit(exp, net, data, reporter or SilentReporter())
+    return net, fit_experiment(exp, net, data, callbacks)
 
 
 def test_plateau_monitor_falls_back_to_the_matching_train_metric(tmp_path):
@@ -334,18 +339,14 @@ def test_plateau_monitor_falls_back_to_the_matching_train_metric(tmp_path):
 
 
 def test_ctrl_c_mid_epoch_keeps_the_last_complete_epochs_weights(tmp_path):
-    class InterruptInEpoch2:
-        def epoch_start(self, epoch, epochs, lr, batches):
-            self.epoch = epoch
+    from nnrun.train import Callback
 
-        def batch_end(self, batch, loss, accuracy):
-            if self.epoch == 2 and batch == 3:
+    class InterruptInEpoch2(Callback):
+        def on_batch_end(self, state, loss, accuracy):
+            if state.epoch == 2 and state.batch == 3:
                 raise KeyboardInterrupt
 
-        def epoch_end(self, row):
-            pass
-
-    net, history = fitted(tmp_path, reporter=InterruptInEpoch2())
+    net, history = fitted(tmp_path, callbacks=[InterruptInEpoch2()])
     assert history.status == "interrupted" and len(history.rows) == 1
     one_epoch, _ = fitted(tmp_path, "train.epochs=1")
     for name, w in one_epoch.get_weights().items():

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from nnrun.fmt import fixed, pct
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out, print_error
+from nnrun.train import Callback, Status
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -57,18 +58,18 @@ def epoch_line(row: dict, epochs: int) -> str:
     return "  ".join(parts)
 
 
-class ConsoleReporter:
+class LiveDisplay(Callback):
     """A live rich progress bar on a terminal; one plain line per epoch otherwise."""
 
-    def __init__(self, console: Console, epochs: int):
-        self.console, self.epochs = console, epochs
-        self.live = console.is_terminal
-        self.progress = None
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress: Optional[Progress] = None
         self.task = None
 
-    def epoch_start(self, epoch, epochs, lr, batches):
-        if not self.live:
+    def on_epoch_begin(self, state):
+        if not self.console.is_terminal:
             return
+        fields = dict(epoch=state.epoch, epochs=state.epochs, loss=0.0, acc=0.0, lr=state.lr)
         if self.progress is None:
             self.progress = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
@@ -76,20 +77,24 @@ class ConsoleReporter:
                 TextColumn("acc {task.fields[acc]:.2%}"), TextColumn("lr {task.fields[lr]:.3g}"),
                 TimeRemainingColumn(), console=self.console, transient=True)
             self.progress.start()
-            self.task = self.progress.add_task("train", total=batches, epoch=epoch, epochs=epochs,
-                                               loss=0.0, acc=0.0, lr=lr)
-        self.progress.reset(self.task, total=batches, epoch=epoch, epochs=epochs, loss=0.0, acc=0.0, lr=lr)
+            self.task = self.progress.add_task("train", total=state.batches, **fields)
+        self.progress.reset(self.task, total=state.batches, **fields)
 
-    def batch_end(self, batch, loss, accuracy):
+    def on_batch_end(self, state, loss, accuracy):
         if self.progress is not None:
-            self.progress.update(self.task, completed=batch, loss=loss, acc=accuracy)
+            self.progress.update(self.task, completed=state.batch, loss=state.train_loss,
+                                 acc=state.train_accuracy)
 
-    def epoch_end(self, row):
-        self.console.print(epoch_line(row, self.epochs), markup=False, highlight=False, soft_wrap=True)
+    def on_epoch_end(self, state, row):
+        self.console.print(epoch_line(row, state.epochs), markup=False, highlight=False, soft_wrap=True)
+
+    def on_train_end(self, state):
+        self.close()
 
     def close(self):
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
 
 @app.command()
@@ -104,25 +109,24 @@ def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
     """Train the experiment a config declares and write its run folder."""
     from nnrun.config import load_config
     from nnrun.experiment import train_run
-    from nnrun.train import SilentReporter
 
     overrides = list(set_) + ([f"name={name}"] if name else []) + ([f"seed={seed}"] if seed is not None else [])
     exp = load_config(config, tuple(overrides))
-    reporter = SilentReporter() if quiet else ConsoleReporter(out, exp.train.epochs)
+    display = [] if quiet else [LiveDisplay(out)]
     try:
-        run_dir = train_run(exp, runs_dir, str(init_weights) if init_weights else None, reporter)
+        run_dir = train_run(exp, runs_dir, init_weights, display)
     finally:
-        if not quiet:
-            reporter.close()
+        for d in display:
+            d.close()
     from nnrun.runs import read_json
 
     summary = read_json(run_dir / "summary.json")
     if not quiet:
         print_train_summary(summary)
         out.print(str(run_dir), markup=False, soft_wrap=True)
-    if summary["status"] == "interrupted":
+    if summary["status"] == Status.INTERRUPTED:
         raise typer.Exit(130)
-    if summary["status"] == "diverged":
+    if summary["status"] == Status.DIVERGED:
         print_error(f"training diverged: {summary['error']}")
         raise typer.Exit(1)
 
@@ -131,8 +135,9 @@ def print_train_summary(summary: dict) -> None:
     parts = [f"status {summary['status']}", f"{summary['epochs_run']} epochs",
              f"{summary['wall_seconds']:.1f}s"]
     best = summary.get("best")
-    if best and best.get("val_accuracy") is not None:
-        parts.append(f"best val_acc {100 * best['val_accuracy']:.2f}% (epoch {best['epoch']})")
+    if best:
+        parts.append(f"best epoch {best['epoch']} by {summary['monitor']}"
+                     + (f": val_acc {pct(best['val_accuracy'])}" if best.get("val_accuracy") is not None else ""))
     if summary.get("test_accuracy") is not None:
         parts.append(f"test_acc {100 * summary['test_accuracy']:.2f}%")
     out.print("  ".join(parts), markup=False, soft_wrap=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+from .monitor import Monitor
 from .registry import registrar
 
 SCHEDULES: dict[str, type["Schedule"]] = {}
@@ -158,21 +159,16 @@ class ReduceOnPlateau(Schedule):
     def __init__(self, lr0, factor: float = 0.1, patience: int = 5, min_delta: float = 1e-4,
                  mode: str = "min", lr_min: float = 0.0):
         super().__init__(lr0)
-        self.factor, self.patience, self.min_delta = factor, patience, min_delta
-        self.mode, self.lr_min = mode, lr_min
-        self.lr, self.best, self.wait = lr0, None, 0
+        self.factor, self.patience, self.lr_min = factor, patience, lr_min
+        self.monitor = Monitor(mode, min_delta)
+        self.lr = lr0
 
     def __call__(self, t):
         return self.lr
 
     def observe(self, value):
-        sign = 1 if self.mode == "min" else -1
-        if self.best is None or sign * (self.best - value) > self.min_delta:
-            self.best, self.wait = value, 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.lr, self.wait = max(self.lr * self.factor, self.lr_min), 0
+        if not self.monitor.update(value) and self.monitor.wait >= self.patience:
+            self.lr, self.monitor.wait = max(self.lr * self.factor, self.lr_min), 0
 
 
 def make_schedule(name: str, lr0: float, **params) -> Schedule:
