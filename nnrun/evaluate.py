@@ -239,20 +239,20 @@ def refresh_report(run_dir: Path) -> None:
 def run_record(run_dir: Path, runs_dir: Optional[Path] = None) -> dict:
     summary = read_summary(run_dir)
     rows = read_rows(run_dir)
-    vals = [v for v in (finite(r.get("val_accuracy")) for r in rows) if v is not None]
     try:
         folder = str(run_dir.relative_to(runs_dir)) if runs_dir is not None else run_dir.name
     except ValueError:
         folder = run_dir.name
     if summary is None:
         return {"folder": folder, "path": str(run_dir), "name": None, "started": None,
-                "status": "unreadable", "epochs": None, "best_val_accuracy": None,
-                "test_accuracy": None, "wall_seconds": None}
+                "status": "unreadable", "epochs": None, "best_epoch": None, "monitor": None,
+                "best_val_accuracy": None, "test_accuracy": None, "wall_seconds": None}
     best = summary.get("best") or {}
     return {"folder": folder, "path": str(run_dir), "name": summary.get("name"),
             "started": summary.get("started"), "status": summary.get("status"),
             "epochs": summary.get("epochs_run", len(rows)),
-            "best_val_accuracy": max(vals) if vals else finite(best.get("val_accuracy")),
+            "best_epoch": summary.get("best_epoch"), "monitor": summary.get("monitor"),
+            "best_val_accuracy": finite(best.get("val_accuracy")),
             "test_accuracy": finite(summary.get("test_accuracy")),
             "wall_seconds": finite(summary.get("wall_seconds"))}
 
@@ -341,6 +341,7 @@ def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
                         "final_train_accuracy": finite(final.get("train_accuracy")),
                         "final_val_loss": finite(final.get("val_loss")),
                         "final_val_accuracy": finite(final.get("val_accuracy")),
+                        "best_epoch": record["best_epoch"], "monitor": record["monitor"],
                         "best_val_accuracy": record["best_val_accuracy"],
                         "test_loss": finite(summary.get("test_loss")),
                         "test_accuracy": finite(summary.get("test_accuracy")),

@@ -194,7 +194,8 @@ def summary_section(summary: dict) -> str:
                  ("test loss", fixed(summary.get("test_loss"))),
                  ("final train accuracy", pct(final.get("train_accuracy"))),
                  ("final val accuracy", pct(final.get("val_accuracy"))),
-                 ("best epoch", text(summary.get("best_epoch"))),
+                 (f"best epoch ({summary['monitor']})" if summary.get("monitor") else "best epoch",
+                  text(summary.get("best_epoch"))),
                  ("parameters", f"{summary['num_params']:,}" if isinstance(summary.get("num_params"), int) else "–")])
     versions = summary.get("versions") or {}
     data = summary.get("data") or {}
@@ -202,7 +203,7 @@ def summary_section(summary: dict) -> str:
              ("started", text(summary.get("started"))),
              ("epochs run", text(summary.get("epochs_run"))),
              ("monitor", text(summary.get("monitor"))),
-             ("best epoch", f"{text(best.get('epoch'))} (val loss {fixed(best.get('val_loss'))}, "
+             ("best epoch", f"{text(best.get('epoch'))} by {text(summary.get('monitor'))} (val loss {fixed(best.get('val_loss'))}, "
                             f"val accuracy {pct(best.get('val_accuracy'))})" if best else "–"),
              ("test weights", text(summary.get("test_weights"))),
              ("data", escape(", ".join(f"{k}: {v}" for k, v in data.items() if v)) or "–"),

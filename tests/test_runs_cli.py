@@ -55,8 +55,8 @@ def test_runs_command(runs_dir):
     result = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir)])
     assert result.exit_code == 0, result.output
     out = result.output
-    for words in ("3 runs", "folder", "best val acc", "test acc", "wall time", "completed", "mlp",
-                  "trials/t000"):
+    for words in ("3 runs", "folder", "best epoch", "1 (val_loss)", "val acc", "test acc", "wall time",
+                  "completed", "mlp", "trials/t000"):
         assert words in out
     assert "not-a-run" not in out and "empty" not in out
     records = list_runs(runs_dir)

@@ -132,15 +132,23 @@ def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR
         return
     table = Table(title=f"{len(records)} run{'s' if len(records) != 1 else ''} in {runs_dir}", title_justify="left")
     for col, justify in (("folder", "left"), ("name", "left"), ("date", "left"), ("status", "left"),
-                         ("epochs", "right"), ("best val acc", "right"), ("test acc", "right"),
+                         ("epochs", "right"), ("best epoch", "right"), ("val acc", "right"), ("test acc", "right"),
                          ("wall time", "right")):
         table.add_column(col, justify=justify, no_wrap=col in ("folder", "date"))
     for r in records:
         status = str(r["status"])
         table.add_row(r["folder"], str(r["name"] or "-"), (r["started"] or "-").replace("T", " "),
                       f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]", show(r["epochs"] if r["epochs"] is not None else "-"),
-                      pct(r["best_val_accuracy"]), pct(r["test_accuracy"]), duration(r["wall_seconds"]))
+                      best_epoch(r), pct(r["best_val_accuracy"]), pct(r["test_accuracy"]),
+                      duration(r["wall_seconds"]))
     print_wide(table)
+
+
+def best_epoch(record: dict) -> str:
+    """'7 (val_loss)': the best epoch, named with the metric that chose it."""
+    if record.get("best_epoch") is None:
+        return "-"
+    return f"{record['best_epoch']} ({record['monitor']})" if record.get("monitor") else str(record["best_epoch"])
 
 
 # -- compare --------------------------------------------------------------------------------
@@ -174,7 +182,7 @@ def compare(run: List[str] = typer.Argument(..., help="Two or more runs: folders
             ("train acc", lambda m: pct(m["final_train_accuracy"])),
             ("val loss", lambda m: fixed(m["final_val_loss"])),
             ("val acc", lambda m: pct(m["final_val_accuracy"])),
-            ("best val acc", lambda m: pct(m["best_val_accuracy"])),
+            ("best epoch", best_epoch), ("val acc, best epoch", lambda m: pct(m["best_val_accuracy"])),
             ("test loss", lambda m: fixed(m["test_loss"])), ("test acc", lambda m: pct(m["test_accuracy"])),
             ("wall time", lambda m: duration(m["wall_seconds"]))]
     for name, fmt in rows:
