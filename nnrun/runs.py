@@ -55,13 +55,7 @@ def write_weights(path: str | os.PathLike, net: Sequential) -> None:
 
 def read_weights(path: str | os.PathLike) -> dict:
     """Parse a weights file: {"input_shape": tuple, "layers": [...], "arrays": {name: array}}."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such weights file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not a weights file (invalid JSON: {e})") from None
+    doc = read_json(path, "weights file")
     if not isinstance(doc, dict) or doc.get("format") != WEIGHTS_FORMAT:
         raise ConfigError(f"{path}: not an nnrun weights file (format should be {WEIGHTS_FORMAT!r})")
     if doc.get("version") != WEIGHTS_VERSION:
@@ -121,20 +115,22 @@ def write_summary(run_dir: Path, summary: dict) -> None:
     write_json(run_dir / "summary.json", summary)
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: str | os.PathLike, what: str = "run file") -> Any:
+    """The parsed JSON file; ConfigError in the one wording for every JSON file nnrun reads."""
+    path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: missing; is {path.parent} a complete run folder?") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: invalid JSON ({e})") from None
+        raise ConfigError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: not a valid {what} ({type(e).__name__}: {e})") from None
 
 
-def read_json_or(path: Path, default: Any = None) -> Any:
+def read_json_or(path: str | os.PathLike, default: Any = None) -> Any:
     """The parsed JSON file, or `default` when it is missing or unreadable (for listings)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_json(path)
+    except ConfigError:
         return default
 
 
