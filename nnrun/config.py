@@ -20,7 +20,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
                       ValidationError, ValidationInfo, create_model, field_validator,
                       model_validator)
 
-from nnrun.data.datasets import DATASETS
+from nnrun.data.catalog import DATASETS
 from nnrun.errors import ConfigError
 from nnrun.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
 

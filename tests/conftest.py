@@ -7,11 +7,12 @@ import hashlib
 import http.server
 import socket
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from nnrun.data import datasets as datasets_module
+from nnrun.data.catalog import DATASETS, IDX_FILES
 from tests.synthetic import write_idx
 
 
@@ -22,12 +23,13 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def served_mnist(tmp_path, monkeypatch):
-    """A local HTTP server with good/ and bad/ copies of 4 small MNIST-style files; SHA256 patched."""
+    """A local HTTP server with good/ and bad/ copies of 4 small MNIST-style files; the catalogue's
+    mnist checksums patched to the good ones."""
     root = tmp_path / "www"
     rng = np.random.default_rng(3)
-    splits = {"train": 12, "test": 5}
+    splits = {"train": 60, "test": 5}  # train images span several 1 KiB download chunks
     hashes, expected = {}, {}
-    for split, (images_name, labels_name) in datasets_module.IDX_FILES.items():
+    for split, (images_name, labels_name) in IDX_FILES.items():
         images = rng.integers(0, 256, size=(splits[split], 6, 6), dtype=np.uint8)
         labels = (np.arange(splits[split]) % 10).astype(np.uint8)
         expected[split] = (images, labels)
@@ -36,7 +38,7 @@ def served_mnist(tmp_path, monkeypatch):
                 (root / folder).mkdir(parents=True, exist_ok=True)
                 write_idx(root / folder / name, data, compress=True)
             hashes[name] = hashlib.sha256((root / "good" / name).read_bytes()).hexdigest()
-    monkeypatch.setitem(datasets_module.SHA256, "mnist", hashes)
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], sha256=hashes))
     monkeypatch.delenv("NNRUN_MIRRORS_MNIST", raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))

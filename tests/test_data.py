@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from nnrun.config import unknown_name
 from nnrun.data import (
     DATASETS,
     auto_divisor,
+    dataset_info,
+    get_dataset,
     load_csv,
     load_dataset,
     load_idx_pair,
@@ -19,11 +27,11 @@ from nnrun.data import (
     scale_pixels,
     stratified_split,
 )
-from nnrun.data import datasets as datasets_module
 from nnrun.errors import DataError, DownloadError
 from tests.synthetic import idx_bytes, write_idx
 
-MNIST_TEST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-test"
+REPO = Path(__file__).resolve().parents[1]
+MNIST_TEST_DIR = REPO.parent / "shared" / "data" / "mnist-test"
 # ---------------------------------------------------------------- IDX
 
 
@@ -198,7 +206,7 @@ def test_npz_not_an_archive(tmp_path):
         load_npz(tmp_path / "fake.npz")
 
 
-# ---------------------------------------------------------------- digits and registry
+# ---------------------------------------------------------------- digits and the catalogue
 
 
 def test_digits_bundled_split():
@@ -216,11 +224,31 @@ def test_digits_bundled_split():
         np.testing.assert_array_equal(first[split][1], second[split][1])
 
 
-def test_registry_metadata():
+def test_catalogue_facts_match_the_bundled_digits():
+    info, (x_train, _), (x_test, _) = DATASETS["digits"], *load_dataset("digits").values()
+    assert (len(x_train), len(x_test)) == (info.train_size, info.test_size)
+    assert x_train.shape[1:] == info.input_shape and x_train.max() == info.max_value
+    assert get_dataset("digits").class_names == list(info.class_names)
+
+
+def test_catalogue_metadata():
     assert set(DATASETS) == {"digits", "mnist", "fashion-mnist"}
-    assert DATASETS["mnist"].class_names == [str(d) for d in range(10)]
+    assert DATASETS["mnist"].class_names == tuple(str(d) for d in range(10))
     assert DATASETS["fashion-mnist"].class_names[0] == "T-shirt/top"
     assert DATASETS["fashion-mnist"].class_names[-1] == "Ankle boot"
+    for name in ("mnist", "fashion-mnist"):
+        info = DATASETS[name]
+        assert info.input_shape == (1, 28, 28) and info.bundled is None
+        assert sorted(info.sha256) == sorted(f for pair in info.files.values() for f in pair)
+        assert all(url.startswith(("http://", "https://")) for url in info.mirrors)
+    assert DATASETS["fashion-mnist"].mirror_env_var == "NNRUN_MIRRORS_FASHION_MNIST"
+
+
+def test_unknown_dataset_has_the_schema_wording():
+    with pytest.raises(ValueError) as caught:
+        dataset_info("mnsit")
+    assert str(caught.value) == str(unknown_name("dataset", "mnsit", DATASETS))
+    assert str(caught.value) == "unknown dataset 'mnsit' (did you mean 'mnist'?); known: digits, mnist, fashion-mnist"
 
 
 def test_unknown_dataset_suggests_close_match():
@@ -228,7 +256,63 @@ def test_unknown_dataset_suggests_close_match():
         load_dataset("mnsit")
 
 
+BLOCKED = ("rich", "pooch", "matplotlib", "typer", "requests", "tqdm")
+BLOCK_IMPORTS = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is blocked in this test")
+
+    sys.meta_path.insert(0, Blocker())
+""")
+NOTHING_BLOCKED_LOADED = textwrap.dedent("""
+    assert not set(BLOCKED) & {m.split(".")[0] for m in sys.modules}, sorted(sys.modules)
+    print("ok")
+""")
+
+
+def run_with_only(blocked: tuple[str, ...], body: str) -> subprocess.CompletedProcess:
+    """Run body in a fresh interpreter where importing any of `blocked` fails."""
+    code = f"BLOCKED = {blocked!r}" + BLOCK_IMPORTS + textwrap.dedent(body) + NOTHING_BLOCKED_LOADED
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_config_needs_only_numpy_pyyaml_and_pydantic():
+    result = run_with_only(BLOCKED, """
+        import nnrun.config
+        assert Path(nnrun.config.__file__).is_relative_to(Path.cwd())
+        raw = {"name": "light", "data": {"dataset": "digits"},
+               "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}}
+        exp = nnrun.config.validate(raw, "light.yaml", None)
+        assert exp.data.dataset == "digits"
+        try:
+            nnrun.config.validate({**raw, "data": {"dataset": "mnsit"}}, "light.yaml", None)
+        except nnrun.config.ConfigError as err:
+            assert "did you mean 'mnist'" in str(err)
+        else:
+            raise AssertionError("an unknown dataset was accepted")
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_catalogue_needs_only_the_standard_library():
+    result = run_with_only(BLOCKED + ("numpy", "yaml", "pydantic"), """
+        from nnrun.data import dataset_info
+        assert dataset_info("mnist").input_shape == (1, 28, 28)
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 # ---------------------------------------------------------------- downloads from a local server
+
+
+def use_mirrors(monkeypatch, *urls: str) -> None:
+    """Replace the catalogue's mnist mirrors (the served_mnist fixture already patched its checksums)."""
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], mirrors=urls))
 
 
 def assert_loaded(splits, expected):
@@ -239,24 +323,23 @@ def assert_loaded(splits, expected):
 
 
 def test_download_then_cache_without_network(served_mnist, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [served_mnist["good"]])
+    use_mirrors(monkeypatch, served_mnist["good"])
     assert_loaded(load_dataset("mnist", cache_dir=tmp_path / "cache"), served_mnist["expected"])
-    assert "downloading mnist train-images-idx3-ubyte.gz from http://127.0.0.1" in capsys.readouterr().err
-    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(datasets_module.SHA256["mnist"])
+    assert capsys.readouterr() == ("", "")  # the data layer never prints; the CLI shows downloads
+    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(DATASETS["mnist"].sha256)
 
     served_mnist["server"].shutdown()
     served_mnist["server"].server_close()
     assert_loaded(load_dataset("mnist", cache_dir=tmp_path / "cache"), served_mnist["expected"])
-    assert "downloading" not in capsys.readouterr().err
 
 
 def test_falls_back_past_unreachable_and_bad_checksum_mirrors(served_mnist, tmp_path, monkeypatch, closed_port_url):
-    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [closed_port_url, served_mnist["bad"], served_mnist["good"]])
-    assert_loaded(DATASETS["mnist"].load(tmp_path / "cache"), served_mnist["expected"])
+    use_mirrors(monkeypatch, closed_port_url, served_mnist["bad"], served_mnist["good"])
+    assert_loaded(get_dataset("mnist").load(tmp_path / "cache"), served_mnist["expected"])
 
 
 def test_env_var_mirrors_and_data_dir(served_mnist, tmp_path, monkeypatch, closed_port_url):
-    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [closed_port_url])
+    use_mirrors(monkeypatch, closed_port_url)
     monkeypatch.setenv("NNRUN_MIRRORS_MNIST", f"{closed_port_url} , {served_mnist['good']}")
     monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "envcache"))
     assert_loaded(load_dataset("mnist"), served_mnist["expected"])
@@ -264,7 +347,7 @@ def test_env_var_mirrors_and_data_dir(served_mnist, tmp_path, monkeypatch, close
 
 
 def test_all_mirrors_failing_raises_download_error(served_mnist, tmp_path, monkeypatch, closed_port_url):
-    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [closed_port_url, served_mnist["bad"]])
+    use_mirrors(monkeypatch, closed_port_url, served_mnist["bad"])
     with pytest.raises(DownloadError) as caught:
         load_dataset("mnist", cache_dir=tmp_path / "cache")
     message = str(caught.value)
@@ -309,13 +392,3 @@ def test_scaling():
     assert scaled.dtype == np.float32 and scaled.tolist() == [[0.0, 0.5, 1.0]]
     unscaled = scale_pixels(x, None)
     assert unscaled.dtype == np.float32 and unscaled.tolist() == [[0.0, 8.0, 16.0]]
-
-
-def test_rich_progress_bar_takes_pooch_calls():
-    bar = datasets_module.RichProgressBar("file.gz")
-    bar.total = 100
-    bar.update(60)
-    bar.reset()
-    bar.update(100)
-    bar.close()
-    bar.close()

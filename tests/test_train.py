@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from nnrun.builder import build_network, load_data
 from nnrun.cli import app
 from nnrun.config import load_config
-from nnrun.data import datasets as datasets_module
 from nnrun.runs import create_run_dir, load_weights_into, read_weights
 from nnrun.train import evaluate_arrays
 from nnrun.nn import make_loss
@@ -244,7 +243,7 @@ def test_divergence_is_recorded_and_exits_1(tmp_path):
 
 
 def test_named_dataset_downloads_from_a_local_mirror(tmp_path, served_mnist, monkeypatch):
-    monkeypatch.setitem(datasets_module.MIRRORS, "mnist", [served_mnist["good"]])
+    monkeypatch.setenv("NNRUN_MIRRORS_MNIST", served_mnist["good"])
     monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "cache"))
     config = {"name": "dl", "data": {"dataset": "mnist", "validation_split": 0},
               "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]},

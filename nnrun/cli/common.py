@@ -1,4 +1,4 @@
-"""Shared pieces of the command line: the typer app, consoles, error handling.
+"""Shared pieces of the command line: the typer app, consoles, error handling, the download display.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 130 interrupted.
 Only nnrun/cli/ imports typer; each command module is a thin layer over the library.
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nnrun import __version__
+from nnrun.cli.display import show_downloads
 from nnrun.errors import NnrunError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -44,12 +45,14 @@ def print_error(message: str) -> None:
 
 
 def handle_errors(fn):
-    """One clear line on stderr and the right exit code; the traceback only with --debug."""
+    """One clear line on stderr and the right exit code; the traceback only with --debug.
+    Any dataset download the command starts is shown on stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with show_downloads(err):
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except NnrunError as e:

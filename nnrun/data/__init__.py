@@ -2,34 +2,40 @@
 
 Images come back as x of shape (N, C, H, W), other features as (N, F), labels as int64 (N,),
 all with the source's unscaled values; scale with scale_pixels(x, auto_divisor(x_train)).
+
+The names below are imported from their module on first use, so that reading the catalogue
+(nnrun.data.catalog, standard library only) costs no numpy, pooch or download machinery.
 """
 
-from nnrun.data.datasets import (
-    DATASETS,
-    MIRRORS,
-    SHA256,
-    Dataset,
-    cache_root,
-    get_dataset,
-    load_dataset,
-)
-from nnrun.data.idx import load_idx_pair, read_idx
-from nnrun.data.prepare import auto_divisor, scale_pixels, stratified_split
-from nnrun.data.tabular import load_csv, load_npz
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "MIRRORS",
-    "SHA256",
-    "Dataset",
-    "auto_divisor",
-    "cache_root",
-    "get_dataset",
-    "load_csv",
-    "load_dataset",
-    "load_idx_pair",
-    "load_npz",
-    "read_idx",
-    "scale_pixels",
-    "stratified_split",
-]
+import importlib
+
+_MODULE_OF = {
+    "DATASETS": "catalog",
+    "DatasetInfo": "catalog",
+    "dataset_info": "catalog",
+    "Dataset": "datasets",
+    "get_dataset": "datasets",
+    "load_dataset": "datasets",
+    "cache_root": "download",
+    "fetch": "download",
+    "DownloadProgress": "progress",
+    "ProgressFn": "progress",
+    "download_progress": "progress",
+    "load_idx_pair": "idx",
+    "read_idx": "idx",
+    "auto_divisor": "prepare",
+    "scale_pixels": "prepare",
+    "stratified_split": "prepare",
+    "load_csv": "tabular",
+    "load_npz": "tabular",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
