@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import registrar
+from .registry import Registry
 
-ACTIVATIONS: dict[str, type["Activation"]] = {}
-
-
-register = registrar(ACTIVATIONS)
+ACTIVATIONS: Registry[type["Activation"]] = Registry("activation")
+register = ACTIVATIONS.register
 
 
 def _quiet_underflow(method):
@@ -190,7 +188,4 @@ def make_activation(spec: "str | dict | Activation | None") -> Activation:
         return spec
     params = dict(spec) if isinstance(spec, dict) else {}
     name = params.pop("type", None) if isinstance(spec, dict) else spec
-    name = name or "linear"
-    if name not in ACTIVATIONS:
-        raise KeyError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name](**params)
+    return ACTIVATIONS.get(name or "linear")(**params)

@@ -5,14 +5,14 @@ fan_in/fan_out: dense (in, out); conv2d (in_channels*kh*kw, out_channels*kh*kw).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from .registry import registrar
+from .registry import Registry
 
-INITIALIZERS: dict = {}
-
-
-register = registrar(INITIALIZERS)
+INITIALIZERS: Registry[Callable[..., np.ndarray]] = Registry("initializer")
+register = INITIALIZERS.register
 
 
 @register("he_normal")

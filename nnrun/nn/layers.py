@@ -10,16 +10,16 @@ import numpy as np
 
 from .activations import Activation, make_activation
 from .init import INITIALIZERS, default_initializer
-from .registry import registrar
+from .registry import Registry
 
-LAYERS: dict[str, type["Layer"]] = {}
+LAYERS: Registry[type["Layer"]] = Registry("layer type", attribute="type")
 
 
 class ShapeError(ValueError):
     """A layer cannot accept the shape it is given."""
 
 
-register = registrar(LAYERS, "type")
+register = LAYERS.register
 
 
 class Layer:
@@ -96,7 +96,7 @@ class ParamLayer(Layer):
 
     def init_params(self, rng, dtype):
         shape, fan_in, fan_out, bias_shape = self.weight_shape_and_fans()
-        make = INITIALIZERS[self.init]
+        make = INITIALIZERS.get(self.init)
         self.params["W"] = make(shape, fan_in, fan_out, rng, dtype, **self.init_params_kw)
         if self.use_bias:
             self.params["b"] = np.zeros(bias_shape, dtype)
@@ -379,7 +379,4 @@ _register_activation_layers()
 def make_layer(spec: dict) -> Layer:
     """A layer from {"type": name, **kwargs}."""
     spec = dict(spec)
-    name = spec.pop("type")
-    if name not in LAYERS:
-        raise KeyError(f"unknown layer {name!r}; known: {', '.join(LAYERS)}")
-    return LAYERS[name](**spec)
+    return LAYERS.get(spec.pop("type"))(**spec)

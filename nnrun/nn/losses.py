@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import registrar
+from .registry import Registry
 
-LOSSES: dict[str, type["Loss"]] = {}
-
-
-register = registrar(LOSSES)
+LOSSES: Registry[type["Loss"]] = Registry("loss")
+register = LOSSES.register
 
 
 def one_hot(target: np.ndarray, num_classes: int, dtype) -> np.ndarray:
@@ -73,6 +71,4 @@ class MeanSquaredError(Loss):
 
 
 def make_loss(name: str) -> Loss:
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
-    return LOSSES[name]()
+    return LOSSES.get(name)()

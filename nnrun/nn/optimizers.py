@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import registrar
+from .registry import Registry
 
-OPTIMIZERS: dict[str, type["Optimizer"]] = {}
-
-
-register = registrar(OPTIMIZERS)
+OPTIMIZERS: Registry[type["Optimizer"]] = Registry("optimizer")
+register = OPTIMIZERS.register
 
 
 def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, np.ndarray]:
@@ -118,6 +116,4 @@ class RMSprop(Optimizer):
 
 
 def make_optimizer(name: str, **params) -> Optimizer:
-    if name not in OPTIMIZERS:
-        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](**params)
+    return OPTIMIZERS.get(name)(**params)

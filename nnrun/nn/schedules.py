@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import math
 
-from .registry import registrar
+from .registry import Registry
 
-SCHEDULES: dict[str, type["Schedule"]] = {}
-
-
-register = registrar(SCHEDULES)
+SCHEDULES: Registry[type["Schedule"]] = Registry("schedule")
+register = SCHEDULES.register
 
 
 def _sigmoid(x: float) -> float:
@@ -176,6 +174,4 @@ class ReduceOnPlateau(Schedule):
 
 
 def make_schedule(name: str, lr0: float, **params) -> Schedule:
-    if name not in SCHEDULES:
-        raise KeyError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
-    return SCHEDULES[name](lr0, **params)
+    return SCHEDULES.get(name)(lr0, **params)
