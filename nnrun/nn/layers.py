@@ -16,7 +16,23 @@ LAYERS: Registry[type["Layer"]] = Registry("layer type", attribute="type")
 
 
 class ShapeError(ValueError):
-    """A layer cannot accept the shape it is given."""
+    """A layer cannot accept the shape it is given.
+
+    reason: what is wrong and how to fix it; layer_index and layer_type are filled in by
+    Sequential (str() is then "layer 3 (dense): <reason>"); needs_flat_input: the layer wants
+    (features,) and was given more axes (so the caller can suggest flattening its data).
+    """
+
+    def __init__(self, reason: str, layer_index: int | None = None, layer_type: str | None = None,
+                 needs_flat_input: bool = False):
+        super().__init__(reason, layer_index, layer_type, needs_flat_input)
+        self.reason, self.layer_index, self.layer_type = reason, layer_index, layer_type
+        self.needs_flat_input = needs_flat_input
+
+    def __str__(self) -> str:
+        if self.layer_index is None:
+            return self.reason
+        return f"layer {self.layer_index} ({self.layer_type}): {self.reason}"
 
 
 register = LAYERS.register
@@ -122,7 +138,7 @@ class Dense(ParamLayer):
     def infer_shape(self, input_shape):
         if len(input_shape) != 1:
             raise ShapeError(f"expects flat input (features,), got {input_shape}; "
-                             "add a {type: flatten} layer before it")
+                             "add a {type: flatten} layer before it", needs_flat_input=True)
         return (self.units,)
 
     def weight_shape_and_fans(self):

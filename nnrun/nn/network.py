@@ -26,10 +26,10 @@ class Sequential:
             try:
                 shape = layer.build(shape, rng, self.dtype)
             except ShapeError as e:
-                raise ShapeError(f"layer {i} ({layer.type}): {e}") from None
+                raise ShapeError(e.reason, i, layer.type, e.needs_flat_input) from None
             if min(shape, default=1) < 1:
-                raise ShapeError(f"layer {i} ({layer.type}): output shape {shape} is empty; "
-                                 "the input is too small for this stack")
+                raise ShapeError(f"output shape {shape} is empty; the input is too small for "
+                                 "this stack", i, layer.type)
         self.output_shape = shape
 
     # -- parameters -----------------------------------------------------------------------------
