@@ -47,8 +47,6 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.input_shape: tuple = ()
         self.output_shape: tuple = ()
-        # Set by Sequential on the first layer when nobody needs dL/dx: saves a GEMM and col2im.
-        self.skip_input_grad = False
 
     # -- build time -------------------------------------------------------------------------
     def build(self, input_shape: tuple, rng: np.random.Generator, dtype=np.float32) -> tuple:
@@ -85,15 +83,23 @@ class Layer:
         self._y = self.activation.forward(self._z)
         return self._y
 
-    def backward(self, dy: np.ndarray, skip_activation: bool = False) -> np.ndarray:
-        """Gradient w.r.t. the input; fills self.grads. skip_activation: dy is already dL/dz."""
+    def backward(self, dy: np.ndarray, skip_activation: bool = False,
+                 input_gradient: bool = True) -> np.ndarray | None:
+        """dL/dx for dL/dy (both batched, shaped like x and y); fills self.grads.
+
+        skip_activation: dy is already dL/dz (the pre-activation gradient). input_gradient
+        False: nobody needs dL/dx (the first trainable layer in training), so a layer with
+        parameters may skip computing it and return None (saves a GEMM, and col2im for conv2d).
+        """
         dz = dy if skip_activation else self.activation.backward(self._z, self._y, dy)
-        return self.transform_backward(dz)
+        return self.transform_backward(dz, input_gradient)
 
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
         return x
 
-    def transform_backward(self, dz: np.ndarray) -> np.ndarray:
+    def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
+        """dL/dx for dL/dz; fills self.grads. Layers without parameters may ignore
+        input_gradient (their backward is nothing but the input gradient)."""
         return dz
 
 
@@ -150,11 +156,11 @@ class Dense(ParamLayer):
         z = x @ self.params["W"]
         return z + self.params["b"] if self.use_bias else z
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz, input_gradient):
         self.grads["W"] = self._x.T @ dz
         if self.use_bias:
             self.grads["b"] = dz.sum(axis=0)
-        return None if self.skip_input_grad else dz @ self.params["W"].T
+        return dz @ self.params["W"].T if input_gradient else None
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -241,14 +247,14 @@ class Conv2D(ParamLayer):
         """W (F, C, kh, kw) as (F, kh*kw*C), matching the column layout."""
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz, input_gradient):
         n, f, oh, ow = dz.shape
         dzm = dz.transpose(0, 2, 3, 1).reshape(-1, f)
         c, kh, kw = self.params["W"].shape[1:]
         self.grads["W"] = (dzm.T @ self._cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
         if self.use_bias:
             self.grads["b"] = dzm.sum(axis=0)
-        if self.skip_input_grad:
+        if not input_gradient:
             return None
         # dx, one kernel offset at a time: a GEMM per offset writes a contiguous block, which
         # is added to its shifted window (faster than one big GEMM plus a strided col2im).
@@ -286,7 +292,7 @@ class Pool2D(Layer):
         self._x = x
         return self.pool(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz, input_gradient):
         dxh = np.zeros_like(self._x).transpose(0, 2, 3, 1)
         self.unpool(dz.transpose(0, 2, 3, 1), dxh)
         return dxh.transpose(0, 3, 1, 2)
@@ -337,7 +343,7 @@ class Flatten(Layer):
     def transform(self, x, training):
         return x.reshape(len(x), -1)
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz, input_gradient):
         return dz.reshape(len(dz), *self.input_shape)
 
 
@@ -368,7 +374,7 @@ class Dropout(Layer):
         self._mask = (self.rng.random(x.shape, dtype=np.float32) < keep) / keep
         return x * self._mask
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz, input_gradient):
         return dz if self._mask is None else dz * self._mask
 
 

@@ -81,10 +81,8 @@ class Sequential:
         first = 0 if input_gradient else self.first_trainable()
         last = len(self.layers) - 1
         for i in range(last, first - 1, -1):
-            layer = self.layers[i]
-            layer.skip_input_grad = not input_gradient and i == first
-            grad = layer.backward(grad, skip_activation=skip_output_activation and i == last)
-            layer.skip_input_grad = False
+            grad = self.layers[i].backward(grad, skip_activation=skip_output_activation and i == last,
+                                           input_gradient=input_gradient or i != first)
         return grad if input_gradient else None
 
     def first_trainable(self) -> int:
