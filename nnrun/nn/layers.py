@@ -65,7 +65,7 @@ class Layer:
     def config(self) -> dict:
         """The hyper-parameters that rebuild this layer (written to weights.json)."""
         cfg = self.layer_config()
-        if self.activation.name != "linear" and not isinstance(self, ActivationLayer):
+        if self.activation.name != "linear":
             params = self.activation.config()
             cfg["activation"] = {"type": self.activation.name, **params} if params else self.activation.name
         return cfg
@@ -384,7 +384,8 @@ class ActivationLayer(Layer):
     def __init__(self, **activation_params):
         super().__init__({"type": self.type, **activation_params})
 
-    def layer_config(self):
+    def config(self) -> dict:
+        """Only the activation's parameters: the type already names the activation."""
         return self.activation.config()
 
 
