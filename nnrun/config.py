@@ -40,7 +40,7 @@ def unknown_name(kind: str, name: Any, known) -> ValueError:
     return UnknownName(kind, name, known)
 
 
-def init_params(cls) -> dict[str, inspect.Parameter]:
+def constructor_params(cls) -> dict[str, inspect.Parameter]:
     """Keyword parameters of cls.__init__ and its bases (first definition wins), minus lr0."""
     params: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
@@ -54,7 +54,7 @@ def init_params(cls) -> dict[str, inspect.Parameter]:
 
 def param_fields(cls, skip=()) -> dict[str, tuple]:
     fields = {}
-    for name, p in init_params(cls).items():
+    for name, p in constructor_params(cls).items():
         if name in skip:
             continue
         annotation = p.annotation if p.annotation is not inspect.Parameter.empty else Any

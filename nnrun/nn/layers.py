@@ -52,14 +52,14 @@ class Layer:
     def build(self, input_shape: tuple, rng: np.random.Generator, dtype=np.float32) -> tuple:
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(self.infer_shape(self.input_shape))
-        self.init_params(rng, np.dtype(dtype))
+        self.initialize(rng, np.dtype(dtype))
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         return self.output_shape
 
     def infer_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
-    def init_params(self, rng: np.random.Generator, dtype: np.dtype) -> None:
+    def initialize(self, rng: np.random.Generator, dtype: np.dtype) -> None:
         pass
 
     def config(self) -> dict:
@@ -110,23 +110,23 @@ class ParamLayer(Layer):
                  use_bias: bool = True):
         super().__init__(activation)
         self.init = init or default_initializer(self.activation.name)
-        self.init_params_kw = dict(init_params or {})
+        self.init_params = dict(init_params or {})
         self.use_bias = use_bias
 
     def weight_shape_and_fans(self) -> tuple[tuple, int, int, tuple]:
         raise NotImplementedError
 
-    def init_params(self, rng, dtype):
+    def initialize(self, rng, dtype):
         shape, fan_in, fan_out, bias_shape = self.weight_shape_and_fans()
         make = INITIALIZERS.get(self.init)
-        self.params["W"] = make(shape, fan_in, fan_out, rng, dtype, **self.init_params_kw)
+        self.params["W"] = make(shape, fan_in, fan_out, rng, dtype, **self.init_params)
         if self.use_bias:
             self.params["b"] = np.zeros(bias_shape, dtype)
 
     def base_config(self) -> dict:
         cfg = {"init": self.init, "use_bias": self.use_bias}
-        if self.init_params_kw:
-            cfg["init_params"] = self.init_params_kw
+        if self.init_params:
+            cfg["init_params"] = self.init_params
         return cfg
 
 
@@ -362,7 +362,7 @@ class Dropout(Layer):
     def layer_config(self):
         return {"rate": self.rate}
 
-    def init_params(self, rng, dtype):
+    def initialize(self, rng, dtype):
         # Its own stream, derived from the network's, so masks are reproducible.
         self.rng = np.random.default_rng(rng.integers(2**63))
 

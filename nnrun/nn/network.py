@@ -78,14 +78,15 @@ class Sequential:
         """Back-propagate dL/doutput (or dL/dlogits when skip_output_activation); returns dL/dx,
         or None when input_gradient is False: then backward stops at the first layer with
         parameters, which skips work nobody needs during training."""
-        first = 0 if input_gradient else self.first_trainable()
+        first = 0 if input_gradient else self.first_index_with_params()
         last = len(self.layers) - 1
         for i in range(last, first - 1, -1):
             grad = self.layers[i].backward(grad, skip_activation=skip_output_activation and i == last,
                                            input_gradient=input_gradient or i != first)
         return grad if input_gradient else None
 
-    def first_trainable(self) -> int:
+    def first_index_with_params(self) -> int:
+        """Index of the first layer with parameters (0 if none): where training's backward stops."""
         return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     def fuses_softmax(self, loss: Loss) -> bool:
