@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from nnrun.nn import (ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry,
@@ -87,3 +90,11 @@ def test_engine_factories_use_the_one_message(make, message):
     with pytest.raises(UnknownName) as info:
         make()
     assert str(info.value).startswith(message + "; known: ")
+
+
+def test_the_engine_imports_only_numpy_and_the_standard_library():
+    code = "import sys, nnrun.nn; print(' '.join(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert not {m.split(".")[0] for m in loaded} & {"yaml", "pydantic", "rich", "typer", "matplotlib"}
+    assert [m for m in loaded if m.startswith("nnrun.") and not m.startswith("nnrun.nn")] == []
