@@ -89,11 +89,10 @@ def build_network(exp: Experiment, input_shape: tuple, num_classes: Optional[int
     try:
         net = nn.Sequential(layers, input_shape, seed=exp.seed, dtype=exp.model.dtype)
     except nn.ShapeError as e:
-        index, _, rest = str(e).removeprefix("layer ").partition(" ")
         hint = ("; or set data.train.image_shape: [features] to keep the samples flat"
-                if "flat input" in rest and len(input_shape) == 3 and input_shape[0] == 1 else "")
-        raise ConfigError(f"{exp.source}: model.layers[{index}] {rest} (input shape "
-                          f"{tuple(input_shape)}){hint}") from None
+                if e.needs_flat_input and len(input_shape) == 3 and input_shape[0] == 1 else "")
+        raise ConfigError(f"{exp.source}: model.layers[{e.layer_index}] ({e.layer_type}): {e.reason} "
+                          f"(input shape {tuple(input_shape)}){hint}") from None
     if num_classes is not None and net.output_shape != (num_classes,):
         raise ConfigError(f"{exp.source}: model.layers[{len(layers) - 1}]: the network outputs shape "
                           f"{net.output_shape} but the data has {num_classes} classes; "

@@ -7,7 +7,6 @@ which a test checks). load_config() reads YAML, applies --set overrides and vali
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import json
 import os
@@ -22,7 +21,8 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 
 from nnrun.data.catalog import DATASETS
 from nnrun.errors import ConfigError
-from nnrun.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES
+from nnrun.nn import (ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry,
+                      UnknownName)
 
 # Bounds applied to any engine parameter of this name, wherever it appears.
 PARAM_BOUNDS: dict[str, dict] = {
@@ -35,16 +35,12 @@ PARAM_BOUNDS: dict[str, dict] = {
 }
 
 
-def closest(name: str, known) -> str:
-    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
 def unknown_name(kind: str, name: Any, known) -> ValueError:
-    return ValueError(f"unknown {kind} {name!r}{closest(name, known)}; known: {', '.join(known)}")
+    """For lists that are not registries (monitors, metrics): the registries' one message."""
+    return UnknownName(kind, name, known)
 
 
-def init_params(cls) -> dict[str, inspect.Parameter]:
+def constructor_params(cls) -> dict[str, inspect.Parameter]:
     """Keyword parameters of cls.__init__ and its bases (first definition wins), minus lr0."""
     params: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
@@ -58,7 +54,7 @@ def init_params(cls) -> dict[str, inspect.Parameter]:
 
 def param_fields(cls, skip=()) -> dict[str, tuple]:
     fields = {}
-    for name, p in init_params(cls).items():
+    for name, p in constructor_params(cls).items():
         if name in skip:
             continue
         annotation = p.annotation if p.annotation is not inspect.Parameter.empty else Any
@@ -87,8 +83,7 @@ def parse_activation(value: Any) -> Any:
         raise ValueError("give an activation name, or {type: name, ...parameters}")
     spec = dict(spec)
     name = spec.pop("type")
-    if name not in ACTIVATIONS:
-        raise unknown_name("activation", name, ACTIVATIONS)
+    ACTIVATIONS.get(name)  # an unknown name raises, naming the closest known one
     params = ACTIVATION_PARAMS[name].model_validate(spec).model_dump(exclude_defaults=True)
     return {"type": name, **params} if params else name
 
@@ -97,8 +92,8 @@ ActivationSpec = Annotated[Union[str, dict], BeforeValidator(parse_activation)]
 
 
 def check_init(value: Optional[str]) -> Optional[str]:
-    if value is not None and value not in INITIALIZERS:
-        raise unknown_name("initializer", value, INITIALIZERS)
+    if value is not None:
+        INITIALIZERS.get(value)  # an unknown name raises, naming the closest known one
     return value
 
 
@@ -235,8 +230,8 @@ class DataConfig(Strict):
 
 
 # -- optimiser and schedule -----------------------------------------------------------------
-def tagged_union(registry: dict, base: type, kind: str, skip=()):
-    models = [Annotated[create_model(f"{name}_{kind}", __base__=base, type=(Literal[name], ...),
+def tagged_union(registry: Registry, base: type, skip=()):
+    models = [Annotated[create_model(f"{name}_{registry.kind}", __base__=base, type=(Literal[name], ...),
                                      **param_fields(cls, skip)), Tag(name)]
               for name, cls in registry.items()]
 
@@ -246,8 +241,8 @@ def tagged_union(registry: dict, base: type, kind: str, skip=()):
     def check(value):
         """'adam' is short for {type: adam}; an unknown type lists the known ones."""
         value = {"type": value} if isinstance(value, str) else value
-        if isinstance(value, dict) and value.get("type") not in registry:
-            raise unknown_name(kind, value.get("type"), registry)
+        if isinstance(value, dict):
+            registry.get(value.get("type"))  # an unknown type raises, naming the closest one
         return value
 
     return Annotated[Union[tuple(models)], Discriminator(tag), BeforeValidator(check)]
@@ -261,8 +256,8 @@ class ScheduleBase(Strict):
     pass
 
 
-OptimizerConfig = tagged_union(OPTIMIZERS, OptimizerBase, "optimizer")
-ScheduleConfig = tagged_union(SCHEDULES, ScheduleBase, "schedule", skip=("mode",))
+OptimizerConfig = tagged_union(OPTIMIZERS, OptimizerBase)
+ScheduleConfig = tagged_union(SCHEDULES, ScheduleBase, skip=("mode",))
 
 
 # -- training -------------------------------------------------------------------------------
@@ -340,8 +335,7 @@ class Experiment(Strict):
     @field_validator("loss")
     @classmethod
     def known_loss(cls, value):
-        if value not in LOSSES:
-            raise unknown_name("loss", value, LOSSES)
+        LOSSES.get(value)  # an unknown name raises, naming the closest known one
         return value
 
     @model_validator(mode="after")
@@ -508,7 +502,7 @@ def format_errors(err: ValidationError, source: str) -> list[str]:
             msg = "required key is missing"
         elif e["type"] == "union_tag_invalid":
             tag = e.get("ctx", {}).get("tag")
-            msg = str(unknown_name("layer type", tag, LAYERS))
+            msg = str(UnknownName(LAYERS.kind, tag, LAYERS))
         elif e["type"] == "union_tag_not_found":
             msg = f"each layer needs a 'type'; known: {', '.join(LAYERS)}"
         elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, list)):

@@ -125,7 +125,8 @@ def is_image_shape(shape: Sequence[int]) -> bool:
     return len(shape) == 1 and shape[0] >= 4 and math.isqrt(shape[0]) ** 2 == shape[0]
 
 
-def first_trainable(net) -> Optional[tuple[int, Any]]:
+def first_layer_with_weights(net) -> Optional[tuple[int, Any]]:
+    """(index, layer) of the first layer with a weight matrix W (its weights are plotted)."""
     return next(((i, l) for i, l in enumerate(net.layers) if "W" in l.params), None)
 
 
@@ -198,7 +199,7 @@ def draw_plots(run_dir: Path, name: str, net, data, x, y, pred, probs, confidenc
             x[pick], probs[pick], y[pick], data.class_names, folder / f"predictions-{name}.png")
     made["per_class"] = plots.per_class_plot(report, folder / f"per_class-{name}.png",
                                              title=f"Per-class metrics ({name})")
-    first = first_trainable(net)
+    first = first_layer_with_weights(net)
     if first is not None:
         index, layer = first
         W = layer.params["W"]

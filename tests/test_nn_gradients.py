@@ -209,3 +209,31 @@ def test_network_gradients_end_to_end(specs, input_shape, loss_name):
         randomise_bias(layer)
     x = randn(3, *input_shape, seed=12)
     check_network_loss(net, make_loss(loss_name), x, targets("labels", 3, 3))
+
+
+@pytest.mark.parametrize("specs, input_shape, loss_name", [n[1:] for n in NETWORKS],
+                         ids=[n[0] for n in NETWORKS])
+def test_skipping_the_input_gradient_changes_no_parameter_gradient(specs, input_shape, loss_name):
+    """Training skips dL/dx at the first trainable layer: every parameter gradient is the same,
+    bit for bit, as when dL/dx is computed."""
+    x, y = randn(3, *input_shape, seed=12), targets("labels", 3, 3)
+    grads = {}
+    for input_gradient in (True, False):
+        net = Sequential([make_layer(s) for s in specs], input_shape, seed=11, dtype=F64)
+        net.loss_and_gradients(make_loss(loss_name), x, y, input_gradient=input_gradient)
+        grads[input_gradient] = net.gradients()
+    for name, g in grads[True].items():
+        assert np.array_equal(g, grads[False][name]), name
+
+
+@pytest.mark.parametrize("spec, input_shape", [({"type": "dense", "units": 3}, (4,)),
+                                               ({"type": "conv2d", "filters": 2}, (1, 5, 5))])
+def test_layer_backward_without_input_gradient(spec, input_shape):
+    layer = built(spec, input_shape)
+    x = randn(2, *input_shape)
+    dy = np.ones_like(layer.forward(x, training=True))
+    assert layer.backward(dy, input_gradient=False) is None
+    without = {k: g.copy() for k, g in layer.grads.items()}
+    assert layer.backward(dy).shape == x.shape
+    for k, g in layer.grads.items():
+        assert np.array_equal(g, without[k]), k

@@ -112,6 +112,28 @@ def test_bad_stacks_raise_shape_error_with_layer_index(specs, input_shape, fragm
     assert message.startswith(fragments[0])
     for fragment in fragments[1:]:
         assert fragment in message
+    error = info.value
+    assert fragments[0] == f"layer {error.layer_index} ({error.layer_type})"
+    assert message == f"{fragments[0]}: {error.reason}"
+    assert error.needs_flat_input == (error.layer_type == "dense")
+
+
+def test_shape_error_fields_and_message():
+    with pytest.raises(ShapeError) as info:
+        net([{"type": "relu"}, {"type": "dense", "units": 2}], (1, 3, 3))
+    error = info.value
+    assert (error.layer_index, error.layer_type, error.needs_flat_input) == (1, "dense", True)
+    assert error.reason == ("expects flat input (features,), got (1, 3, 3); "
+                            "add a {type: flatten} layer before it")
+    assert str(error) == f"layer 1 (dense): {error.reason}"
+    unplaced = ShapeError("too small")  # raised by a layer, before Sequential adds its place
+    assert (unplaced.layer_index, unplaced.layer_type, unplaced.needs_flat_input) == (None, None, False)
+    assert str(unplaced) == "too small"
+    with pytest.raises(ShapeError) as info:
+        net([{"type": "relu"}], (0,))
+    assert (info.value.layer_index, info.value.layer_type) == (0, "relu")
+    assert str(info.value) == ("layer 0 (relu): output shape (0,) is empty; "
+                               "the input is too small for this stack")
 
 
 # -- the engine contract, for every registered layer type ----------------------------------------

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import registrar
+from .registry import Registry
 
-ACTIVATIONS: dict[str, type["Activation"]] = {}
-
-
-register = registrar(ACTIVATIONS)
+ACTIVATIONS: Registry[type["Activation"]] = Registry("activation")
+register = ACTIVATIONS.register
 
 
 def _quiet_underflow(method):
@@ -35,77 +33,93 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Activation:
-    """Base class: an element-wise (or softmax) function with its derivative."""
+    """Base class: an element-wise (or softmax) function with its derivative.
+
+    Arrays have any batched shape, (batch, features) or (batch, channels, height, width).
+    """
 
     name = "activation"
 
     def config(self) -> dict:
+        """Its parameters ({} when it has none), as given to the constructor."""
         return {}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = f(x), the same shape as x."""
         raise NotImplementedError
 
     def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """dL/dx from dL/dy; x and y = f(x) are those of the forward pass (whichever is cheaper)."""
         raise NotImplementedError
 
 
 @register("linear")
 class Linear(Activation):
-    def forward(self, x):
+    """The identity: no activation."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return x
 
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return dy
 
 
 @register("tanh")
 class Tanh(Activation):
-    def forward(self, x):
+    """tanh(x); dy/dx = 1 - y^2."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return np.tanh(x)
 
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return dy * (1 - y * y)
 
 
 @register("relu")
 class ReLU(Activation):
-    def forward(self, x):
+    """max(x, 0); the gradient at 0 is taken as 0."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0)
 
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return dy * (x > 0)
 
 
 @register("leaky_relu")
 class LeakyReLU(Activation):
+    """x for x > 0, alpha * x otherwise."""
+
     def __init__(self, alpha: float = 0.01):
         self.alpha = alpha
 
-    def config(self):
+    def config(self) -> dict:
         return {"alpha": self.alpha}
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return np.where(x > 0, x, x * x.dtype.type(self.alpha))
 
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return np.where(x > 0, dy, dy * dy.dtype.type(self.alpha))
 
 
 @register("elu")
 class ELU(Activation):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise (Clevert et al., 2015)."""
+
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 
-    def config(self):
+    def config(self) -> dict:
         return {"alpha": self.alpha}
 
     @_quiet_underflow
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         neg = x.dtype.type(self.alpha) * np.expm1(np.minimum(x, 0))
         return np.where(x > 0, x, neg)
 
     @_quiet_underflow
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         # For x <= 0, d/dx alpha*(e^x - 1) = y + alpha.
         return np.where(x > 0, dy, dy * (y + x.dtype.type(self.alpha)))
 
@@ -118,13 +132,13 @@ class SELU(Activation):
     SCALE = 1.0507009873554805
 
     @_quiet_underflow
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         t = x.dtype.type
         neg = t(self.ALPHA) * np.expm1(np.minimum(x, 0))
         return t(self.SCALE) * np.where(x > 0, x, neg)
 
     @_quiet_underflow
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         t = x.dtype.type
         return np.where(x > 0, dy * t(self.SCALE), dy * (y + t(self.SCALE * self.ALPHA)))
 
@@ -133,21 +147,23 @@ class SELU(Activation):
 class BinaryStep(Activation):
     """Outputs 1 where x > 0, else 0. Its gradient is zero everywhere: nothing trains through it."""
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return (x > 0).astype(x.dtype)
 
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return np.zeros_like(dy)
 
 
 @register("sigmoid")
 class Sigmoid(Activation):
+    """1 / (1 + exp(-x)); dy/dx = y (1 - y)."""
+
     @_quiet_underflow
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return _sigmoid(x)
 
     @_quiet_underflow
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return dy * y * (1 - y)
 
 
@@ -158,15 +174,15 @@ class Swish(Activation):
     def __init__(self, beta: float = 1.0):
         self.beta = beta
 
-    def config(self):
+    def config(self) -> dict:
         return {"beta": self.beta}
 
     @_quiet_underflow
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return x * _sigmoid(x * x.dtype.type(self.beta))
 
     @_quiet_underflow
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         beta = x.dtype.type(self.beta)
         s = _sigmoid(x * beta)
         return dy * (s + beta * y * (1 - s))
@@ -174,23 +190,23 @@ class Swish(Activation):
 
 @register("softmax")
 class Softmax(Activation):
+    """exp(x) / sum(exp(x)) over axis 1, shifted by the maximum so that exp never overflows."""
+
     @_quiet_underflow
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         e = np.exp(x - x.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
     @_quiet_underflow
-    def backward(self, x, y, dy):
+    def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return y * (dy - (dy * y).sum(axis=1, keepdims=True))
 
 
 def make_activation(spec: "str | dict | Activation | None") -> Activation:
-    """An Activation from a name, a {"type": name, **params} dict or an instance; None is linear."""
+    """An Activation from a name, a {"type": name, **params} dict or an instance; None is linear.
+    An unknown name raises UnknownName."""
     if isinstance(spec, Activation):
         return spec
     params = dict(spec) if isinstance(spec, dict) else {}
     name = params.pop("type", None) if isinstance(spec, dict) else spec
-    name = name or "linear"
-    if name not in ACTIVATIONS:
-        raise KeyError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name](**params)
+    return ACTIVATIONS.get(name or "linear")(**params)

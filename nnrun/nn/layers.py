@@ -6,23 +6,49 @@ Shapes exclude the batch axis: images are (C, H, W), flat features (F,). Arrays 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .activations import Activation, make_activation
 from .init import INITIALIZERS, default_initializer
-from .registry import registrar
+from .registry import Registry
 
-LAYERS: dict[str, type["Layer"]] = {}
+LAYERS: Registry[type["Layer"]] = Registry("layer type", attribute="type")
 
 
 class ShapeError(ValueError):
-    """A layer cannot accept the shape it is given."""
+    """A layer cannot accept the shape it is given.
+
+    reason: what is wrong and how to fix it; layer_index and layer_type are filled in by
+    Sequential (str() is then "layer 3 (dense): <reason>"); needs_flat_input: the layer wants
+    (features,) and was given more axes (so the caller can suggest flattening its data).
+    """
+
+    def __init__(self, reason: str, layer_index: int | None = None, layer_type: str | None = None,
+                 needs_flat_input: bool = False):
+        super().__init__(reason, layer_index, layer_type, needs_flat_input)
+        self.reason, self.layer_index, self.layer_type = reason, layer_index, layer_type
+        self.needs_flat_input = needs_flat_input
+
+    def __str__(self) -> str:
+        if self.layer_index is None:
+            return self.reason
+        return f"layer {self.layer_index} ({self.layer_type}): {self.reason}"
 
 
-register = registrar(LAYERS, "type")
+register = LAYERS.register
 
 
 class Layer:
+    """Base class: y = activation(transform(x)), x (batch, *input_shape) -> y (batch, *output_shape).
+
+    A subclass states its shape rule (infer_shape), its parameters (initialize) and its kernel
+    pair (transform, transform_backward); the activation and the caches are handled here.
+    """
+
     type = "layer"
 
     def __init__(self, activation: "str | dict | Activation | None" = None):
@@ -31,32 +57,33 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.input_shape: tuple = ()
         self.output_shape: tuple = ()
-        # Set by Sequential on the first layer when nobody needs dL/dx: saves a GEMM and col2im.
-        self.skip_input_grad = False
 
     # -- build time -------------------------------------------------------------------------
-    def build(self, input_shape: tuple, rng: np.random.Generator, dtype=np.float32) -> tuple:
+    def build(self, input_shape: tuple, rng: np.random.Generator, dtype: DTypeLike = np.float32) -> tuple:
+        """Fix the input shape (without the batch axis), initialise parameters; the output shape."""
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(self.infer_shape(self.input_shape))
-        self.init_params(rng, np.dtype(dtype))
+        self.initialize(rng, np.dtype(dtype))
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         return self.output_shape
 
     def infer_shape(self, input_shape: tuple) -> tuple:
+        """The output shape for input_shape (both without the batch axis), or ShapeError."""
         return input_shape
 
-    def init_params(self, rng: np.random.Generator, dtype: np.dtype) -> None:
-        pass
+    def initialize(self, rng: np.random.Generator, dtype: np.dtype) -> None:
+        """Create self.params (input_shape is known by now); nothing for layers without any."""
 
     def config(self) -> dict:
         """The hyper-parameters that rebuild this layer (written to weights.json)."""
         cfg = self.layer_config()
-        if self.activation.name != "linear" and not isinstance(self, ActivationLayer):
+        if self.activation.name != "linear":
             params = self.activation.config()
             cfg["activation"] = {"type": self.activation.name, **params} if params else self.activation.name
         return cfg
 
     def layer_config(self) -> dict:
+        """The layer's own constructor arguments (the activation is added by config())."""
         return {}
 
     @property
@@ -65,93 +92,106 @@ class Layer:
 
     # -- run time ---------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """(batch, *input_shape) -> (batch, *output_shape); caches what backward needs."""
         self._z = self.transform(x, training)
         self._y = self.activation.forward(self._z)
         return self._y
 
-    def backward(self, dy: np.ndarray, skip_activation: bool = False) -> np.ndarray:
-        """Gradient w.r.t. the input; fills self.grads. skip_activation: dy is already dL/dz."""
+    def backward(self, dy: np.ndarray, skip_activation: bool = False,
+                 input_gradient: bool = True) -> np.ndarray | None:
+        """dL/dx for dL/dy (both batched, shaped like x and y); fills self.grads.
+
+        skip_activation: dy is already dL/dz (the pre-activation gradient). input_gradient
+        False: nobody needs dL/dx (the first trainable layer in training), so a layer with
+        parameters may skip computing it and return None (saves a GEMM, and col2im for conv2d).
+        """
         dz = dy if skip_activation else self.activation.backward(self._z, self._y, dy)
-        return self.transform_backward(dz)
+        return self.transform_backward(dz, input_gradient)
 
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """z, the pre-activation output (batch, *output_shape), for x (batch, *input_shape)."""
         return x
 
-    def transform_backward(self, dz: np.ndarray) -> np.ndarray:
+    def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
+        """dL/dx for dL/dz; fills self.grads. Layers without parameters may ignore
+        input_gradient (their backward is nothing but the input gradient)."""
         return dz
 
 
 class ParamLayer(Layer):
     """A layer with weights W and bias b, initialised by name (default from the activation)."""
 
-    def __init__(self, activation=None, init: str | None = None, init_params: dict | None = None,
-                 use_bias: bool = True):
+    def __init__(self, activation: "str | dict | Activation | None" = None, init: str | None = None,
+                 init_params: dict | None = None, use_bias: bool = True):
         super().__init__(activation)
         self.init = init or default_initializer(self.activation.name)
-        self.init_params_kw = dict(init_params or {})
+        self.init_params = dict(init_params or {})
         self.use_bias = use_bias
 
     def weight_shape_and_fans(self) -> tuple[tuple, int, int, tuple]:
+        """(W's shape, fan_in, fan_out, b's shape) for the built input shape."""
         raise NotImplementedError
 
-    def init_params(self, rng, dtype):
+    def initialize(self, rng: np.random.Generator, dtype: np.dtype) -> None:
         shape, fan_in, fan_out, bias_shape = self.weight_shape_and_fans()
-        make = INITIALIZERS[self.init]
-        self.params["W"] = make(shape, fan_in, fan_out, rng, dtype, **self.init_params_kw)
+        make = INITIALIZERS.get(self.init)
+        self.params["W"] = make(shape, fan_in, fan_out, rng, dtype, **self.init_params)
         if self.use_bias:
             self.params["b"] = np.zeros(bias_shape, dtype)
 
     def base_config(self) -> dict:
+        """The constructor arguments every ParamLayer shares (activation aside)."""
         cfg = {"init": self.init, "use_bias": self.use_bias}
-        if self.init_params_kw:
-            cfg["init_params"] = self.init_params_kw
+        if self.init_params:
+            cfg["init_params"] = self.init_params
         return cfg
 
 
 @register("dense")
 class Dense(ParamLayer):
-    """y = act(x @ W + b); W (in, out), b (out,)."""
+    """y = act(x @ W + b): x (batch, in) -> y (batch, units); W (in, units), b (units,)."""
 
-    def __init__(self, units: int, **kw):
+    def __init__(self, units: int, **kw: Any):
         super().__init__(**kw)
         self.units = units
 
-    def layer_config(self):
+    def layer_config(self) -> dict:
         return {"units": self.units, **self.base_config()}
 
-    def infer_shape(self, input_shape):
+    def infer_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 1:
             raise ShapeError(f"expects flat input (features,), got {input_shape}; "
-                             "add a {type: flatten} layer before it")
+                             "add a {type: flatten} layer before it", needs_flat_input=True)
         return (self.units,)
 
-    def weight_shape_and_fans(self):
+    def weight_shape_and_fans(self) -> tuple[tuple, int, int, tuple]:
         n_in = self.input_shape[0]
         return (n_in, self.units), n_in, self.units, (self.units,)
 
-    def transform(self, x, training):
+    def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
         self._x = x
         z = x @ self.params["W"]
         return z + self.params["b"] if self.use_bias else z
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         self.grads["W"] = self._x.T @ dz
         if self.use_bias:
             self.grads["b"] = dz.sum(axis=0)
-        return None if self.skip_input_grad else dz @ self.params["W"].T
+        return dz @ self.params["W"].T if input_gradient else None
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Output length along one axis of a convolution or pooling window."""
     return (size + 2 * pad - kernel) // stride + 1
 
 
-def _image_shape(input_shape, layer: str) -> tuple[int, int, int]:
+def _image_shape(input_shape: tuple) -> tuple[int, int, int]:
     if len(input_shape) != 3:
         raise ShapeError(f"expects an image input (channels, height, width), got {input_shape}")
     return input_shape
 
 
-def _offsets(kh: int, kw: int, stride: int, oh: int, ow: int):
+def _offsets(kh: int, kw: int, stride: int, oh: int, ow: int) -> Iterator[tuple[int, int, slice, slice]]:
     """For each kernel offset (i, j): the strided (rows, cols) slices it reads from the input."""
     for i in range(kh):  # a loop over kernel offsets only; each step is a whole-batch slice
         for j in range(kw):
@@ -160,25 +200,27 @@ def _offsets(kh: int, kw: int, stride: int, oh: int, ow: int):
 
 @register("conv2d")
 class Conv2D(ParamLayer):
-    """2-D cross-correlation like PyTorch; W (out_channels, in_channels, kh, kw), b (out,).
+    """2-D cross-correlation like PyTorch: x (batch, C, H, W) -> y (batch, filters, OH, OW);
+    W (filters, C, kh, kw), b (filters,).
 
     Forward is im2col + one GEMM; backward is two GEMMs + col2im (a loop over kernel offsets).
     padding: an int, "valid" (0) or "same" (stride 1 only; odd kernels keep H and W).
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple = 3, stride: int = 1,
-                 padding: int | str = 0, **kw):
+                 padding: int | str = 0, **kw: Any):
         super().__init__(**kw)
         self.filters = filters
         self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.stride = stride
         self.padding = padding
 
-    def layer_config(self):
+    def layer_config(self) -> dict:
         return {"filters": self.filters, "kernel_size": list(self.kernel_size), "stride": self.stride,
                 "padding": self.padding, **self.base_config()}
 
     def pads(self) -> tuple[int, int]:
+        """(rows, columns) of zeros added on each side."""
         kh, kw = self.kernel_size
         if self.padding == "valid":
             return 0, 0
@@ -188,8 +230,8 @@ class Conv2D(ParamLayer):
             return kh // 2, kw // 2
         return int(self.padding), int(self.padding)
 
-    def infer_shape(self, input_shape):
-        c, h, w = _image_shape(input_shape, "conv2d")
+    def infer_shape(self, input_shape: tuple) -> tuple:
+        c, h, w = _image_shape(input_shape)
         (kh, kw), (ph, pw) = self.kernel_size, self.pads()
         if kh > h + 2 * ph or kw > w + 2 * pw:
             raise ShapeError(f"kernel {kh}x{kw} is larger than its input {h}x{w} "
@@ -197,14 +239,14 @@ class Conv2D(ParamLayer):
         s = self.stride
         return (self.filters, conv_output_size(h, kh, s, ph), conv_output_size(w, kw, s, pw))
 
-    def weight_shape_and_fans(self):
+    def weight_shape_and_fans(self) -> tuple[tuple, int, int, tuple]:
         c = self.input_shape[0]
         kh, kw = self.kernel_size
         return (self.filters, c, kh, kw), c * kh * kw, self.filters * kh * kw, (self.filters,)
 
     # Internally channels-last (N, H, W, C): the GEMM output is (N*OH*OW, F), so the NCHW
     # array handed on is a transposed view of NHWC memory, and reading it back as NHWC is free.
-    def transform(self, x, training):
+    def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
         ph, pw = self.pads()
         xh = x.transpose(0, 2, 3, 1)
         if ph or pw:
@@ -225,14 +267,14 @@ class Conv2D(ParamLayer):
         """W (F, C, kh, kw) as (F, kh*kw*C), matching the column layout."""
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         n, f, oh, ow = dz.shape
         dzm = dz.transpose(0, 2, 3, 1).reshape(-1, f)
         c, kh, kw = self.params["W"].shape[1:]
         self.grads["W"] = (dzm.T @ self._cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
         if self.use_bias:
             self.grads["b"] = dzm.sum(axis=0)
-        if self.skip_input_grad:
+        if not input_gradient:
             return None
         # dx, one kernel offset at a time: a GEMM per offset writes a contiguous block, which
         # is added to its shifted window (faster than one big GEMM plus a strided col2im).
@@ -246,31 +288,43 @@ class Conv2D(ParamLayer):
 
 
 class Pool2D(Layer):
-    def __init__(self, pool_size: int = 2, stride: int | None = None, **kw):
+    """A pool_size x pool_size window every stride (default pool_size) pixels, per channel:
+    (batch, C, H, W) -> (batch, C, OH, OW)."""
+
+    def __init__(self, pool_size: int = 2, stride: int | None = None, **kw: Any):
         super().__init__(**kw)
         self.pool_size = pool_size
         self.stride = stride or pool_size
 
-    def layer_config(self):
+    def layer_config(self) -> dict:
         return {"pool_size": self.pool_size, "stride": self.stride}
 
-    def infer_shape(self, input_shape):
-        c, h, w = _image_shape(input_shape, self.type)
+    def infer_shape(self, input_shape: tuple) -> tuple:
+        c, h, w = _image_shape(input_shape)
         p, s = self.pool_size, self.stride
         if p > h or p > w:
             raise ShapeError(f"pool_size {p} is larger than its input {h}x{w}; use a smaller pool_size")
         return (c, conv_output_size(h, p, s, 0), conv_output_size(w, p, s, 0))
 
-    def slices(self):
+    def slices(self) -> Iterator[tuple[int, int, slice, slice]]:
+        """For each window offset (i, j): the strided slices it reads."""
         _, oh, ow = self.output_shape
         return _offsets(self.pool_size, self.pool_size, self.stride, oh, ow)
 
+    def pool(self, xh: np.ndarray) -> np.ndarray:
+        """Channels last: (batch, H, W, C) -> (batch, OH, OW, C)."""
+        raise NotImplementedError
+
+    def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
+        """Add dL/dx for dzh (batch, OH, OW, C) into dxh (batch, H, W, C), channels last."""
+        raise NotImplementedError
+
     # Like conv2d, pools work on the channels-last view, which is how the memory is laid out.
-    def transform(self, x, training):
+    def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
         self._x = x
         return self.pool(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         dxh = np.zeros_like(self._x).transpose(0, 2, 3, 1)
         self.unpool(dz.transpose(0, 2, 3, 1), dxh)
         return dxh.transpose(0, 3, 1, 2)
@@ -280,7 +334,7 @@ class Pool2D(Layer):
 class MaxPool2D(Pool2D):
     """Max over each window; the gradient goes to the first maximum of a tie (as in PyTorch)."""
 
-    def pool(self, xh):
+    def pool(self, xh: np.ndarray) -> np.ndarray:
         best = winner = None
         for k, (_, _, rows, cols) in enumerate(self.slices()):
             v = xh[:, rows, cols, :]
@@ -294,18 +348,20 @@ class MaxPool2D(Pool2D):
         self._winner = winner
         return best
 
-    def unpool(self, dzh, dxh):
+    def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
         for k, (_, _, rows, cols) in enumerate(self.slices()):
             dxh[:, rows, cols, :] += dzh * (self._winner == k)
 
 
 @register("avgpool2d")
 class AvgPool2D(Pool2D):
-    def pool(self, xh):
+    """Mean over each window; the gradient is shared equally among the window's inputs."""
+
+    def pool(self, xh: np.ndarray) -> np.ndarray:
         total = sum(xh[:, rows, cols, :] for _, _, rows, cols in self.slices())
         return total / xh.dtype.type(self.pool_size ** 2)
 
-    def unpool(self, dzh, dxh):
+    def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
         share = dzh / dzh.dtype.type(self.pool_size ** 2)
         for _, _, rows, cols in self.slices():
             dxh[:, rows, cols, :] += share
@@ -315,13 +371,13 @@ class AvgPool2D(Pool2D):
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W) in C, H, W order."""
 
-    def infer_shape(self, input_shape):
+    def infer_shape(self, input_shape: tuple) -> tuple:
         return (int(np.prod(input_shape)),)
 
-    def transform(self, x, training):
+    def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
         return x.reshape(len(x), -1)
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         return dz.reshape(len(dz), *self.input_shape)
 
 
@@ -330,21 +386,21 @@ class Dropout(Layer):
     """Inverted dropout: zero a fraction `rate` of inputs and scale the rest by 1/(1-rate) while
     training, so that evaluation is the identity."""
 
-    def __init__(self, rate: float = 0.5, **kw):
+    def __init__(self, rate: float = 0.5, **kw: Any):
         super().__init__(**kw)
         if not 0 <= rate < 1:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
         self.rate = rate
         self.rng = np.random.default_rng()
 
-    def layer_config(self):
+    def layer_config(self) -> dict:
         return {"rate": self.rate}
 
-    def init_params(self, rng, dtype):
+    def initialize(self, rng: np.random.Generator, dtype: np.dtype) -> None:
         # Its own stream, derived from the network's, so masks are reproducible.
         self.rng = np.random.default_rng(rng.integers(2**63))
 
-    def transform(self, x, training):
+    def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
         if not training or self.rate == 0:
             self._mask = None
             return x
@@ -352,21 +408,22 @@ class Dropout(Layer):
         self._mask = (self.rng.random(x.shape, dtype=np.float32) < keep) / keep
         return x * self._mask
 
-    def transform_backward(self, dz):
+    def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         return dz if self._mask is None else dz * self._mask
 
 
 class ActivationLayer(Layer):
     """An activation used as a layer of its own, e.g. `- {type: relu}`."""
 
-    def __init__(self, **activation_params):
+    def __init__(self, **activation_params: Any):
         super().__init__({"type": self.type, **activation_params})
 
-    def layer_config(self):
+    def config(self) -> dict:
+        """Only the activation's parameters: the type already names the activation."""
         return self.activation.config()
 
 
-def _register_activation_layers():
+def _register_activation_layers() -> None:
     from .activations import ACTIVATIONS
 
     for name in ACTIVATIONS:
@@ -377,9 +434,6 @@ _register_activation_layers()
 
 
 def make_layer(spec: dict) -> Layer:
-    """A layer from {"type": name, **kwargs}."""
+    """A layer from {"type": name, **kwargs}; an unknown type raises UnknownName."""
     spec = dict(spec)
-    name = spec.pop("type")
-    if name not in LAYERS:
-        raise KeyError(f"unknown layer {name!r}; known: {', '.join(LAYERS)}")
-    return LAYERS[name](**spec)
+    return LAYERS.get(spec.pop("type"))(**spec)

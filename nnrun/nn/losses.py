@@ -6,16 +6,15 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from .registry import registrar
+from .registry import Registry
 
-LOSSES: dict[str, type["Loss"]] = {}
-
-
-register = registrar(LOSSES)
+LOSSES: Registry[type["Loss"]] = Registry("loss")
+register = LOSSES.register
 
 
-def one_hot(target: np.ndarray, num_classes: int, dtype) -> np.ndarray:
+def one_hot(target: np.ndarray, num_classes: int, dtype: DTypeLike) -> np.ndarray:
     """Integer labels (N,) -> one-hot (N, K); a matrix is returned as is (cast to dtype)."""
     if target.ndim == 2:
         return target.astype(dtype, copy=False)
@@ -25,14 +24,18 @@ def one_hot(target: np.ndarray, num_classes: int, dtype) -> np.ndarray:
 
 
 class Loss:
+    """Base class: a scalar loss of the network's output (N, K) against targets (N,) or (N, K)."""
+
     name = "loss"
     # True when, after a softmax output, the gradient w.r.t. the logits is simply p - y.
     fuses_with_softmax = False
 
     def value(self, output: np.ndarray, target: np.ndarray) -> float:
+        """The loss, averaged over the batch."""
         raise NotImplementedError
 
     def gradient(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """dL/doutput, shaped like output (N, K)."""
         raise NotImplementedError
 
 
@@ -42,18 +45,18 @@ class CrossEntropy(Loss):
 
     fuses_with_softmax = True
 
-    def _clipped(self, p):
+    def _clipped(self, p: np.ndarray) -> np.ndarray:
         return np.clip(p, np.finfo(p.dtype).tiny, 1.0)
 
-    def value(self, output, target):
+    def value(self, output: np.ndarray, target: np.ndarray) -> float:
         y = one_hot(target, output.shape[1], output.dtype)
         return float(-(y * np.log(self._clipped(output))).sum() / len(output))
 
-    def gradient(self, output, target):
+    def gradient(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
         y = one_hot(target, output.shape[1], output.dtype)
         return -y / self._clipped(output) / output.dtype.type(len(output))
 
-    def logits_gradient(self, probabilities, target):
+    def logits_gradient(self, probabilities: np.ndarray, target: np.ndarray) -> np.ndarray:
         """dL/dz for p = softmax(z): (p - y) / N, stable and exact."""
         y = one_hot(target, probabilities.shape[1], probabilities.dtype)
         return (probabilities - y) / probabilities.dtype.type(len(probabilities))
@@ -63,16 +66,15 @@ class CrossEntropy(Loss):
 class MeanSquaredError(Loss):
     """mean over all elements of (output - y)^2, y one-hot for integer labels (as PyTorch/Keras)."""
 
-    def value(self, output, target):
+    def value(self, output: np.ndarray, target: np.ndarray) -> float:
         y = one_hot(target, output.shape[1], output.dtype)
         return float(np.mean(np.square(output - y)))
 
-    def gradient(self, output, target):
+    def gradient(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
         y = one_hot(target, output.shape[1], output.dtype)
         return (output - y) * output.dtype.type(2 / output.size)
 
 
 def make_loss(name: str) -> Loss:
-    if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
-    return LOSSES[name]()
+    """A loss by name; an unknown name raises UnknownName."""
+    return LOSSES.get(name)()

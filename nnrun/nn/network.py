@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .layers import Layer, ShapeError
 from .losses import Loss
@@ -16,7 +17,7 @@ class Sequential:
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple, seed: int | np.random.Generator = 0,
-                 dtype=np.float32):
+                 dtype: DTypeLike = np.float32):
         self.layers = list(layers)
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
@@ -26,17 +27,19 @@ class Sequential:
             try:
                 shape = layer.build(shape, rng, self.dtype)
             except ShapeError as e:
-                raise ShapeError(f"layer {i} ({layer.type}): {e}") from None
+                raise ShapeError(e.reason, i, layer.type, e.needs_flat_input) from None
             if min(shape, default=1) < 1:
-                raise ShapeError(f"layer {i} ({layer.type}): output shape {shape} is empty; "
-                                 "the input is too small for this stack")
+                raise ShapeError(f"output shape {shape} is empty; the input is too small for "
+                                 "this stack", i, layer.type)
         self.output_shape = shape
 
     # -- parameters -----------------------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
+        """Every parameter array by name ("layers.0.W", ...): the live arrays, not copies."""
         return {f"layers.{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.params.items()}
 
     def gradients(self) -> dict[str, np.ndarray]:
+        """Every gradient array by its parameter's name, as left by the last backward."""
         return {f"layers.{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.grads.items()}
 
     @property
@@ -44,6 +47,7 @@ class Sequential:
         return sum(layer.num_params for layer in self.layers)
 
     def get_weights(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter by name."""
         return {k: v.copy() for k, v in self.parameters().items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
@@ -68,6 +72,7 @@ class Sequential:
 
     # -- computation ----------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """(batch, *input_shape) -> (batch, *output_shape); training enables dropout."""
         x = np.asarray(x, self.dtype)
         for layer in self.layers:
             x = layer.forward(x, training)
@@ -78,19 +83,19 @@ class Sequential:
         """Back-propagate dL/doutput (or dL/dlogits when skip_output_activation); returns dL/dx,
         or None when input_gradient is False: then backward stops at the first layer with
         parameters, which skips work nobody needs during training."""
-        first = 0 if input_gradient else self.first_trainable()
+        first = 0 if input_gradient else self.first_index_with_params()
         last = len(self.layers) - 1
         for i in range(last, first - 1, -1):
-            layer = self.layers[i]
-            layer.skip_input_grad = not input_gradient and i == first
-            grad = layer.backward(grad, skip_activation=skip_output_activation and i == last)
-            layer.skip_input_grad = False
+            grad = self.layers[i].backward(grad, skip_activation=skip_output_activation and i == last,
+                                           input_gradient=input_gradient or i != first)
         return grad if input_gradient else None
 
-    def first_trainable(self) -> int:
+    def first_index_with_params(self) -> int:
+        """Index of the first layer with parameters (0 if none): where training's backward stops."""
         return next((i for i, layer in enumerate(self.layers) if layer.params), 0)
 
     def fuses_softmax(self, loss: Loss) -> bool:
+        """Whether a softmax output and this loss back-propagate together as p - y."""
         return loss.fuses_with_softmax and self.layers[-1].activation.name == "softmax"
 
     def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray, training: bool = True,
@@ -105,6 +110,6 @@ class Sequential:
         return loss.value(out, y), out
 
     def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """Outputs for x in evaluation mode, in batches to bound memory."""
+        """Outputs (batch, *output_shape) for x in evaluation mode, in batches to bound memory."""
         outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, *self.output_shape), self.dtype)

@@ -7,17 +7,19 @@ Order within a step: clip the gradients by global norm (if clip_norm), then weig
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .registry import registrar
+from .registry import Registry
 
-OPTIMIZERS: dict[str, type["Optimizer"]] = {}
-
-
-register = registrar(OPTIMIZERS)
+OPTIMIZERS: Registry[type["Optimizer"]] = Registry("optimizer")
+register = OPTIMIZERS.register
 
 
 def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, np.ndarray]:
+    """The gradients scaled by max_norm / norm when their joint L2 norm exceeds max_norm (new
+    arrays; the input is not changed), else the same dict."""
     norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
     if norm <= max_norm:
         return grads
@@ -26,6 +28,8 @@ def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> dict[s
 
 
 class Optimizer:
+    """Base class: the shared step (clipping, weight decay); subclasses write update()."""
+
     name = "optimizer"
 
     def __init__(self, weight_decay: float = 0.0, clip_norm: float | None = None):
@@ -34,7 +38,8 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self.t = 0
 
-    def step(self, params: dict, grads: dict, lr: float) -> None:
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float) -> None:
+        """Update every named parameter in place from its gradient, at learning rate lr."""
         self.t += 1
         if self.clip_norm:
             grads = clip_by_global_norm(grads, self.clip_norm)
@@ -48,7 +53,8 @@ class Optimizer:
 
     decoupled_decay = False
 
-    def update(self, p: np.ndarray, g: np.ndarray, lr, state: dict) -> None:
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
+        """Update one parameter p in place from its gradient g; state is p's own (moments...)."""
         raise NotImplementedError
 
 
@@ -56,11 +62,11 @@ class Optimizer:
 class SGD(Optimizer):
     """v = momentum*v + g; p -= lr*(g + momentum*v) with nesterov, else p -= lr*v."""
 
-    def __init__(self, momentum: float = 0.0, nesterov: bool = False, **kw):
+    def __init__(self, momentum: float = 0.0, nesterov: bool = False, **kw: Any):
         super().__init__(**kw)
         self.momentum, self.nesterov = momentum, nesterov
 
-    def update(self, p, g, lr, state):
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
         if not self.momentum:
             p -= lr * g
             return
@@ -74,11 +80,11 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """m, v: moving averages of g and g^2; p -= lr * m_hat / (sqrt(v_hat) + eps), bias-corrected."""
 
-    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kw):
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kw: Any):
         super().__init__(**kw)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def update(self, p, g, lr, state):
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
         t = p.dtype.type
         m = state.setdefault("m", np.zeros_like(p))
         v = state.setdefault("v", np.zeros_like(p))
@@ -97,7 +103,7 @@ class AdamW(Adam):
 
     decoupled_decay = True
 
-    def __init__(self, weight_decay: float = 0.01, **kw):
+    def __init__(self, weight_decay: float = 0.01, **kw: Any):
         super().__init__(weight_decay=weight_decay, **kw)
 
 
@@ -105,11 +111,11 @@ class AdamW(Adam):
 class RMSprop(Optimizer):
     """v = alpha*v + (1-alpha)*g^2; p -= lr * g / (sqrt(v) + eps)."""
 
-    def __init__(self, alpha: float = 0.99, eps: float = 1e-8, **kw):
+    def __init__(self, alpha: float = 0.99, eps: float = 1e-8, **kw: Any):
         super().__init__(**kw)
         self.alpha, self.eps = alpha, eps
 
-    def update(self, p, g, lr, state):
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
         t = p.dtype.type
         v = state.setdefault("v", np.zeros_like(p))
         v *= t(self.alpha)
@@ -117,7 +123,6 @@ class RMSprop(Optimizer):
         p -= lr * g / (np.sqrt(v) + t(self.eps))
 
 
-def make_optimizer(name: str, **params) -> Optimizer:
-    if name not in OPTIMIZERS:
-        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](**params)
+def make_optimizer(name: str, **params: Any) -> Optimizer:
+    """An optimiser by name with its parameters; an unknown name raises UnknownName."""
+    return OPTIMIZERS.get(name)(**params)

@@ -19,14 +19,13 @@ The rate is set once at the start of each epoch. Formulas (documented in the REA
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .monitor import Monitor
-from .registry import registrar
+from .registry import Registry
 
-SCHEDULES: dict[str, type["Schedule"]] = {}
-
-
-register = registrar(SCHEDULES)
+SCHEDULES: Registry[type["Schedule"]] = Registry("schedule")
+register = SCHEDULES.register
 
 
 def _sigmoid(x: float) -> float:
@@ -34,12 +33,15 @@ def _sigmoid(x: float) -> float:
 
 
 class Schedule:
+    """Base class: the learning rate for each epoch, from the base rate lr0."""
+
     name = "schedule"
 
     def __init__(self, lr0: float):
         self.lr0 = lr0
 
     def __call__(self, t: int) -> float:
+        """The learning rate for the 0-based epoch t."""
         raise NotImplementedError
 
     def observe(self, value: float) -> None:
@@ -48,68 +50,68 @@ class Schedule:
 
 @register("constant")
 class Constant(Schedule):
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return self.lr0
 
 
 @register("step")
 class Step(Schedule):
-    def __init__(self, lr0, step_size: int = 10, gamma: float = 0.1):
+    def __init__(self, lr0: float, step_size: int = 10, gamma: float = 0.1):
         super().__init__(lr0)
         self.step_size, self.gamma = step_size, gamma
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return self.lr0 * self.gamma ** (t // self.step_size)
 
 
 @register("multistep")
 class MultiStep(Schedule):
-    def __init__(self, lr0, milestones: list[int] = (30, 60), gamma: float = 0.1):
+    def __init__(self, lr0: float, milestones: list[int] = (30, 60), gamma: float = 0.1):
         super().__init__(lr0)
         self.milestones, self.gamma = sorted(milestones), gamma
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return self.lr0 * self.gamma ** sum(m <= t for m in self.milestones)
 
 
 @register("exponential")
 class Exponential(Schedule):
-    def __init__(self, lr0, k: float = 0.1):
+    def __init__(self, lr0: float, k: float = 0.1):
         super().__init__(lr0)
         self.k = k
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return self.lr0 * math.exp(-self.k * t)
 
 
 @register("inverse_time")
 class InverseTime(Schedule):
-    def __init__(self, lr0, k: float = 0.1):
+    def __init__(self, lr0: float, k: float = 0.1):
         super().__init__(lr0)
         self.k = k
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return self.lr0 / (1 + self.k * t)
 
 
 @register("polynomial")
 class Polynomial(Schedule):
-    def __init__(self, lr0, T: int = 10, lr_end: float = 0.0, power: float = 1.0):
+    def __init__(self, lr0: float, T: int = 10, lr_end: float = 0.0, power: float = 1.0):
         super().__init__(lr0)
         self.T, self.lr_end, self.power = T, lr_end, power
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         frac = 1 - min(t, self.T) / self.T
         return self.lr_end + (self.lr0 - self.lr_end) * frac ** self.power
 
 
 @register("cosine")
 class Cosine(Schedule):
-    def __init__(self, lr0, T: int = 10, lr_min: float = 0.0, warmup: int = 0):
+    def __init__(self, lr0: float, T: int = 10, lr_min: float = 0.0, warmup: int = 0):
         super().__init__(lr0)
         self.T, self.lr_min, self.warmup = T, lr_min, warmup
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         if t < self.warmup:
             return self.lr0 * (t + 1) / self.warmup
         span = max(self.T - self.warmup, 1)
@@ -119,11 +121,11 @@ class Cosine(Schedule):
 
 @register("sigmoid")
 class SigmoidPolicy(Schedule):
-    def __init__(self, lr0, gamma: float = -0.5, step_size: int = 10):
+    def __init__(self, lr0: float, gamma: float = -0.5, step_size: int = 10):
         super().__init__(lr0)
         self.gamma, self.step_size = gamma, step_size
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return self.lr0 * _sigmoid(self.gamma * (t - self.step_size))
 
 
@@ -131,11 +133,11 @@ class SigmoidPolicy(Schedule):
 class ExponentialFifth(Schedule):
     """The original project's decay: exp(-k t) / 5 (0.2 at t=0); the base rate is not used."""
 
-    def __init__(self, lr0, k: float = 0.1):
+    def __init__(self, lr0: float, k: float = 0.1):
         super().__init__(lr0)
         self.k = k
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return math.exp(-self.k * t) / 5
 
 
@@ -143,11 +145,11 @@ class ExponentialFifth(Schedule):
 class SigmoidComplement(Schedule):
     """The original project's decay: 1 - sigmoid(k t) / 2.5 (0.8 at t=0, tending to 0.6)."""
 
-    def __init__(self, lr0, k: float = 0.1):
+    def __init__(self, lr0: float, k: float = 0.1):
         super().__init__(lr0)
         self.k = k
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return 1 - _sigmoid(self.k * t) / 2.5
 
 
@@ -156,22 +158,21 @@ class ReduceOnPlateau(Schedule):
     """Multiply the rate by `factor` when the monitored value has not improved by more than
     `min_delta` for `patience` epochs (Keras's ReduceLROnPlateau); never below lr_min."""
 
-    def __init__(self, lr0, factor: float = 0.1, patience: int = 5, min_delta: float = 1e-4,
+    def __init__(self, lr0: float, factor: float = 0.1, patience: int = 5, min_delta: float = 1e-4,
                  mode: str = "min", lr_min: float = 0.0):
         super().__init__(lr0)
         self.factor, self.patience, self.lr_min = factor, patience, lr_min
         self.monitor = Monitor(mode, min_delta)
         self.lr = lr0
 
-    def __call__(self, t):
+    def __call__(self, t: int) -> float:
         return self.lr
 
-    def observe(self, value):
+    def observe(self, value: float) -> None:
         if not self.monitor.update(value) and self.monitor.wait >= self.patience:
             self.lr, self.monitor.wait = max(self.lr * self.factor, self.lr_min), 0
 
 
-def make_schedule(name: str, lr0: float, **params) -> Schedule:
-    if name not in SCHEDULES:
-        raise KeyError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
-    return SCHEDULES[name](lr0, **params)
+def make_schedule(name: str, lr0: float, **params: Any) -> Schedule:
+    """A schedule by name from the base rate lr0; an unknown name raises UnknownName."""
+    return SCHEDULES.get(name)(lr0, **params)
