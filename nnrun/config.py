@@ -19,7 +19,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
                       ValidationError, ValidationInfo, create_model, field_validator,
                       model_validator)
 
-from nnrun.data.catalog import DATASETS
+from nnrun.data.catalog import dataset_info
 from nnrun.errors import ConfigError
 from nnrun.nn import (ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry,
                       UnknownName)
@@ -218,8 +218,8 @@ class DataConfig(Strict):
     @field_validator("dataset")
     @classmethod
     def known_dataset(cls, value):
-        if value is not None and value not in DATASETS:
-            raise unknown_name("dataset", value, DATASETS)
+        if value is not None:
+            dataset_info(value)  # an unknown name raises, naming the closest known one
         return value
 
     @model_validator(mode="after")

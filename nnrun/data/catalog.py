@@ -3,7 +3,6 @@ mirrors. Standard library only, so that the schema can check a dataset name chea
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 # The four files of an MNIST-style dataset, per split: (images, labels).
@@ -85,10 +84,11 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """The catalogue entry of a dataset; an unknown name raises ValueError naming the closest one."""
-    # The wording is the schema's for every unknown name; the shared Registry will own it.
+    """The catalogue entry of a dataset; an unknown name raises the registries' UnknownName."""
     if name in DATASETS:
         return DATASETS[name]
-    match = difflib.get_close_matches(str(name), list(DATASETS), n=1, cutoff=0.5)
-    hint = f" (did you mean {match[0]!r}?)" if match else ""
-    raise ValueError(f"unknown dataset {name!r}{hint}; known: {', '.join(DATASETS)}")
+    # Imported here: the catalogue itself needs only the standard library (and the message
+    # module does too, but its package brings the engine).
+    from nnrun.nn.registry import UnknownName
+
+    raise UnknownName("dataset", name, DATASETS)
