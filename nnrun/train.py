@@ -187,7 +187,8 @@ def train_run(exp: Experiment, runs_dir: str | os.PathLike = "runs", init_weight
             from nnrun import plots
 
             plots.learning_curves(history.rows, run_dir / "plots" / "learning_curves.png",
-                                  title=f"{exp.name}: learning curves", best_epoch=history.best_epoch)
+                                  title=f"{exp.name}: learning curves", best_epoch=history.best_epoch,
+                                  monitor=history.monitor)
             plots.lr_schedule(history.rows, run_dir / "plots" / "lr_schedule.png")
     except BaseException as e:
         summary["error"] = summary.get("error") or f"{type(e).__name__}: {e}"

@@ -14,8 +14,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from nnrun import plots
+from nnrun import fmt, plots
 from nnrun.metrics import classification_report, confusion_matrix
+from nnrun.plots import training
 
 RNG = np.random.default_rng(0)
 DIGITS = [str(i) for i in range(10)]
@@ -75,6 +76,28 @@ def test_learning_curves_overwrites_atomically(tmp_path):
     plots.learning_curves(history(8), p)
     assert p.read_bytes() != first
     check_png(p, tmp_path / "sub")
+
+
+def legend_labels(monkeypatch, draw) -> list[str]:
+    """The legend texts of the figure `draw` makes (caught before it is saved)."""
+    figures = []
+    monkeypatch.setattr(training, "save", lambda fig, path: figures.append(fig) or Path(path))
+    draw()
+    (fig,) = figures
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_learning_curves_mark_only_the_best_epoch_given(tmp_path, monkeypatch):
+    rows = history()
+    path = tmp_path / "c.png"
+    assert legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path)) == ["train", "validation"]
+    assert legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path, best_epoch=99)) == [
+        "train", "validation"]
+    best = legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path, best_epoch=7))[-1]
+    assert best == f"best validation (epoch 7, {fmt.pct(rows[6]['val_accuracy'], 1)})"
+    best = legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path, best_epoch=7,
+                                                                   monitor="val_loss"))[-1]
+    assert best == f"best val_loss (epoch 7, {fmt.fixed(rows[6]['val_loss'])})"
 
 
 def test_lr_schedule_log_and_linear(tmp_path):

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from nnrun.fmt import compact, finite, pct, significant
+from nnrun.fmt import compact, finite, metric, pct, significant
 from nnrun.metrics import ema
 from nnrun.plots.style import (BAD_COLOR, TRAIN_COLOR, VAL_COLOR, PathLike, colors_for, column,
                                epochs, floats, has_values, integer_epochs, message_figure,
@@ -22,13 +22,13 @@ CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 @styled
 def learning_curves(rows: Sequence[Mapping], path: PathLike, title: str = "Learning curves",
-                    best_epoch: int | None = None) -> Path:
-    """Loss and accuracy vs epoch (train vs validation), best validation epoch marked.
+                    best_epoch: int | None = None, monitor: str | None = None) -> Path:
+    """Loss and accuracy vs epoch (train vs validation), the caller's best epoch marked.
 
     ``rows``: dicts with ``epoch`` (1-based), ``train_loss``, ``train_accuracy``, ``val_loss``,
-    ``val_accuracy`` (val_* may be None/NaN). The best epoch is ``best_epoch`` when given
-    (training's monitored best), else the one with the highest validation accuracy (or lowest
-    validation loss).
+    ``val_accuracy`` (val_* may be None/NaN). ``best_epoch`` is training's monitored best and
+    ``monitor`` the metric it was chosen by (named in the legend); without ``best_epoch`` nothing
+    is marked: a figure does not decide what is best.
     """
     rows = list(rows)
     if not rows:
@@ -36,8 +36,6 @@ def learning_curves(rows: Sequence[Mapping], path: PathLike, title: str = "Learn
     ep = epochs(rows)
     curves = {key: column(rows, key) for key in CURVES}
     best = _row_of_epoch(ep, best_epoch)
-    if best is None:
-        best = _best_val_epoch(curves["val_accuracy"], curves["val_loss"])
     marker = "o" if len(rows) <= 30 else None
 
     fig = new_figure()
@@ -53,19 +51,10 @@ def learning_curves(rows: Sequence[Mapping], path: PathLike, title: str = "Learn
     if best is not None:
         handles.append(Line2D([], [], color=BAD_COLOR, marker="o", markerfacecolor="none",
                               markersize=8, markeredgewidth=1.8, linestyle="--",
-                              label=_best_label(rows[best], int(ep[best]))))
+                              label=_best_label(rows[best], int(ep[best]), monitor)))
     ax_acc.legend(handles=handles, loc="best")
     fig.suptitle(title if has_val else f"{title} (no validation data)")
     return save(fig, path)
-
-
-def _best_val_epoch(val_acc: np.ndarray, val_loss: np.ndarray) -> int | None:
-    """Index of the best validation epoch: max accuracy, else min loss."""
-    if has_values(val_acc):
-        return int(np.nanargmax(np.where(np.isfinite(val_acc), val_acc, -np.inf)))
-    if has_values(val_loss):
-        return int(np.nanargmin(np.where(np.isfinite(val_loss), val_loss, np.inf)))
-    return None
 
 
 def _row_of_epoch(ep: np.ndarray, epoch: int | None) -> int | None:
@@ -93,7 +82,12 @@ def _curve_panel(ax: Axes, ep: np.ndarray, train: np.ndarray, val: np.ndarray, k
     integer_epochs(ax, ep)
 
 
-def _best_label(row: Mapping, epoch: int) -> str:
+def _best_label(row: Mapping, epoch: int, monitor: str | None) -> str:
+    """'best val_loss (epoch 7, 0.3120)'; without a monitor, the validation values of that epoch."""
+    if monitor is not None:
+        value = finite(row.get(monitor))
+        shown = "" if value is None else f", {metric(monitor, value)}"
+        return f"best {monitor} (epoch {epoch}{shown})"
     desc = f"epoch {epoch}"
     if finite(row.get("val_accuracy")) is not None:
         desc += f", {pct(row['val_accuracy'], 1)}"
