@@ -126,7 +126,8 @@ def draw_training_plots(name: str, state: TrainState, run_dir: Path) -> None:
     from nnrun import plots
 
     plots.learning_curves(state.rows, run_dir / "plots" / "learning_curves.png",
-                          title=f"{name}: learning curves", best_epoch=state.best_epoch)
+                          title=f"{name}: learning curves", best_epoch=state.best_epoch,
+                          monitor=state.monitor)
     plots.lr_schedule(state.rows, run_dir / "plots" / "lr_schedule.png")
 
 

@@ -1,8 +1,9 @@
-"""Number formatting shared by the terminal tables and the HTML report."""
+"""Number formatting shared by the terminal tables, the HTML report and the plots."""
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Optional
 
 
@@ -26,6 +27,25 @@ def pct(v: Any, digits: int = 2, missing: str = "-") -> str:
 def fixed(v: Any, digits: int = 4, missing: str = "-") -> str:
     f = finite(v)
     return missing if f is None else f"{f:.{digits}f}"
+
+
+def significant(v: Any, digits: int = 4, missing: str = "-") -> str:
+    """To a number of significant digits: 0.0123456 -> '0.01235', 1.23456 -> '1.235'."""
+    f = finite(v)
+    return missing if f is None else f"{f:.{digits}g}"
+
+
+def compact(v: Any) -> str:
+    """A parameter value in few characters: 3 -> '3', 0.25 -> '0.25', 0.0001 -> '1e-04',
+    3.25e-06 -> '3.25e-06'; anything not a number (True, None, 'relu') as str()."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return str(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    f = float(v)
+    if f != 0 and (abs(f) < 1e-3 or abs(f) >= 1e5):
+        return f"{f:.0e}" if f == float(f"{f:.0e}") else f"{f:.2e}"
+    return f"{f:.4g}"
 
 
 def duration(v: Any, missing: str = "-", sep: str = "") -> str:

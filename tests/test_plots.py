@@ -1,23 +1,29 @@
-"""Smoke tests for nnrun.plots: every function writes a valid, decently sized PNG atomically."""
+"""nnrun.plots: every function writes a valid, decently sized PNG atomically, without pyplot and
+without touching the importer's matplotlib backend; figures mark only the best they are given."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import matplotlib.image as mpimg
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from nnrun import plots
+from nnrun import fmt, plots
 from nnrun.metrics import classification_report, confusion_matrix
+from nnrun.plots import training
 
 RNG = np.random.default_rng(0)
 DIGITS = [str(i) for i in range(10)]
 
 
 def check_png(path, tmp_path, min_width=400):
-    """Exists, decodes, sensible size, no temp files left, no figures left open."""
+    """Exists, decodes, sensible size, no temp files left."""
     assert path.exists()
     img = mpimg.imread(path)
     assert img.ndim == 3 and img.shape[2] in (3, 4)
@@ -27,15 +33,7 @@ def check_png(path, tmp_path, min_width=400):
     assert float(img[..., :3].std()) > 0.01
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
-    assert plt.get_fignums() == []
     return img
-
-
-@pytest.fixture(autouse=True)
-def _no_open_figures():
-    plt.close("all")
-    yield
-    assert plt.get_fignums() == []
 
 
 def history(n=12, val=True):
@@ -78,6 +76,28 @@ def test_learning_curves_overwrites_atomically(tmp_path):
     plots.learning_curves(history(8), p)
     assert p.read_bytes() != first
     check_png(p, tmp_path / "sub")
+
+
+def legend_labels(monkeypatch, draw) -> list[str]:
+    """The legend texts of the figure `draw` makes (caught before it is saved)."""
+    figures = []
+    monkeypatch.setattr(training, "save", lambda fig, path: figures.append(fig) or Path(path))
+    draw()
+    (fig,) = figures
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_learning_curves_mark_only_the_best_epoch_given(tmp_path, monkeypatch):
+    rows = history()
+    path = tmp_path / "c.png"
+    assert legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path)) == ["train", "validation"]
+    assert legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path, best_epoch=99)) == [
+        "train", "validation"]
+    best = legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path, best_epoch=7))[-1]
+    assert best == f"best validation (epoch 7, {fmt.pct(rows[6]['val_accuracy'], 1)})"
+    best = legend_labels(monkeypatch, lambda: plots.learning_curves(rows, path, best_epoch=7,
+                                                                   monitor="val_loss"))[-1]
+    assert best == f"best val_loss (epoch 7, {fmt.fixed(rows[6]['val_loss'])})"
 
 
 def test_lr_schedule_log_and_linear(tmp_path):
@@ -204,7 +224,6 @@ def test_weights_bad_input(tmp_path):
     with pytest.raises(ValueError):
         plots.weights_plot(np.zeros((10, 3)), tmp_path / "x.png", "rnn")
     assert list(tmp_path.iterdir()) == []
-    assert plt.get_fignums() == []
 
 
 # ------------------------------------------------------------------ sweeps
@@ -278,3 +297,22 @@ def test_empty_inputs_still_write_png(tmp_path):
     check_png(plots.sweep_plot([], ["lr"], "acc", tmp_path / "b.png"), tmp_path)
     check_png(plots.compare_curves([], tmp_path / "c.png"), tmp_path)
     check_png(plots.lr_range_plot([], [], tmp_path / "d.png"), tmp_path)
+
+
+def test_import_keeps_the_backend_and_never_loads_pyplot(tmp_path):
+    """A notebook that imports nnrun keeps its backend; figures need no pyplot."""
+    out = tmp_path / "c.png"
+    script = textwrap.dedent(f"""
+        import sys
+        import matplotlib
+        matplotlib.use("pdf")
+        from nnrun import plots
+        plots.learning_curves([{{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5}}], {str(out)!r})
+        assert matplotlib.get_backend() == "pdf", matplotlib.get_backend()
+        assert "matplotlib.pyplot" not in sys.modules
+    """)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    check_png(out, tmp_path)
