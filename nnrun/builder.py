@@ -8,10 +8,11 @@ from typing import Optional
 import numpy as np
 
 from nnrun import nn
-from nnrun.config import Experiment, monitor_mode
+from nnrun.config import Experiment
 from nnrun.data import (auto_divisor, get_dataset, load_csv, load_idx_pair, load_npz,
                         scale_pixels, stratified_split)
 from nnrun.errors import ConfigError
+from nnrun.metrics import metric_mode
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -113,5 +114,5 @@ def build_schedule(exp: Experiment, plateau_metric: Optional[str] = None) -> nn.
     """The schedule; reduce_on_plateau watches plateau_metric (default train.plateau_monitor)."""
     params = exp.schedule.model_dump(exclude={"type"})
     if exp.schedule.type == "reduce_on_plateau":
-        params["mode"] = monitor_mode(plateau_metric or exp.train.plateau_monitor)
+        params["mode"] = metric_mode(plateau_metric or exp.train.plateau_monitor)
     return nn.make_schedule(exp.schedule.type, exp.optimizer.lr, **params)

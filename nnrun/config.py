@@ -21,6 +21,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 
 from nnrun.data.catalog import dataset_info
 from nnrun.errors import ConfigError
+from nnrun.metrics import EPOCH_METRICS
 from nnrun.nn import (ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry,
                       UnknownName)
 
@@ -271,12 +272,9 @@ def check_name(name: str, where: str = "--name") -> str:
     return name
 
 
-MONITORS = ["val_loss", "val_accuracy", "train_loss", "train_accuracy"]
-
-
 def check_monitor(value: str) -> str:
-    if value not in MONITORS:
-        raise unknown_name("monitor", value, MONITORS)
+    if value not in EPOCH_METRICS:
+        raise unknown_name("monitor", value, EPOCH_METRICS)
     return value
 
 

@@ -18,12 +18,24 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
+    "EPOCH_METRICS",
+    "RUN_METRICS",
+    "metric_mode",
     "accuracy",
     "confusion_matrix",
     "classification_report",
     "one_vs_rest",
     "top_confusions",
 ]
+
+# The metrics of one epoch (a row of metrics.csv, in its column order), and of a whole run.
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+RUN_METRICS = (*EPOCH_METRICS, "test_loss", "test_accuracy")
+
+
+def metric_mode(name: str) -> str:
+    """'max' for accuracies, 'min' for losses: which way a metric gets better."""
+    return "max" if name.endswith("accuracy") else "min"
 
 
 def _as_labels(y, name: str) -> np.ndarray:

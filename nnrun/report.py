@@ -18,10 +18,9 @@ from typing import Any, Iterable, Optional
 from nnrun import fmt
 from nnrun.fileio import write_text
 from nnrun.runs import read_json_or, read_rows, read_summary
+from nnrun.train import status_tone
 
 SPLIT_ORDER = ["test", "validation", "train"]
-STATUS_COLORS = {"completed": "ok", "stopped_early": "ok", "interrupted": "warn",
-                 "diverged": "bad", "failed": "bad"}
 
 CSS = """
 :root{--bg:#f5f7fa;--card:#fff;--text:#1f2933;--muted:#616e7c;--line:#e4e7eb;--accent:#0072b2;
@@ -167,7 +166,7 @@ def figure(path: Path, caption: str, used: set, cls: str = "") -> str:
 # -- sections -------------------------------------------------------------------------------
 def header(summary: dict, run_dir: Path, evals: list[dict]) -> str:
     status = summary.get("status", "unknown")
-    badge = f'<span class="badge {STATUS_COLORS.get(status, "")}">{escape(str(status))}</span>'
+    badge = f'<span class="badge {status_tone(status)}">{escape(str(status))}</span>'
     test = next((e for e in evals if e.get("split") == "test"), None)
     test_acc = summary.get("test_accuracy")
     if test_acc is None and test:

@@ -17,11 +17,12 @@ import yaml
 
 from nnrun import __version__
 from nnrun.errors import ConfigError
+from nnrun.metrics import EPOCH_METRICS
 from nnrun.fileio import write_json, write_text
 from nnrun.nn import Sequential
 
 WEIGHTS_FORMAT, WEIGHTS_VERSION = "nnrun.weights", 1
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
+METRIC_COLUMNS = ["epoch", "lr", *EPOCH_METRICS, "seconds"]
 
 
 def create_run_dir(runs_dir: str | os.PathLike, name: str, now: Optional[float] = None) -> Path:

@@ -19,6 +19,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from nnrun import nn
+from nnrun.metrics import metric_mode
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -45,12 +46,9 @@ def is_ok(status: Optional[str]) -> bool:
     return status in (Status.COMPLETED, Status.STOPPED_EARLY)
 
 
-METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-
-
-def metric_mode(metric: str) -> str:
-    """'max' for accuracies, 'min' for losses."""
-    return "max" if metric.endswith("accuracy") else "min"
+def status_tone(status: Optional[str]) -> str:
+    """How a status should look: "ok", "warn" (interrupted or not run yet) or "bad"."""
+    return "ok" if is_ok(status) else "warn" if status in (Status.INTERRUPTED, Status.PENDING) else "bad"
 
 
 def available_metric(metric: str, has_val: bool) -> str:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from nnrun.fmt import duration, fixed, pct
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out
+from nnrun.train import status_tone
 
 RUN_HELP = "A run folder, a folder name inside --runs-dir, or `latest`."
 
@@ -116,8 +117,7 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
 
 
 # -- runs -----------------------------------------------------------------------------------
-STATUS_STYLE = {"completed": "green", "stopped_early": "green", "interrupted": "yellow",
-                "diverged": "red", "failed": "red", "unreadable": "red"}
+TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "red"}
 
 
 @app.command()
@@ -138,7 +138,7 @@ def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR
     for r in records:
         status = str(r["status"])
         table.add_row(r["folder"], str(r["name"] or "-"), (r["started"] or "-").replace("T", " "),
-                      f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]", show(r["epochs"] if r["epochs"] is not None else "-"),
+                      f"[{TONE_STYLE[status_tone(status)]}]{status}[/]", show(r["epochs"] if r["epochs"] is not None else "-"),
                       best_epoch(r), pct(r["best_val_accuracy"]), pct(r["test_accuracy"]),
                       duration(r["wall_seconds"]))
     print_wide(table)

@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Patch, Rectangle
 
 from nnrun.fmt import compact, finite, pct, significant
+from nnrun.metrics import metric_mode
 from nnrun.plots.style import (BAD_COLOR, GOOD_COLOR, MUTED, TEXT, TRAIN_COLOR, WIDE, PathLike,
                                bare_axes, colormap, colors_for, floats, has_values, integer_epochs,
                                message_figure, new_figure, percent_axis, run_curve, save, styled,
@@ -37,7 +38,7 @@ def sweep_plot(trials: Sequence[Mapping], param_names: Sequence[str], metric_nam
     """
     trials = list(trials)
     names = list(param_names)
-    hib = (not _lower_is_better(metric_name)) if higher_is_better is None else bool(higher_is_better)
+    hib = metric_mode(metric_name) == "max" if higher_is_better is None else bool(higher_is_better)
     if not trials or not names:
         return message_figure(path, "No trials to show", f"Sweep: {metric_name}")
     if len(names) == 1:
@@ -48,11 +49,6 @@ def sweep_plot(trials: Sequence[Mapping], param_names: Sequence[str], metric_nam
     if len(names) == 2:
         return _sweep_2d(trials, names, metric_name, path, hib)
     return _sweep_ranked(trials, names, metric_name, path, hib)
-
-
-def _lower_is_better(metric_name: str) -> bool:
-    m = metric_name.lower()
-    return any(w in m for w in ("loss", "error", "err", "mse", "mae", "perplexity"))
 
 
 def _is_number(v) -> bool:
