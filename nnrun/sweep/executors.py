@@ -202,6 +202,7 @@ def run_processes(jobs: list[dict], workers: int, on_result: OnResult) -> None:
     are kept, the rest cancelled, and the workers terminated at once."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    children_before = child_pids()
     with blas_threads(1):  # spawned children read these before they import numpy
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=worker_init)
@@ -217,11 +218,24 @@ def run_processes(jobs: list[dict], workers: int, on_result: OnResult) -> None:
         for fut in futures.keys() - handled:  # finished while we were interrupted: keep them
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 on_result(fut.result())
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
+        terminate_children(except_pids=children_before)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def child_pids() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children()}
+
+
+def terminate_children(except_pids: set[int], timeout: float = 5.0) -> None:
+    """Terminate this process's children that are not in except_pids (the pool's workers: the
+    executor does not publish its processes) and wait for them, so no trial writes after this."""
+    procs = [p for p in multiprocessing.active_children() if p.pid not in except_pids]
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(timeout)
 
 
 def run_dask(jobs: list[dict], scheduler: Any, on_result: OnResult) -> None:
