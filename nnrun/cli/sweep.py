@@ -81,6 +81,29 @@ class LiveSweepReporter:
             self.live = None
 
 
+def print_plan(doc: dict) -> None:
+    """--dry-run: the trials, and the train command of each."""
+    from nnrun.sweep import train_command
+
+    out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
+    for t in doc["trials"]:
+        out.print(f"t{t['index']:03d}: {train_command(doc['config'], t['overrides'])}",
+                  markup=False, soft_wrap=True)
+
+
+def print_ranking(doc: dict) -> None:
+    """The trials best first, and the best one's params and score."""
+    from nnrun.sweep import ranking
+
+    best = doc["best"]
+    out.print(trials_table(doc, ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best))
+    if best is not None:
+        t = doc["trials"][best]
+        out.print(f"best: t{best:03d} {params_text(t['params'], ', ')}  {doc['metric']} "
+                  f"{fmt.metric(doc['metric'], t['metric'])} (epoch {t['best_epoch']}); config in best.yaml",
+                  markup=False, soft_wrap=True)
+
+
 @app.command()
 @handle_errors
 def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML file (optional with --resume)."),
@@ -125,10 +148,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
     else:
         doc = S.plan_sweep(config, param, set_, metric, mode, random, seed, name)
         if dry_run:
-            out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
-            for t in doc["trials"]:
-                out.print(f"t{t['index']:03d}: {S.train_command(doc['config'], t['overrides'])}",
-                          markup=False, soft_wrap=True)
+            print_plan(doc)
             return
     reporter = LiveSweepReporter(quiet)
     try:
@@ -138,13 +158,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
         reporter.close()
     doc = S.read_sweep(sweep_dir)
     if not quiet:
-        best = doc["best"]
-        out.print(trials_table(doc, S.ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best))
-        if best is not None:
-            t = doc["trials"][best]
-            params = params_text(t["params"], ", ")
-            out.print(f"best: t{best:03d} {params}  {doc['metric']} {fmt.metric(doc['metric'], t['metric'])} "
-                      f"(epoch {t['best_epoch']}); config in best.yaml", markup=False, soft_wrap=True)
+        print_ranking(doc)
     out.print(str(sweep_dir), markup=False, soft_wrap=True)
     if doc["status"] == "interrupted":
         err.print(f"interrupted; finish it with: nnrun sweep --resume {sweep_dir}")

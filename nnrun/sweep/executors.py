@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from nnrun.config import apply_overrides, validate
+from nnrun.config import Experiment, apply_overrides, validate
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_bytes, write_json
 from nnrun.runs import read_json_or, read_rows
@@ -30,7 +30,7 @@ OnResult = Callable[[dict], None]
 
 
 # -- one trial (runs in a worker) -----------------------------------------------------------
-def trial_experiment(job: dict):
+def trial_experiment(job: dict) -> Experiment:
     """The validated Experiment of a trial: base config + overrides, exactly as load_config."""
     raw = copy.deepcopy(job["base_config"])
     apply_overrides(raw, job["overrides"])
@@ -215,13 +215,18 @@ def run_processes(jobs: list[dict], workers: int, on_result: OnResult) -> None:
     except BaseException:
         for fut in futures:
             fut.cancel()
-        for fut in futures.keys() - handled:  # finished while we were interrupted: keep them
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                on_result(fut.result())
+        record_finished(futures.keys() - handled, on_result)
         terminate_children(except_pids=children_before)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def record_finished(futures: set, on_result: OnResult) -> None:
+    """Results that came in while we were being interrupted: keep them."""
+    for fut in futures:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            on_result(fut.result())
 
 
 def child_pids() -> set[int]:

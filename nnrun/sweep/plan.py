@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from nnrun import fmt
-from nnrun.config import (apply_overrides, canonical_override, check_name, monitor_mode, read_yaml,
-                          unknown_name, validate)
+from nnrun.config import (Experiment, SweepConfig, apply_overrides, canonical_override, check_name, monitor_mode,
+                          read_yaml, unknown_name, validate)
 from nnrun.errors import ConfigError
 from nnrun.sweep.params import Param, concrete_key, expand, merge_params
 SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
@@ -43,8 +43,8 @@ def train_command(config: str, overrides: Sequence[str]) -> str:
 
 
 # -- the plan -------------------------------------------------------------------------------
-def default_metric(raw_exp) -> str:
-    return "val_accuracy" if raw_exp.data.validation_split > 0 else "test_accuracy"
+def default_metric(exp: Experiment) -> str:
+    return "val_accuracy" if exp.data.validation_split > 0 else "test_accuracy"
 
 
 def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), overrides: Sequence[str] = (),
@@ -74,7 +74,7 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
             "workers": from_section(section, "workers"), "status": "planned", "trials": trials, "best": None}
 
 
-def from_section(section, field: str) -> Any:
+def from_section(section: Optional[SweepConfig], field: str) -> Any:
     """A field of the config's sweep: section, None without one."""
     return getattr(section, field) if section else None
 
@@ -83,7 +83,7 @@ def first_given(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
-def checked_metric(metric: str, base_exp) -> str:
+def checked_metric(metric: str, base_exp: Experiment) -> str:
     if metric not in METRICS:
         raise ConfigError(str(unknown_name("metric", metric, METRICS)))
     if metric.startswith("val_") and base_exp.data.validation_split == 0:

@@ -24,7 +24,7 @@ class SweepReporter:
     def finish(self, doc: dict) -> None: pass
 
 
-def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs_dir="runs",
+def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs_dir: Union[str, os.PathLike] = "runs",
               resume: Optional[Union[str, os.PathLike]] = None, workers: Optional[int] = None,
               executor: str = "local", scheduler: Any = None, trial_plots: bool = True,
               plots: bool = True, reporter: Optional[SweepReporter] = None, **plan_kwargs) -> Path:
@@ -36,14 +36,21 @@ def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs
     if resume is not None:
         sweep_dir, doc = Path(resume), reopen_sweep(Path(resume))
     else:
-        doc = copy.deepcopy(doc_or_config if isinstance(doc_or_config, dict) else plan_sweep(doc_or_config, **plan_kwargs))
-        sweep_dir = create_run_dir(runs_dir, f"sweep-{doc['name']}")
+        sweep_dir, doc = new_sweep(doc_or_config, runs_dir, plan_kwargs)
     jobs = start_sweep(sweep_dir, doc, workers, executor, trial_plots)
     reporter.start(doc, len(jobs), doc["workers"])
     run_and_record(sweep_dir, doc, jobs, executor, scheduler, reporter)
     finish_outputs(sweep_dir, doc, plots)
     reporter.finish(doc)
     return sweep_dir
+
+
+def new_sweep(doc_or_config: Union[dict, str, os.PathLike], runs_dir: Union[str, os.PathLike],
+              plan_kwargs: dict) -> tuple[Path, dict]:
+    """A new sweep folder, and a copy of the plan (planned here when given a config path)."""
+    doc = doc_or_config if isinstance(doc_or_config, dict) else plan_sweep(doc_or_config, **plan_kwargs)
+    doc = copy.deepcopy(doc)
+    return create_run_dir(runs_dir, f"sweep-{doc['name']}"), doc
 
 
 def reopen_sweep(sweep_dir: Path) -> dict:
