@@ -16,6 +16,7 @@ from nnrun.config import (Experiment, SweepConfig, apply_overrides, canonical_ov
                           read_yaml, unknown_name, validate)
 from nnrun.errors import ConfigError
 from nnrun.sweep.params import Param, concrete_key, expand, merge_params
+
 SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
 METRICS = ["val_accuracy", "val_loss", "train_accuracy", "train_loss", "test_accuracy", "test_loss"]
 
@@ -67,7 +68,8 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
     random = first_given(random, from_section(section, "random"))
     seed = first_given(seed, from_section(section, "seed"), base_exp.seed)
     trials = plan_trials(plist, expand(plist, random, seed), raw, overrides, config, base_dir)
-    return {"format": SWEEP_FORMAT, "version": SWEEP_VERSION, "name": check_name(name) if name is not None else base_exp.name,
+    name = check_name(name) if name is not None else base_exp.name
+    return {"format": SWEEP_FORMAT, "version": SWEEP_VERSION, "name": name,
             "config": str(config), "base_dir": str(base_dir), "base_config": raw,
             "base_overrides": list(overrides), "metric": metric, "mode": mode,
             "param_names": [p.key for p in plist], "random": random, "seed": seed,

@@ -103,13 +103,13 @@ def draw_plots(sweep_dir: Path, doc: dict) -> None:
     names = doc["param_names"]
     shown = [t for t in doc["trials"] if t["status"] != "pending"]
     P.sweep_plot(shown, names, doc["metric"], sweep_dir / "plots" / "sweep.png",
-                 log_x=True if sweeps_rates(names, shown) else None, higher_is_better=doc["mode"] == "max")
+                 log_x=True if all_learning_rates(names, shown) else None, higher_is_better=doc["mode"] == "max")
     runs, best = curves(sweep_dir, doc, shown)
     P.sweep_curves(runs, sweep_dir / "plots" / "sweep_curves.png",
                    title=f"Sweep {doc['name']}: validation accuracy", best=best)
 
 
-def sweeps_rates(names: list[str], trials: list[dict]) -> bool:
+def all_learning_rates(names: list[str], trials: list[dict]) -> bool:
     """Every param is a positive learning rate (so the plot uses a log axis)."""
     return bool(names) and all(re.search(r"(^|\.)lr\w*$|rate$", k) for k in names) and all(
         isinstance(t["params"].get(k), (int, float)) and t["params"][k] > 0 for t in trials for k in names)
