@@ -1,4 +1,4 @@
-"""Number formatting shared by the terminal tables, the HTML report and the plots."""
+"""Value formatting shared by the terminal tables, the HTML report, the plots and sweep trial names."""
 
 from __future__ import annotations
 
@@ -59,3 +59,11 @@ def duration(v: Any, missing: str = "-", sep: str = "") -> str:
 def metric(name: str, v: Any, missing: str = "-") -> str:
     """A metric by its name: accuracies as percentages, the rest (losses) fixed-point."""
     return pct(v, missing=missing) if name.endswith("accuracy") else fixed(v, missing=missing)
+
+
+def value(v: Any, missing: str = "-") -> str:
+    """A parameter value as shown to people: floats to 4 significant digits (0.001, 1e-05,
+    0.1235), None as `missing`, anything else as str()."""
+    if v is None:
+        return missing
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -30,6 +30,14 @@ from nnrun import fmt
     (lambda: fmt.compact("relu"), "relu"),
     (lambda: fmt.finite("3.5"), 3.5),
     (lambda: fmt.finite(math.inf), None),
+    (lambda: fmt.value(0.123456), "0.1235"),
+    (lambda: fmt.value(1e-5), "1e-05"),
+    (lambda: fmt.value(0.001), "0.001"),
+    (lambda: fmt.value(1.0), "1"),
+    (lambda: fmt.value(16), "16"),
+    (lambda: fmt.value(True), "True"),
+    (lambda: fmt.value("relu"), "relu"),
+    (lambda: fmt.value(None), "-"),
 ])
 def test_formats(call, expected):
     assert call() == expected

@@ -183,6 +183,23 @@ def test_interrupt_keeps_finished_trials_and_resume_runs_the_rest(tmp_path):
         S.run_sweep(resume=tmp_path)
 
 
+def test_ctrl_c_with_worker_processes_stops_them_and_resume_runs_the_rest(tmp_path):
+    import multiprocessing
+
+    children_before = {p.pid for p in multiprocessing.active_children()}
+    doc = S.plan_sweep(write_config(tmp_path), params=["train.epochs=1,150,150"])
+    sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=2, trial_plots=False, plots=False,
+                            reporter=StopAfter(1))  # Ctrl-C when the 1-epoch trial is in, the others running
+    assert [p for p in multiprocessing.active_children() if p.pid not in children_before] == []
+    saved = S.read_sweep(sweep_dir)
+    assert saved["status"] == "interrupted"
+    assert [t["status"] for t in saved["trials"]] == ["completed", "pending", "pending"]
+    assert [p.name for p in (sweep_dir / "trials").iterdir()] == [saved["trials"][0]["name"]]
+    S.run_sweep(resume=sweep_dir, workers=2, trial_plots=False, plots=False)
+    saved = S.read_sweep(sweep_dir)
+    assert saved["status"] == "completed" and all(t["status"] == "completed" for t in saved["trials"])
+
+
 def test_cli_dry_run_and_sweep(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,16 +9,12 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from nnrun.fmt import metric as metric_text
+from nnrun import fmt
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
 
 
-def fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def params_text(params: dict, sep: str) -> str:
+    return sep.join(f"{k}={fmt.value(v)}" for k, v in params.items())
 
 
 def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] = None) -> Table:
@@ -39,8 +33,8 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] 
 
     for t in trials:
         style = "bold green" if t["index"] == best else ("red" if t["status"] not in OK_STATUSES else None)
-        table.add_row(str(t["index"]), *(fmt(t["params"].get(k)) for k in doc["param_names"]),
-                      t["status"], metric_text(doc["metric"], t["metric"]), fmt(t["best_epoch"]),
+        table.add_row(str(t["index"]), *(fmt.value(t["params"].get(k)) for k in doc["param_names"]),
+                      t["status"], fmt.metric(doc["metric"], t["metric"]), fmt.value(t["best_epoch"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
                       *([(t["error"] or "")[:80]] if errors else []), style=style)
     return table
@@ -72,10 +66,10 @@ class LiveSweepReporter:
         if self.live is not None:
             self.live.update(self.table(doc))
         else:
-            params = "  ".join(f"{k}={fmt(v)}" for k, v in trial["params"].items())
+            params = params_text(trial["params"], "  ")
             extra = f"  {trial['error']}" if trial["error"] else ""
             out.print(f"[{len(self.done)}/{self.total}] t{trial['index']:03d}  {params}  {trial['status']}  "
-                      f"{doc['metric']} {metric_text(doc['metric'], trial['metric'])}{extra}",
+                      f"{doc['metric']} {fmt.metric(doc['metric'], trial['metric'])}{extra}",
                       markup=False, soft_wrap=True)
 
     def finish(self, doc):
@@ -85,6 +79,29 @@ class LiveSweepReporter:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+def print_plan(doc: dict) -> None:
+    """--dry-run: the trials, and the train command of each."""
+    from nnrun.sweep import train_command
+
+    out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
+    for t in doc["trials"]:
+        out.print(f"t{t['index']:03d}: {train_command(doc['config'], t['overrides'])}",
+                  markup=False, soft_wrap=True)
+
+
+def print_ranking(doc: dict) -> None:
+    """The trials best first, and the best one's params and score."""
+    from nnrun.sweep import ranking
+
+    best = doc["best"]
+    out.print(trials_table(doc, ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best))
+    if best is not None:
+        t = doc["trials"][best]
+        out.print(f"best: t{best:03d} {params_text(t['params'], ', ')}  {doc['metric']} "
+                  f"{fmt.metric(doc['metric'], t['metric'])} (epoch {t['best_epoch']}); config in best.yaml",
+                  markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -131,10 +148,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
     else:
         doc = S.plan_sweep(config, param, set_, metric, mode, random, seed, name)
         if dry_run:
-            out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
-            for t in doc["trials"]:
-                out.print(f"t{t['index']:03d}: nnrun train {config} " + " ".join(f"--set {shlex.quote(s)}" for s in t["overrides"]),
-                          markup=False, soft_wrap=True)
+            print_plan(doc)
             return
     reporter = LiveSweepReporter(quiet)
     try:
@@ -144,13 +158,7 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
         reporter.close()
     doc = S.read_sweep(sweep_dir)
     if not quiet:
-        best = doc["best"]
-        out.print(trials_table(doc, S.ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best))
-        if best is not None:
-            t = doc["trials"][best]
-            params = ", ".join(f"{k}={fmt(v)}" for k, v in t["params"].items())
-            out.print(f"best: t{best:03d} {params}  {doc['metric']} {metric_text(doc['metric'], t['metric'])} "
-                      f"(epoch {t['best_epoch']}); config in best.yaml", markup=False, soft_wrap=True)
+        print_ranking(doc)
     out.print(str(sweep_dir), markup=False, soft_wrap=True)
     if doc["status"] == "interrupted":
         err.print(f"interrupted; finish it with: nnrun sweep --resume {sweep_dir}")

@@ -1,0 +1,23 @@
+"""Hyper-parameter sweeps (the library behind `nnrun sweep`).
+
+  params     the swept parameters: spec syntax (lists, log/lin/int ranges), grid and random draws
+  plan       plan_sweep: the sweep document, every trial's overrides and folder name, validated
+  executors  run_trial (one trial, in a worker) and the inline, process-pool and Dask executors
+  results    a trial's metric, the ranking, sweep.json, sweep.csv, best.yaml and the plots
+  run        run_sweep: plan -> executor -> results, with Ctrl-C and --resume
+
+The sweep folder holds the trial folders (trials/t000-...), sweep.json (the plan and every
+result; it is rewritten after each trial, so an interrupted sweep can resume), sweep.csv,
+best.yaml and plots/.
+"""
+
+from nnrun.sweep.executors import run_trial
+from nnrun.sweep.params import Param, expand, merge_params, param_from_spec, parse_param_text
+from nnrun.sweep.plan import METRICS, default_metric, plan_sweep, train_command, trial_folder
+from nnrun.sweep.results import (DONE_STATUSES, OK_STATUSES, best_index, finish_outputs, metric_of, ranking,
+                                 read_sweep)
+from nnrun.sweep.run import SweepReporter, run_sweep
+
+__all__ = ["DONE_STATUSES", "METRICS", "OK_STATUSES", "Param", "SweepReporter", "best_index", "default_metric",
+           "expand", "finish_outputs", "merge_params", "metric_of", "param_from_spec", "parse_param_text",
+           "plan_sweep", "ranking", "read_sweep", "run_sweep", "run_trial", "train_command", "trial_folder"]

@@ -1,0 +1,262 @@
+"""Running trials: one trial in a worker (run_trial), and the executors that run a list of them
+in this process, in spawned worker processes (BLAS limited to one thread each), or on a Dask
+cluster (the trial's run folder comes back zipped)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from nnrun.config import Experiment, apply_overrides, validate
+from nnrun.errors import ConfigError
+from nnrun.fileio import write_bytes, write_json
+from nnrun.runs import read_json_or, read_rows
+from nnrun.sweep.results import OK_STATUSES, metric_of
+
+BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+             "NUMEXPR_NUM_THREADS")
+OnResult = Callable[[dict], None]
+
+
+# -- one trial (runs in a worker) -----------------------------------------------------------
+def trial_experiment(job: dict) -> Experiment:
+    """The validated Experiment of a trial: base config + overrides, exactly as load_config."""
+    raw = copy.deepcopy(job["base_config"])
+    apply_overrides(raw, job["overrides"])
+    return validate(raw, job.get("source", "config"), Path(job["base_dir"]))
+
+
+def run_trial(job: dict) -> dict:
+    """Train one trial into job['trials_dir']/job['name'] (or, with job['zip'], into a temporary
+    folder returned as zip bytes). Never raises: failures are in the result's status/error."""
+    start = time.perf_counter()
+    result = {"index": job["index"], "status": "failed", "metric": None, "best_epoch": None,
+              "run_dir": None, "error": None}
+    local = Path(tempfile.mkdtemp(prefix="nnrun-trial-")) if job.get("zip") else Path(job["trials_dir"])
+    staging = local / f".staging-{job['name']}-{uuid.uuid4().hex[:8]}"
+    final = local / job["name"]
+    train_into(staging, job, result)
+    try:
+        if move_run_folder(staging, final):
+            score(final, job, result)
+            result["run_dir"] = f"trials/{final.name}"
+        if job.get("zip") and final.is_dir():
+            result["zip"] = zip_folder(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if job.get("zip"):
+            shutil.rmtree(local, ignore_errors=True)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def train_into(staging: Path, job: dict, result: dict) -> None:
+    """train_run the trial into staging; an exception or Ctrl-C is recorded in result, not raised."""
+    try:
+        from nnrun.experiment import train_run
+
+        train_run(trial_experiment(job), staging, make_plots=job.get("plots", True))
+    except KeyboardInterrupt:
+        result.update(status="interrupted", error="interrupted")
+    except Exception as e:  # recorded; the sweep goes on
+        result["error"] = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
+
+
+def move_run_folder(staging: Path, final: Path) -> bool:
+    """Move the run folder train_run made inside staging to final; False when it made none."""
+    made = sorted(staging.iterdir()) if staging.is_dir() else []
+    if not made:
+        return False
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(made[0], final)
+    return True
+
+
+def score(run_dir: Path, job: dict, result: dict) -> None:
+    """The run's own status and the trial's metric, into result; summary.json learns the run's
+    folder name in the sweep."""
+    summary = read_json_or(run_dir / "summary.json")
+    if not isinstance(summary, dict):
+        return
+    summary["run_dir"] = run_dir.name
+    write_json(run_dir / "summary.json", summary)
+    if result["error"] is None:  # the run's own verdict, unless something was raised
+        result.update(status=summary.get("status", "failed"), error=summary.get("error"))
+    if result["status"] in OK_STATUSES:
+        result["metric"], result["best_epoch"] = metric_of(summary, read_rows(run_dir), job["metric"], job["mode"])
+        if result["metric"] is None:
+            result.update(status="failed", error=f"no finite {job['metric']} in this run")
+
+
+def zip_folder(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
+def unzip_into(data: bytes, folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for info in zf.infolist():
+            target = (folder / info.filename).resolve()
+            if folder.resolve() not in target.parents:
+                raise ValueError(f"unsafe path in a trial archive: {info.filename}")
+            if not info.is_dir():
+                write_bytes(target, zf.read(info))
+
+
+# -- executors ------------------------------------------------------------------------------
+def check_executor(executor: str, scheduler: Any) -> None:
+    """Usage errors of --executor/--scheduler, raised before any folder is made."""
+    if executor not in ("local", "dask"):
+        raise ConfigError(f"--executor {executor!r}: use local or dask")
+    if executor == "dask":
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ConfigError("--executor dask needs Dask distributed: pip install 'nnrun[dask]'") from None
+        if not scheduler:
+            raise ConfigError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def run_jobs(jobs: list[dict], on_result: OnResult, executor: str = "local", workers: int = 1,
+             scheduler: Any = None) -> None:
+    """Run every job, calling on_result(result) in this process as each one finishes."""
+    if not jobs:
+        return
+    if executor == "dask":
+        run_dask(jobs, scheduler, on_result)
+    elif workers == 1:
+        run_inline(jobs, on_result)
+    else:
+        run_processes(jobs, workers, on_result)
+
+
+def run_inline(jobs: list[dict], on_result: OnResult) -> None:
+    for job in jobs:
+        result = run_trial(job)
+        on_result(result)
+        if result["status"] == "interrupted":
+            raise KeyboardInterrupt
+
+
+def crashed(job: dict, error: str) -> dict:
+    return {"index": job["index"], "status": "crashed", "metric": None, "best_epoch": None,
+            "run_dir": None, "error": error, "seconds": None}
+
+
+def result_of(future: Any, job: dict) -> dict:
+    """A finished future's result; a crashed one when the worker died (BrokenProcessPool, ...)."""
+    try:
+        return future.result()
+    except Exception as e:
+        return crashed(job, f"{type(e).__name__}: {e}")
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Set the BLAS thread variables for the processes spawned inside the block."""
+    saved = {k: os.environ.get(k) for k in BLAS_VARS}
+    os.environ.update({k: str(n) for k in BLAS_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def worker_init() -> None:
+    """Workers ignore Ctrl-C: the parent stops them, so the pool never breaks half-way."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_processes(jobs: list[dict], workers: int, on_result: OnResult) -> None:
+    """Spawned worker processes. On Ctrl-C (or an error in on_result) the results that are in
+    are kept, the rest cancelled, and the workers terminated at once."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    children_before = child_pids()
+    with blas_threads(1):  # spawned children read these before they import numpy
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_init)
+        futures = {pool.submit(run_trial, job): job for job in jobs}
+    handled = set()
+    try:
+        for fut in as_completed(futures):
+            handled.add(fut)
+            on_result(result_of(fut, futures[fut]))
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        record_finished(futures.keys() - handled, on_result)
+        terminate_children(except_pids=children_before)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def record_finished(futures: set, on_result: OnResult) -> None:
+    """Results that came in while we were being interrupted: keep them."""
+    for fut in futures:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            on_result(fut.result())
+
+
+def child_pids() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children()}
+
+
+def terminate_children(except_pids: set[int], timeout: float = 5.0) -> None:
+    """Terminate this process's children that are not in except_pids (the pool's workers: the
+    executor does not publish its processes) and wait for them, so no trial writes after this."""
+    procs = [p for p in multiprocessing.active_children() if p.pid not in except_pids]
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(timeout)
+
+
+def run_dask(jobs: list[dict], scheduler: Any, on_result: OnResult) -> None:
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="20s")
+    try:
+        futures = {client.submit(run_trial, dict(job, zip=True), pure=False,
+                                 key=f"nnrun-trial-{job['index']}-{uuid.uuid4().hex[:8]}"): job
+                   for job in jobs}
+        try:
+            for fut in as_completed(list(futures)):
+                on_result(result_of(fut, futures[fut]))
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+    finally:
+        if client is not scheduler:
+            client.close()

@@ -1,0 +1,133 @@
+"""Planning a sweep: the sweep document with every trial's overrides and folder name, validated
+before anything runs (no files written)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from nnrun import fmt
+from nnrun.config import (Experiment, SweepConfig, apply_overrides, canonical_override, check_name, monitor_mode,
+                          read_yaml, unknown_name, validate)
+from nnrun.errors import ConfigError
+from nnrun.sweep.params import Param, concrete_key, expand, merge_params
+
+SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
+METRICS = ["val_accuracy", "val_loss", "train_accuracy", "train_loss", "test_accuracy", "test_loss"]
+
+
+# -- trial naming ---------------------------------------------------------------------------
+def short_key(key: str) -> str:
+    """'model.layers[-2].units' -> 'units'."""
+    return re.sub(r"\[-?\d+\]", "", key.split(".")[-1]) or key
+
+
+def short_params(params: dict) -> list[str]:
+    """['lr=0.001', 'units=small']: the params as trial names and curve labels show them."""
+    return [f"{short_key(k)}={fmt.value(v)}" for k, v in params.items()]
+
+
+def trial_folder(index: int, params: dict) -> str:
+    slug = "_".join(short_params(params))
+    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "-", slug).strip("-")[:48]
+    return f"t{index:03d}" + (f"-{slug}" if slug else "")
+
+
+def train_command(config: str, overrides: Sequence[str]) -> str:
+    """The command that trains a trial on its own: 'nnrun train CONFIG --set ... --set ...'."""
+    return f"nnrun train {config} " + " ".join(f"--set {shlex.quote(s)}" for s in overrides)
+
+
+# -- the plan -------------------------------------------------------------------------------
+def default_metric(exp: Experiment) -> str:
+    return "val_accuracy" if exp.data.validation_split > 0 else "test_accuracy"
+
+
+def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), overrides: Sequence[str] = (),
+               metric: Optional[str] = None, mode: Optional[str] = None, random: Optional[int] = None,
+               seed: Optional[int] = None, name: Optional[str] = None) -> dict:
+    """Read the config and build the sweep document (no files written): the base config, the
+    params, and every trial with its concrete --set overrides, validated up front. A trial whose
+    config is invalid is recorded as failed; when every trial is invalid, ConfigError."""
+    config = Path(config)
+    raw = read_yaml(config)
+    base_dir = config.resolve().parent
+    overrides = [canonical_override(text) for text in overrides]
+    apply_overrides(raw, overrides)  # the base --set overrides; the section is read from the result
+    base_exp = validate(copy.deepcopy(raw), str(config), base_dir)
+    section = base_exp.sweep
+    raw.pop("sweep", None)
+    plist = merge_params(from_section(section, "params"), params)
+    metric = checked_metric(metric or from_section(section, "metric") or default_metric(base_exp), base_exp)
+    mode = checked_mode(mode or from_section(section, "mode") or monitor_mode(metric))
+    random = first_given(random, from_section(section, "random"))
+    seed = first_given(seed, from_section(section, "seed"), base_exp.seed)
+    trials = plan_trials(plist, expand(plist, random, seed), raw, overrides, config, base_dir)
+    name = check_name(name) if name is not None else base_exp.name
+    return {"format": SWEEP_FORMAT, "version": SWEEP_VERSION, "name": name,
+            "config": str(config), "base_dir": str(base_dir), "base_config": raw,
+            "base_overrides": list(overrides), "metric": metric, "mode": mode,
+            "param_names": [p.key for p in plist], "random": random, "seed": seed,
+            "workers": from_section(section, "workers"), "status": "planned", "trials": trials, "best": None}
+
+
+def from_section(section: Optional[SweepConfig], field: str) -> Any:
+    """A field of the config's sweep: section, None without one."""
+    return getattr(section, field) if section else None
+
+
+def first_given(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def checked_metric(metric: str, base_exp: Experiment) -> str:
+    if metric not in METRICS:
+        raise ConfigError(str(unknown_name("metric", metric, METRICS)))
+    if metric.startswith("val_") and base_exp.data.validation_split == 0:
+        raise ConfigError(f"--metric {metric}: the config has no validation data "
+                          "(data.validation_split is 0); use a train_ or test_ metric")
+    return metric
+
+
+def checked_mode(mode: str) -> str:
+    if mode not in ("max", "min"):
+        raise ConfigError(f"--mode {mode!r}: use max or min")
+    return mode
+
+
+def plan_trials(plist: Sequence[Param], combos: list[list[tuple]], raw: dict, overrides: list[str],
+                config: Path, base_dir: Path) -> list[dict]:
+    trials = [plan_trial(index, plist, combo, raw, overrides, f"{config} (trial {index})", base_dir)
+              for index, combo in enumerate(combos)]
+    failed = [t for t in trials if t["status"] == "failed"]
+    if failed and len(failed) == len(trials):
+        raise ConfigError(failed[0]["error"])
+    return trials
+
+
+def plan_trial(index: int, plist: Sequence[Param], combo: list[tuple], raw: dict, overrides: list[str],
+               source: str, base_dir: Path) -> dict:
+    """One trial: the base overrides then one concrete --set per param, applied in param order
+    (so a negative index sees what earlier params made); invalid -> status failed."""
+    scratch = copy.deepcopy(raw)
+    sets, shown = list(overrides), {}
+    trial = {"index": index, "params": shown, "overrides": sets, "status": "pending", "metric": None,
+             "best_epoch": None, "seconds": None, "run_dir": None, "error": None}
+    try:
+        for p, (value, label) in zip(plist, combo):
+            text = canonical_override(f"{concrete_key(scratch, p.key)}={json.dumps(value)}")
+            apply_overrides(scratch, [text])
+            sets.append(text)
+            shown[p.key] = label
+        validate(scratch, source, base_dir)
+    except ConfigError as e:
+        trial.update(status="failed", error=str(e))
+        for p, (value, label) in zip(plist, combo):
+            shown.setdefault(p.key, label)
+    trial["name"] = trial_folder(index, shown)
+    return trial

@@ -1,0 +1,126 @@
+"""What a sweep's results mean and where they go: a trial's metric, the ranking, sweep.json,
+sweep.csv, best.yaml and the plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from pathlib import Path
+from typing import Optional, Union
+
+from nnrun.fileio import write_json, write_text
+from nnrun.runs import read_json, read_rows
+from nnrun.sweep.plan import short_params, train_command
+
+OK_STATUSES = {"completed", "stopped_early"}
+DONE_STATUSES = OK_STATUSES | {"diverged", "failed"}  # --resume reruns anything else
+
+
+def metric_of(summary: dict, rows: list[dict], metric: str, mode: str) -> tuple[Optional[float], Optional[int]]:
+    """(value, epoch): the best epoch's value for train/val metrics, the final test metric."""
+    if metric.startswith("test_"):
+        v = summary.get(metric)
+        epoch = summary.get("best_epoch") if summary.get("test_weights") == "best" else summary.get("epochs_run")
+        return (v if v is not None and math.isfinite(v) else None), epoch
+    best = None
+    for r in rows:
+        v = r.get(metric)
+        if v is None or not math.isfinite(v):
+            continue
+        if best is None or (v > best[0] if mode == "max" else v < best[0]):
+            best = (v, r["epoch"])
+    return best if best else (None, None)
+
+
+# -- ranking --------------------------------------------------------------------------------
+def successful(doc: dict) -> list[dict]:
+    return [t for t in doc["trials"] if t["status"] in OK_STATUSES and t["metric"] is not None]
+
+
+def ranking(doc: dict) -> list[dict]:
+    """Trials best first (ties: lower index first); failed ones last, in index order."""
+    sign = -1 if doc["mode"] == "max" else 1
+    ok = successful(doc)
+    return sorted(ok, key=lambda t: (sign * t["metric"], t["index"])) + [t for t in doc["trials"] if t not in ok]
+
+
+def best_index(doc: dict) -> Optional[int]:
+    return ranking(doc)[0]["index"] if successful(doc) else None
+
+
+# -- sweep.json and sweep.csv ---------------------------------------------------------------
+def save(sweep_dir: Path, doc: dict) -> None:
+    """sweep.json and sweep.csv, with doc['best'] brought up to date."""
+    doc["best"] = best_index(doc)
+    write_json(sweep_dir / "sweep.json", doc)
+    write_csv(sweep_dir, doc)
+
+
+def write_csv(sweep_dir: Path, doc: dict) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["trial", *doc["param_names"], "status", doc["metric"], "best_epoch", "seconds",
+                     "run_dir", "error"])
+    for t in doc["trials"]:
+        params = [t["params"].get(k, "") for k in doc["param_names"]]
+        seconds = "" if t["seconds"] is None else f"{t['seconds']:.3f}"
+        writer.writerow([t["index"], *params, t["status"], "" if t["metric"] is None else t["metric"],
+                         "" if t["best_epoch"] is None else t["best_epoch"], seconds,
+                         t["run_dir"] or "", t["error"] or ""])
+    write_text(sweep_dir / "sweep.csv", buf.getvalue())
+
+
+def read_sweep(sweep_dir: Union[str, os.PathLike]) -> dict:
+    return read_json(Path(sweep_dir) / "sweep.json")
+
+
+# -- best.yaml and plots --------------------------------------------------------------------
+def finish_outputs(sweep_dir: Path, doc: dict, plots: bool = True) -> None:
+    """best.yaml and the two plots, from what has finished."""
+    if doc["best"] is not None:
+        write_best_yaml(sweep_dir, doc)
+    if plots:
+        draw_plots(sweep_dir, doc)
+
+
+def write_best_yaml(sweep_dir: Path, doc: dict) -> None:
+    """The best trial's config, headed by its score and the command that reproduces it."""
+    trial = doc["trials"][doc["best"]]
+    config_text = (sweep_dir / trial["run_dir"] / "config.yaml").read_text(encoding="utf-8")
+    header = (f"# best trial of sweep {sweep_dir.name}: {trial['name']} "
+              f"({doc['metric']} = {trial['metric']:.6g}, epoch {trial['best_epoch']})\n"
+              f"# reproduce: {train_command(doc['config'], trial['overrides'])}\n")
+    write_text(sweep_dir / "best.yaml", header + config_text)
+
+
+def draw_plots(sweep_dir: Path, doc: dict) -> None:
+    """plots/sweep.png (metric against params) and plots/sweep_curves.png (every trial's curve)."""
+    from nnrun import plots as P
+
+    names = doc["param_names"]
+    shown = [t for t in doc["trials"] if t["status"] != "pending"]
+    P.sweep_plot(shown, names, doc["metric"], sweep_dir / "plots" / "sweep.png",
+                 log_x=True if all_learning_rates(names, shown) else None, higher_is_better=doc["mode"] == "max")
+    runs, best = curves(sweep_dir, doc, shown)
+    P.sweep_curves(runs, sweep_dir / "plots" / "sweep_curves.png",
+                   title=f"Sweep {doc['name']}: validation accuracy", best=best)
+
+
+def all_learning_rates(names: list[str], trials: list[dict]) -> bool:
+    """Every param is a positive learning rate (so the plot uses a log axis)."""
+    return bool(names) and all(re.search(r"(^|\.)lr\w*$|rate$", k) for k in names) and all(
+        isinstance(t["params"].get(k), (int, float)) and t["params"][k] > 0 for t in trials for k in names)
+
+
+def curves(sweep_dir: Path, doc: dict, trials: list[dict]) -> tuple[list[tuple[str, list[dict]]], Optional[int]]:
+    """(label, metrics rows) of each trial that has rows, and the best trial's position among them."""
+    runs, best = [], None
+    for t in trials:
+        rows = read_rows(sweep_dir / t["run_dir"]) if t["run_dir"] else []
+        if rows:
+            best = len(runs) if t["index"] == doc["best"] else best
+            runs.append((", ".join(short_params(t["params"])) or t["name"], rows))
+    return runs, best

@@ -1,0 +1,141 @@
+"""run_sweep: a planned sweep (or the rest of an interrupted one) run into a sweep folder."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from nnrun.errors import ConfigError
+from nnrun.runs import create_run_dir
+from nnrun.sweep.executors import check_executor, default_workers, run_jobs, unzip_into
+from nnrun.sweep.plan import SWEEP_FORMAT, plan_sweep
+from nnrun.sweep.results import DONE_STATUSES, finish_outputs, read_sweep, save
+
+
+class SweepReporter:
+    """What run_sweep tells the outside world (the CLI draws a live table from it)."""
+
+    def start(self, doc: dict, pending: int, workers: int) -> None: pass
+    def trial_done(self, trial: dict, doc: dict) -> None: pass
+    def finish(self, doc: dict) -> None: pass
+
+
+def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs_dir: Union[str, os.PathLike] = "runs",
+              resume: Optional[Union[str, os.PathLike]] = None, workers: Optional[int] = None,
+              executor: str = "local", scheduler: Any = None, trial_plots: bool = True,
+              plots: bool = True, reporter: Optional[SweepReporter] = None, **plan_kwargs) -> Path:
+    """Run a planned sweep (a plan_sweep() document, or a config path planned here with
+    plan_kwargs), or resume the sweep folder `resume`. Returns the sweep folder; its sweep.json
+    says "completed" or "interrupted" (Ctrl-C: what finished is kept)."""
+    reporter = reporter or SweepReporter()
+    check_executor(executor, scheduler)
+    if resume is not None:
+        sweep_dir, doc = Path(resume), reopen_sweep(Path(resume))
+    else:
+        sweep_dir, doc = new_sweep(doc_or_config, runs_dir, plan_kwargs)
+    jobs = start_sweep(sweep_dir, doc, workers, executor, trial_plots)
+    reporter.start(doc, len(jobs), doc["workers"])
+    run_and_record(sweep_dir, doc, jobs, executor, scheduler, reporter)
+    finish_outputs(sweep_dir, doc, plots)
+    reporter.finish(doc)
+    return sweep_dir
+
+
+def new_sweep(doc_or_config: Union[dict, str, os.PathLike], runs_dir: Union[str, os.PathLike],
+              plan_kwargs: dict) -> tuple[Path, dict]:
+    """A new sweep folder, and a copy of the plan (planned here when given a config path)."""
+    doc = doc_or_config if isinstance(doc_or_config, dict) else plan_sweep(doc_or_config, **plan_kwargs)
+    doc = copy.deepcopy(doc)
+    return create_run_dir(runs_dir, f"sweep-{doc['name']}"), doc
+
+
+def reopen_sweep(sweep_dir: Path) -> dict:
+    """The sweep document of a folder to resume, its unfinished trials reset to pending."""
+    if not (sweep_dir / "sweep.json").is_file():
+        raise ConfigError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
+    doc = read_sweep(sweep_dir)
+    if not isinstance(doc, dict) or doc.get("format") != SWEEP_FORMAT:
+        raise ConfigError(f"{sweep_dir / 'sweep.json'}: not an nnrun sweep file")
+    for t in doc["trials"]:
+        if t["status"] not in DONE_STATUSES:
+            t.update(status="pending", metric=None, best_epoch=None, seconds=None, run_dir=None, error=None)
+            remove_trial_folder(sweep_dir, t)
+    return doc
+
+
+def start_sweep(sweep_dir: Path, doc: dict, workers: Optional[int], executor: str, trial_plots: bool) -> list[dict]:
+    """Mark the sweep running in sweep.json and return the jobs of its pending trials."""
+    (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
+    remove_staging(sweep_dir)
+    pending = [t for t in doc["trials"] if t["status"] == "pending"]
+    doc.update(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+               workers=worker_count(workers or doc.get("workers"), len(pending)),
+               executor=executor, sweep_dir=sweep_dir.name)
+    save(sweep_dir, doc)
+    return [trial_job(sweep_dir, doc, t, trial_plots) for t in pending]
+
+
+def worker_count(requested: Optional[int], pending: int) -> int:
+    """The requested number of workers (default: the cores), no more than there are trials."""
+    return max(1, min(requested or default_workers(), max(pending, 1)))
+
+
+def trial_job(sweep_dir: Path, doc: dict, trial: dict, trial_plots: bool) -> dict:
+    """Everything run_trial needs, as plain data (it may travel to another process or machine)."""
+    return {"index": trial["index"], "name": trial["name"], "overrides": trial["overrides"],
+            "base_config": doc["base_config"], "base_dir": doc["base_dir"], "source": doc["config"],
+            "trials_dir": str((sweep_dir / "trials").resolve()), "metric": doc["metric"],
+            "mode": doc["mode"], "plots": trial_plots}
+
+
+def run_and_record(sweep_dir: Path, doc: dict, jobs: list[dict], executor: str, scheduler: Any,
+                   reporter: SweepReporter) -> None:
+    """Run the jobs, saving sweep.json after each result; Ctrl-C marks the sweep interrupted."""
+    started = time.perf_counter()
+    try:
+        run_jobs(jobs, lambda result: record_result(sweep_dir, doc, result, reporter),
+                 executor, doc["workers"], scheduler)
+        doc["status"] = "completed"
+    except KeyboardInterrupt:
+        doc["status"] = "interrupted"
+        forget_unfinished(sweep_dir, doc)
+    finally:
+        doc["wall_seconds"] = doc.get("wall_seconds", 0.0) + (time.perf_counter() - started)
+        remove_staging(sweep_dir)
+        save(sweep_dir, doc)
+
+
+def record_result(sweep_dir: Path, doc: dict, result: dict, reporter: SweepReporter) -> None:
+    """A finished trial into the document (and its zipped folder, from Dask, into trials/)."""
+    data = result.pop("zip", None)
+    trial = doc["trials"][result["index"]]
+    if data is not None:
+        unzip_into(data, sweep_dir / "trials" / trial["name"])
+    if result["status"] == "interrupted":
+        remove_trial_folder(sweep_dir, trial)
+        result = dict(result, run_dir=None)
+    trial.update({k: result.get(k) for k in ("status", "metric", "best_epoch", "seconds", "run_dir", "error")})
+    save(sweep_dir, doc)
+    reporter.trial_done(trial, doc)
+
+
+def forget_unfinished(sweep_dir: Path, doc: dict) -> None:
+    """After Ctrl-C: trials that did not finish become pending again, without a folder."""
+    for t in doc["trials"]:
+        if t["status"] in ("pending", "interrupted"):
+            t.update(status="pending", run_dir=None)
+            remove_trial_folder(sweep_dir, t)
+
+
+def remove_trial_folder(sweep_dir: Path, trial: dict) -> None:
+    shutil.rmtree(sweep_dir / "trials" / trial["name"], ignore_errors=True)
+
+
+def remove_staging(sweep_dir: Path) -> None:
+    """Half-made trial folders, left by a worker that was stopped."""
+    for stale in (sweep_dir / "trials").glob(".staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
