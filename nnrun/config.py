@@ -281,10 +281,6 @@ def check_monitor(value: str) -> str:
 Monitor = Annotated[str, BeforeValidator(check_monitor)]
 
 
-def monitor_mode(monitor: str) -> str:
-    return "max" if monitor.endswith("accuracy") else "min"
-
-
 class EarlyStopping(Strict):
     monitor: Monitor = "val_loss"
     patience: int = Field(5, ge=0)

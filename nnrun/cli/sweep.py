@@ -11,6 +11,7 @@ from rich.table import Table
 
 from nnrun import fmt
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
+from nnrun.train import is_ok
 
 
 def params_text(params: dict, sep: str) -> str:
@@ -29,10 +30,8 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] 
     table.add_column("seconds", justify="right")
     if errors:
         table.add_column("error", overflow="fold")
-    from nnrun.sweep import OK_STATUSES
-
     for t in trials:
-        style = "bold green" if t["index"] == best else ("red" if t["status"] not in OK_STATUSES else None)
+        style = "bold green" if t["index"] == best else ("red" if not is_ok(t["status"]) else None)
         table.add_row(str(t["index"]), *(fmt.value(t["params"].get(k)) for k in doc["param_names"]),
                       t["status"], fmt.metric(doc["metric"], t["metric"]), fmt.value(t["best_epoch"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",

@@ -13,11 +13,10 @@ best.yaml and plots/.
 
 from nnrun.sweep.executors import run_trial
 from nnrun.sweep.params import Param, expand, merge_params, param_from_spec, parse_param_text
-from nnrun.sweep.plan import METRICS, default_metric, plan_sweep, train_command, trial_folder
-from nnrun.sweep.results import (DONE_STATUSES, OK_STATUSES, best_index, finish_outputs, metric_of, ranking,
-                                 read_sweep)
+from nnrun.sweep.plan import default_metric, plan_sweep, train_command, trial_folder
+from nnrun.sweep.results import DONE_STATUSES, best_index, finish_outputs, metric_of, ranking, read_sweep
 from nnrun.sweep.run import SweepReporter, run_sweep
 
-__all__ = ["DONE_STATUSES", "METRICS", "OK_STATUSES", "Param", "SweepReporter", "best_index", "default_metric",
+__all__ = ["DONE_STATUSES", "Param", "SweepReporter", "best_index", "default_metric",
            "expand", "finish_outputs", "merge_params", "metric_of", "param_from_spec", "parse_param_text",
            "plan_sweep", "ranking", "read_sweep", "run_sweep", "run_trial", "train_command", "trial_folder"]

@@ -21,8 +21,9 @@ from typing import Any, Callable, Iterator
 from nnrun.config import Experiment, apply_overrides, validate
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_bytes, write_json
-from nnrun.runs import read_json_or, read_rows
-from nnrun.sweep.results import OK_STATUSES, metric_of
+from nnrun.runs import read_json_or
+from nnrun.sweep.results import metric_of
+from nnrun.train import Status, is_ok
 
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
              "NUMEXPR_NUM_THREADS")
@@ -41,7 +42,7 @@ def run_trial(job: dict) -> dict:
     """Train one trial into job['trials_dir']/job['name'] (or, with job['zip'], into a temporary
     folder returned as zip bytes). Never raises: failures are in the result's status/error."""
     start = time.perf_counter()
-    result = {"index": job["index"], "status": "failed", "metric": None, "best_epoch": None,
+    result = {"index": job["index"], "status": Status.FAILED, "metric": None, "best_epoch": None,
               "run_dir": None, "error": None}
     local = Path(tempfile.mkdtemp(prefix="nnrun-trial-")) if job.get("zip") else Path(job["trials_dir"])
     staging = local / f".staging-{job['name']}-{uuid.uuid4().hex[:8]}"
@@ -68,7 +69,7 @@ def train_into(staging: Path, job: dict, result: dict) -> None:
 
         train_run(trial_experiment(job), staging, make_plots=job.get("plots", True))
     except KeyboardInterrupt:
-        result.update(status="interrupted", error="interrupted")
+        result.update(status=Status.INTERRUPTED, error="interrupted")
     except Exception as e:  # recorded; the sweep goes on
         result["error"] = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
 
@@ -93,11 +94,11 @@ def score(run_dir: Path, job: dict, result: dict) -> None:
     summary["run_dir"] = run_dir.name
     write_json(run_dir / "summary.json", summary)
     if result["error"] is None:  # the run's own verdict, unless something was raised
-        result.update(status=summary.get("status", "failed"), error=summary.get("error"))
-    if result["status"] in OK_STATUSES:
-        result["metric"], result["best_epoch"] = metric_of(summary, read_rows(run_dir), job["metric"], job["mode"])
+        result.update(status=summary.get("status", Status.FAILED), error=summary.get("error"))
+    if is_ok(result["status"]):
+        result["metric"], result["best_epoch"] = metric_of(summary, job["metric"])
         if result["metric"] is None:
-            result.update(status="failed", error=f"no finite {job['metric']} in this run")
+            result.update(status=Status.FAILED, error=f"no finite {job['metric']} at this run's best epoch")
 
 
 def zip_folder(folder: Path) -> bytes:
@@ -160,12 +161,12 @@ def run_inline(jobs: list[dict], on_result: OnResult) -> None:
     for job in jobs:
         result = run_trial(job)
         on_result(result)
-        if result["status"] == "interrupted":
+        if result["status"] == Status.INTERRUPTED:
             raise KeyboardInterrupt
 
 
 def crashed(job: dict, error: str) -> dict:
-    return {"index": job["index"], "status": "crashed", "metric": None, "best_epoch": None,
+    return {"index": job["index"], "status": Status.CRASHED, "metric": None, "best_epoch": None,
             "run_dir": None, "error": error, "seconds": None}
 
 

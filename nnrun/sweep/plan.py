@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from nnrun import fmt
-from nnrun.config import (Experiment, SweepConfig, apply_overrides, canonical_override, check_name, monitor_mode,
+from nnrun.config import (Experiment, SweepConfig, apply_overrides, canonical_override, check_name,
                           read_yaml, unknown_name, validate)
 from nnrun.errors import ConfigError
+from nnrun.metrics import RUN_METRICS, metric_mode
 from nnrun.sweep.params import Param, concrete_key, expand, merge_params
+from nnrun.train import Status
 
 SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
-METRICS = ["val_accuracy", "val_loss", "train_accuracy", "train_loss", "test_accuracy", "test_loss"]
 
 
 # -- trial naming ---------------------------------------------------------------------------
@@ -64,7 +65,7 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
     raw.pop("sweep", None)
     plist = merge_params(from_section(section, "params"), params)
     metric = checked_metric(metric or from_section(section, "metric") or default_metric(base_exp), base_exp)
-    mode = checked_mode(mode or from_section(section, "mode") or monitor_mode(metric))
+    mode = checked_mode(mode or from_section(section, "mode") or metric_mode(metric))
     random = first_given(random, from_section(section, "random"))
     seed = first_given(seed, from_section(section, "seed"), base_exp.seed)
     trials = plan_trials(plist, expand(plist, random, seed), raw, overrides, config, base_dir)
@@ -86,8 +87,8 @@ def first_given(*values: Any) -> Any:
 
 
 def checked_metric(metric: str, base_exp: Experiment) -> str:
-    if metric not in METRICS:
-        raise ConfigError(str(unknown_name("metric", metric, METRICS)))
+    if metric not in RUN_METRICS:
+        raise ConfigError(str(unknown_name("metric", metric, RUN_METRICS)))
     if metric.startswith("val_") and base_exp.data.validation_split == 0:
         raise ConfigError(f"--metric {metric}: the config has no validation data "
                           "(data.validation_split is 0); use a train_ or test_ metric")
@@ -104,7 +105,7 @@ def plan_trials(plist: Sequence[Param], combos: list[list[tuple]], raw: dict, ov
                 config: Path, base_dir: Path) -> list[dict]:
     trials = [plan_trial(index, plist, combo, raw, overrides, f"{config} (trial {index})", base_dir)
               for index, combo in enumerate(combos)]
-    failed = [t for t in trials if t["status"] == "failed"]
+    failed = [t for t in trials if t["status"] == Status.FAILED]
     if failed and len(failed) == len(trials):
         raise ConfigError(failed[0]["error"])
     return trials
@@ -116,7 +117,7 @@ def plan_trial(index: int, plist: Sequence[Param], combo: list[tuple], raw: dict
     (so a negative index sees what earlier params made); invalid -> status failed."""
     scratch = copy.deepcopy(raw)
     sets, shown = list(overrides), {}
-    trial = {"index": index, "params": shown, "overrides": sets, "status": "pending", "metric": None,
+    trial = {"index": index, "params": shown, "overrides": sets, "status": Status.PENDING, "metric": None,
              "best_epoch": None, "seconds": None, "run_dir": None, "error": None}
     try:
         for p, (value, label) in zip(plist, combo):
@@ -126,7 +127,7 @@ def plan_trial(index: int, plist: Sequence[Param], combo: list[tuple], raw: dict
             shown[p.key] = label
         validate(scratch, source, base_dir)
     except ConfigError as e:
-        trial.update(status="failed", error=str(e))
+        trial.update(status=Status.FAILED, error=str(e))
         for p, (value, label) in zip(plist, combo):
             shown.setdefault(p.key, label)
     trial["name"] = trial_folder(index, shown)

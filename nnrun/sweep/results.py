@@ -5,39 +5,36 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import re
 from pathlib import Path
 from typing import Optional, Union
 
 from nnrun.fileio import write_json, write_text
+from nnrun.fmt import finite
 from nnrun.runs import read_json, read_rows
 from nnrun.sweep.plan import short_params, train_command
+from nnrun.train import Status, is_ok
 
-OK_STATUSES = {"completed", "stopped_early"}
-DONE_STATUSES = OK_STATUSES | {"diverged", "failed"}  # --resume reruns anything else
+# A finished trial keeps its result on --resume; any other status is run again.
+DONE_STATUSES = (Status.COMPLETED, Status.STOPPED_EARLY, Status.DIVERGED, Status.FAILED)
 
 
-def metric_of(summary: dict, rows: list[dict], metric: str, mode: str) -> tuple[Optional[float], Optional[int]]:
-    """(value, epoch): the best epoch's value for train/val metrics, the final test metric."""
+def metric_of(summary: dict, metric: str) -> tuple[Optional[float], Optional[int]]:
+    """(value, epoch) of a run: a train/val metric at the run's best epoch (the epoch its
+    monitor chose, as everywhere in nnrun); a test metric as measured once at the end, with
+    the weights the run ended with."""
     if metric.startswith("test_"):
-        v = summary.get(metric)
         epoch = summary.get("best_epoch") if summary.get("test_weights") == "best" else summary.get("epochs_run")
-        return (v if v is not None and math.isfinite(v) else None), epoch
-    best = None
-    for r in rows:
-        v = r.get(metric)
-        if v is None or not math.isfinite(v):
-            continue
-        if best is None or (v > best[0] if mode == "max" else v < best[0]):
-            best = (v, r["epoch"])
-    return best if best else (None, None)
+        return finite(summary.get(metric)), epoch
+    best = summary.get("best") or {}
+    value = finite(best.get(metric))
+    return (value, best.get("epoch")) if value is not None else (None, None)
 
 
 # -- ranking --------------------------------------------------------------------------------
 def successful(doc: dict) -> list[dict]:
-    return [t for t in doc["trials"] if t["status"] in OK_STATUSES and t["metric"] is not None]
+    return [t for t in doc["trials"] if is_ok(t["status"]) and t["metric"] is not None]
 
 
 def ranking(doc: dict) -> list[dict]:
@@ -101,7 +98,7 @@ def draw_plots(sweep_dir: Path, doc: dict) -> None:
     from nnrun import plots as P
 
     names = doc["param_names"]
-    shown = [t for t in doc["trials"] if t["status"] != "pending"]
+    shown = [t for t in doc["trials"] if t["status"] != Status.PENDING]
     P.sweep_plot(shown, names, doc["metric"], sweep_dir / "plots" / "sweep.png",
                  log_x=True if all_learning_rates(names, shown) else None, higher_is_better=doc["mode"] == "max")
     runs, best = curves(sweep_dir, doc, shown)

@@ -14,6 +14,7 @@ from nnrun.runs import create_run_dir
 from nnrun.sweep.executors import check_executor, default_workers, run_jobs, unzip_into
 from nnrun.sweep.plan import SWEEP_FORMAT, plan_sweep
 from nnrun.sweep.results import DONE_STATUSES, finish_outputs, read_sweep, save
+from nnrun.train import Status
 
 
 class SweepReporter:
@@ -62,7 +63,7 @@ def reopen_sweep(sweep_dir: Path) -> dict:
         raise ConfigError(f"{sweep_dir / 'sweep.json'}: not an nnrun sweep file")
     for t in doc["trials"]:
         if t["status"] not in DONE_STATUSES:
-            t.update(status="pending", metric=None, best_epoch=None, seconds=None, run_dir=None, error=None)
+            t.update(status=Status.PENDING, metric=None, best_epoch=None, seconds=None, run_dir=None, error=None)
             remove_trial_folder(sweep_dir, t)
     return doc
 
@@ -71,7 +72,7 @@ def start_sweep(sweep_dir: Path, doc: dict, workers: Optional[int], executor: st
     """Mark the sweep running in sweep.json and return the jobs of its pending trials."""
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     remove_staging(sweep_dir)
-    pending = [t for t in doc["trials"] if t["status"] == "pending"]
+    pending = [t for t in doc["trials"] if t["status"] == Status.PENDING]
     doc.update(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                workers=worker_count(workers or doc.get("workers"), len(pending)),
                executor=executor, sweep_dir=sweep_dir.name)
@@ -99,9 +100,9 @@ def run_and_record(sweep_dir: Path, doc: dict, jobs: list[dict], executor: str, 
     try:
         run_jobs(jobs, lambda result: record_result(sweep_dir, doc, result, reporter),
                  executor, doc["workers"], scheduler)
-        doc["status"] = "completed"
+        doc["status"] = Status.COMPLETED
     except KeyboardInterrupt:
-        doc["status"] = "interrupted"
+        doc["status"] = Status.INTERRUPTED
         forget_unfinished(sweep_dir, doc)
     finally:
         doc["wall_seconds"] = doc.get("wall_seconds", 0.0) + (time.perf_counter() - started)
@@ -115,7 +116,7 @@ def record_result(sweep_dir: Path, doc: dict, result: dict, reporter: SweepRepor
     trial = doc["trials"][result["index"]]
     if data is not None:
         unzip_into(data, sweep_dir / "trials" / trial["name"])
-    if result["status"] == "interrupted":
+    if result["status"] == Status.INTERRUPTED:
         remove_trial_folder(sweep_dir, trial)
         result = dict(result, run_dir=None)
     trial.update({k: result.get(k) for k in ("status", "metric", "best_epoch", "seconds", "run_dir", "error")})
@@ -126,8 +127,8 @@ def record_result(sweep_dir: Path, doc: dict, result: dict, reporter: SweepRepor
 def forget_unfinished(sweep_dir: Path, doc: dict) -> None:
     """After Ctrl-C: trials that did not finish become pending again, without a folder."""
     for t in doc["trials"]:
-        if t["status"] in ("pending", "interrupted"):
-            t.update(status="pending", run_dir=None)
+        if t["status"] in (Status.PENDING, Status.INTERRUPTED):
+            t.update(status=Status.PENDING, run_dir=None, seconds=None, error=None)
             remove_trial_folder(sweep_dir, t)
 
 
