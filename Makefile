@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
 
 demo: install
@@ -23,7 +23,7 @@ demo: install
 	  [ -f "$$run/report.html" ] && echo "report:     $$run/report.html" || true
 
 lint: install
-	$(BIN)/ruff check nnrun tests
+	$(BIN)/ruff check nnrun tests experiments
 
 bench: install
 	$(BIN)/python experiments/benchmark.py

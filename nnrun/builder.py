@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
 from nnrun import nn
 from nnrun.config import Experiment
-from nnrun.data import (auto_divisor, get_dataset, load_csv, load_idx_pair, load_npz,
-                        scale_pixels, stratified_split)
+from nnrun.data import (
+    auto_divisor,
+    get_dataset,
+    load_csv,
+    load_idx_pair,
+    load_npz,
+    scale_pixels,
+    stratified_split,
+)
 from nnrun.errors import ConfigError
 from nnrun.metrics import metric_mode
 
@@ -22,10 +28,10 @@ class Data:
     """Scaled float arrays ready for the network; val and test may be None."""
 
     train: Split
-    val: Optional[Split]
-    test: Optional[Split]
+    val: Split | None
+    test: Split | None
     class_names: list[str]
-    divisor: Optional[float] = None
+    divisor: float | None = None
     sources: dict = field(default_factory=dict)
 
     @property
@@ -84,7 +90,7 @@ def layer_kwargs(layer_cfg) -> dict:
     return spec
 
 
-def build_network(exp: Experiment, input_shape: tuple, num_classes: Optional[int] = None) -> nn.Sequential:
+def build_network(exp: Experiment, input_shape: tuple, num_classes: int | None = None) -> nn.Sequential:
     """The network the config describes, built for input_shape; shape errors name the layer."""
     layers = [nn.make_layer(layer_kwargs(cfg)) for cfg in exp.model.layers]
     try:
@@ -110,7 +116,7 @@ def build_optimizer(exp: Experiment) -> nn.Optimizer:
     return nn.make_optimizer(exp.optimizer.type, **params)
 
 
-def build_schedule(exp: Experiment, plateau_metric: Optional[str] = None) -> nn.Schedule:
+def build_schedule(exp: Experiment, plateau_metric: str | None = None) -> nn.Schedule:
     """The schedule; reduce_on_plateau watches plateau_metric (default train.plateau_monitor)."""
     params = exp.schedule.model_dump(exclude={"type"})
     if exp.schedule.type == "reduce_on_plateau":

@@ -12,18 +12,28 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, Tag,
-                      ValidationError, ValidationInfo, create_model, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from nnrun.data.catalog import dataset_info
 from nnrun.errors import ConfigError
 from nnrun.metrics import EPOCH_METRICS
-from nnrun.nn import (ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry,
-                      UnknownName)
+from nnrun.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry, UnknownName
 
 # Bounds applied to any engine parameter of this name, wherever it appears.
 PARAM_BOUNDS: dict[str, dict] = {
@@ -89,10 +99,10 @@ def parse_activation(value: Any) -> Any:
     return {"type": name, **params} if params else name
 
 
-ActivationSpec = Annotated[Union[str, dict], BeforeValidator(parse_activation)]
+ActivationSpec = Annotated[str | dict, BeforeValidator(parse_activation)]
 
 
-def check_init(value: Optional[str]) -> Optional[str]:
+def check_init(value: str | None) -> str | None:
     if value is not None:
         INITIALIZERS.get(value)  # an unknown name raises, naming the closest known one
     return value
@@ -104,7 +114,7 @@ class LayerBase(Strict):
 
 
 class ParamLayerBase(LayerBase):
-    init: Annotated[Optional[str], BeforeValidator(check_init)] = None
+    init: Annotated[str | None, BeforeValidator(check_init)] = None
     init_params: dict[str, float] = {}
     use_bias: bool = True
 
@@ -117,14 +127,14 @@ class DenseConfig(ParamLayerBase):
 class Conv2DConfig(ParamLayerBase):
     type: Literal["conv2d"]
     filters: int = Field(gt=0)
-    kernel_size: Union[Annotated[int, Field(gt=0)], tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]] = 3
+    kernel_size: Annotated[int, Field(gt=0)] | tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] = 3
     stride: int = Field(1, gt=0)
-    padding: Union[Annotated[int, Field(ge=0)], Literal["same", "valid"]] = 0
+    padding: Annotated[int, Field(ge=0)] | Literal["same", "valid"] = 0
 
 
 class PoolConfig(LayerBase):
     pool_size: int = Field(2, gt=0)
-    stride: Optional[int] = Field(None, gt=0)
+    stride: int | None = Field(None, gt=0)
 
 
 class MaxPoolConfig(PoolConfig):
@@ -152,11 +162,11 @@ LAYER_MODELS = [DenseConfig, Conv2DConfig, MaxPoolConfig, AvgPoolConfig, Flatten
 assert {m.model_fields["type"].annotation.__args__[0] for m in LAYER_MODELS} == set(LAYERS)
 
 
-def layer_tag(value: Any) -> Optional[str]:
+def layer_tag(value: Any) -> str | None:
     return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
 
 
-LayerConfig = Annotated[Union[tuple(Annotated[m, Tag(m.model_fields["type"].annotation.__args__[0])]
+LayerConfig = Annotated[Union[tuple(Annotated[m, Tag(m.model_fields["type"].annotation.__args__[0])]  # noqa: UP007 (built at run time)
                                     for m in LAYER_MODELS)], Discriminator(layer_tag)]
 
 
@@ -187,34 +197,33 @@ class IdxSource(Strict):
 class CsvSource(Strict):
     csv: DataPath
     label_column: Literal["first", "last"] = "last"
-    image_shape: Optional[list[Annotated[int, Field(gt=0)]]] = None
-    header: Union[bool, Literal["auto"]] = "auto"
+    image_shape: list[Annotated[int, Field(gt=0)]] | None = None
+    header: bool | Literal["auto"] = "auto"
 
 
 class NpzSource(Strict):
     npz: DataPath
     x: str = "x"
     y: str = "y"
-    image_shape: Optional[list[Annotated[int, Field(gt=0)]]] = None
+    image_shape: list[Annotated[int, Field(gt=0)]] | None = None
 
 
-def source_tag(value: Any) -> Optional[str]:
+def source_tag(value: Any) -> str | None:
     keys = value.keys() if isinstance(value, dict) else vars(value).keys()
     return next((tag for tag, key in (("idx", "images"), ("csv", "csv"), ("npz", "npz")) if key in keys), None)
 
 
-Source = Annotated[Union[Annotated[IdxSource, Tag("idx")], Annotated[CsvSource, Tag("csv")],
-                         Annotated[NpzSource, Tag("npz")]],
+Source = Annotated[Annotated[IdxSource, Tag("idx")] | Annotated[CsvSource, Tag("csv")] | Annotated[NpzSource, Tag("npz")],
                    Discriminator(source_tag, custom_error_type="source",
                                  custom_error_message="give {images, labels} (IDX), {csv: file} or {npz: file}")]
 
 
 class DataConfig(Strict):
-    dataset: Optional[str] = None
-    train: Optional[Source] = None
-    test: Optional[Source] = None
+    dataset: str | None = None
+    train: Source | None = None
+    test: Source | None = None
     validation_split: float = Field(0.1, ge=0, lt=1)
-    scale: Union[Literal["auto"], Annotated[float, Field(gt=0)], None] = "auto"
+    scale: Literal["auto"] | Annotated[float, Field(gt=0)] | None = "auto"
 
     @field_validator("dataset")
     @classmethod
@@ -246,7 +255,7 @@ def tagged_union(registry: Registry, base: type, skip=()):
             registry.get(value.get("type"))  # an unknown type raises, naming the closest one
         return value
 
-    return Annotated[Union[tuple(models)], Discriminator(tag), BeforeValidator(check)]
+    return Annotated[Union[tuple(models)], Discriminator(tag), BeforeValidator(check)]  # noqa: UP007 (built at run time)
 
 
 class OptimizerBase(Strict):
@@ -292,7 +301,7 @@ class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(64, gt=0)
     shuffle: bool = True
-    early_stopping: Optional[EarlyStopping] = None
+    early_stopping: EarlyStopping | None = None
     plateau_monitor: Monitor = "val_loss"
 
 
@@ -300,19 +309,19 @@ class SweepConfig(Strict):
     """The `sweep:` section (read by `nnrun sweep`; ignored by train). Each param is a dotted key
     (as for --set) with a list of values, a {label: value} mapping, or a range string such as
     "log:1e-5:1:8" (see nnrun.sweep)."""
-    params: dict[str, Union[list, dict, str, int, float]] = {}
-    metric: Optional[str] = None
-    mode: Optional[Literal["max", "min"]] = None
-    random: Optional[int] = Field(None, gt=0)
-    seed: Optional[int] = Field(None, ge=0)
-    workers: Optional[int] = Field(None, gt=0)
+    params: dict[str, list | dict | str | int | float] = {}
+    metric: str | None = None
+    mode: Literal["max", "min"] | None = None
+    random: int | None = Field(None, gt=0)
+    seed: int | None = Field(None, ge=0)
+    workers: int | None = Field(None, gt=0)
 
 
 class Experiment(Strict):
     name: str = Field("experiment", pattern=NAME_PATTERN, max_length=64)
     seed: int = Field(0, ge=0)
     data: DataConfig
-    model: "ModelConfig"
+    model: ModelConfig
     loss: str = "cross_entropy"
     optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"}, validate_default=True)
     schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"}, validate_default=True)
@@ -324,7 +333,7 @@ class Experiment(Strict):
         """The file the experiment was read from, for error messages."""
         return self._source
 
-    sweep: Optional[SweepConfig] = None
+    sweep: SweepConfig | None = None
 
     @field_validator("loss")
     @classmethod
@@ -355,9 +364,9 @@ PATH_KEYS = {"images", "labels", "csv", "npz"}
 KEY_PIECE = re.compile(r"([A-Za-z_][\w-]*|\d+)((?:\[-?\d+\])*)")
 
 
-def parse_key(key: str, context: str = "--set") -> list[Union[str, int]]:
+def parse_key(key: str, context: str = "--set") -> list[str | int]:
     """'model.layers[-1].units' -> ['model', 'layers', -1, 'units'] (also model.layers.0.units)."""
-    parts: list[Union[str, int]] = []
+    parts: list[str | int] = []
     for piece in re.split(r"\.(?![^\[]*\])", key.strip()):
         m = KEY_PIECE.fullmatch(piece)
         if not m:
@@ -367,7 +376,7 @@ def parse_key(key: str, context: str = "--set") -> list[Union[str, int]]:
     return parts
 
 
-def parse_override(text: str) -> tuple[list[Union[str, int]], Any]:
+def parse_override(text: str) -> tuple[list[str | int], Any]:
     """'optimizer.lr=0.01' -> (['optimizer', 'lr'], 0.01); 'model.layers[0].units=8' too.
 
     The value is read as JSON, then YAML, else kept as a string."""
@@ -398,20 +407,25 @@ def absolute_paths(value: Any, key: Any = None) -> Any:
     return value
 
 
+def checked_step(node: Any, key: str | int, where: str, text: str) -> str | int:
+    """The key to take one step into node (a negative index made positive), or ConfigError."""
+    if isinstance(node, list):
+        if not isinstance(key, int):
+            raise ConfigError(f"--set {text!r}: {where} is a list; index it like {where}[0]")
+        if not -len(node) <= key < len(node):
+            raise ConfigError(f"--set {text!r}: index {key} is out of range ({where} has {len(node)} items)")
+        return key % len(node)
+    if isinstance(key, int):
+        raise ConfigError(f"--set {text!r}: {where} is not a list; use a dotted key")
+    return key
+
+
 def apply_override(config: dict, path: list, value: Any, text: str) -> None:
     """Set config[path] = value, creating mappings on the way; a negative index counts from
     the end; a short form (`optimizer: sgd`) grows into {type: sgd} when a sub-key is set."""
     node: Any = config
     for i, key in enumerate(path):
-        where = dotted(tuple(path[:i])) or "the top level"
-        if isinstance(node, list):
-            if not isinstance(key, int):
-                raise ConfigError(f"--set {text!r}: {where} is a list; index it like {where}[0]")
-            if not -len(node) <= key < len(node):
-                raise ConfigError(f"--set {text!r}: index {key} is out of range ({where} has {len(node)} items)")
-            key %= len(node)
-        elif isinstance(key, int):
-            raise ConfigError(f"--set {text!r}: {where} is not a list; use a dotted key")
+        key = checked_step(node, key, dotted(tuple(path[:i])) or "the top level", text)
         if i == len(path) - 1:
             break
         child = node[key] if isinstance(node, list) else node.get(key)
@@ -516,7 +530,7 @@ class ConfigErrors(ConfigError):
         self.lines = lines
 
 
-def validate(raw: dict, source: str, base_dir: Optional[Path]) -> Experiment:
+def validate(raw: dict, source: str, base_dir: Path | None) -> Experiment:
     try:
         exp = Experiment.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as e:
@@ -525,7 +539,7 @@ def validate(raw: dict, source: str, base_dir: Optional[Path]) -> Experiment:
     return exp
 
 
-def load_config(path: Union[str, os.PathLike], overrides: tuple[str, ...] = ()) -> Experiment:
+def load_config(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Experiment:
     """Read a YAML experiment, apply KEY=VALUE overrides and validate it."""
     path = Path(path)
     raw = read_yaml(path)

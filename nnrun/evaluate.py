@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -125,7 +126,7 @@ def is_image_shape(shape: Sequence[int]) -> bool:
     return len(shape) == 1 and shape[0] >= 4 and math.isqrt(shape[0]) ** 2 == shape[0]
 
 
-def first_layer_with_weights(net) -> Optional[tuple[int, Any]]:
+def first_layer_with_weights(net) -> tuple[int, Any] | None:
     """(index, layer) of the first layer with a weight matrix W (its weights are plotted)."""
     return next(((i, l) for i, l in enumerate(net.layers) if "W" in l.params), None)
 
@@ -172,7 +173,7 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", overrides: Seq
         "macro_avg": report["macro"], "weighted_avg": report["weighted"],
         "never_predicted": report["never_predicted"],
         "one_vs_rest": [{"class": c, "tp": int(r[0]), "fp": int(r[1]), "fn": int(r[2]), "tn": int(r[3])}
-                        for c, r in zip(data.class_names, ovr)],
+                        for c, r in zip(data.class_names, ovr, strict=True)],
         "top_confusions": metrics.top_confusions(cm, data.class_names, n=10),
         "plots": {},
     }
@@ -237,7 +238,7 @@ def refresh_report(run_dir: Path) -> None:
 
 
 # -- listing --------------------------------------------------------------------------------
-def run_record(run_dir: Path, runs_dir: Optional[Path] = None) -> dict:
+def run_record(run_dir: Path, runs_dir: Path | None = None) -> dict:
     summary = read_summary(run_dir)
     rows = read_rows(run_dir)
     try:
@@ -331,7 +332,7 @@ def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
     labels = unique_labels(run_dirs)
     configs = [read_config(d) for d in run_dirs]
     metrics = []
-    for label, d in zip(labels, run_dirs):
+    for label, d in zip(labels, run_dirs, strict=True):
         summary = read_summary(d) or {}
         rows = read_rows(d)
         final = rows[-1] if rows else (summary.get("final") or {})
@@ -347,7 +348,7 @@ def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
                         "test_loss": finite(summary.get("test_loss")),
                         "test_accuracy": finite(summary.get("test_accuracy")),
                         "wall_seconds": finite(summary.get("wall_seconds"))})
-    plot = plots.compare_curves([(label, read_rows(d)) for label, d in zip(labels, run_dirs)],
+    plot = plots.compare_curves([(label, read_rows(d)) for label, d in zip(labels, run_dirs, strict=True)],
                                 Path(out_dir) / "compare.png", title=f"Comparing {len(run_dirs)} runs")
     return {"runs": labels, "paths": [str(d) for d in run_dirs],
             "differences": config_differences(configs), "metrics": metrics, "plot": str(plot)}

@@ -9,9 +9,9 @@ import io
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -21,15 +21,33 @@ from nnrun.config import Experiment, resolved_dict
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_json, write_text
 from nnrun.metrics import SmoothedLoss, ema
-from nnrun.runs import (create_run_dir, load_weights_into, versions, write_config, write_metrics,
-                        write_summary, write_weights)
-from nnrun.train import (BestEpoch, Callback, EarlyStopping, ReduceOnPlateau, RestoreBestWeights, Status,
-                         StopOnDivergence, TrainState, available_metric, evaluate_arrays, fit)
+from nnrun.runs import (
+    create_run_dir,
+    load_weights_into,
+    versions,
+    write_config,
+    write_metrics,
+    write_summary,
+    write_weights,
+)
+from nnrun.train import (
+    BestEpoch,
+    Callback,
+    EarlyStopping,
+    ReduceOnPlateau,
+    RestoreBestWeights,
+    Status,
+    StopOnDivergence,
+    TrainState,
+    available_metric,
+    evaluate_arrays,
+    fit,
+)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
-def prepare(exp: Experiment, init_weights: Optional[PathLike] = None) -> tuple[Data, nn.Sequential]:
+def prepare(exp: Experiment, init_weights: PathLike | None = None) -> tuple[Data, nn.Sequential]:
     """The experiment's data and its network (from init_weights when given); config errors
     (bad data, shapes, weights) raise here, before anything is written."""
     data = load_data(exp)
@@ -80,7 +98,7 @@ class MetricsWriter(Callback):
         write_metrics(self.run_dir, state.rows)
 
 
-def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: Optional[PathLike] = None,
+def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLike | None = None,
               callbacks: Sequence[Callback] = (), make_plots: bool = True) -> Path:
     """Train the experiment and write its run folder; returns the folder's path. `callbacks`
     (a live display, say) run after the standard ones.
@@ -171,7 +189,7 @@ class RangeTest(Callback):
 
 
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float], beta: float = 0.9,
-               skip_start: int = 3) -> Optional[float]:
+               skip_start: int = 3) -> float | None:
     """The rate where the smoothed loss falls fastest (most negative slope against log rate),
     looking only before the smoothed minimum."""
     lrs = np.asarray(lrs, float)
@@ -221,7 +239,7 @@ def write_range_test(run_dir: Path, exp: Experiment, result: dict, losses: list[
     write_json(run_dir / "lr_find.json", result)
     buf = io.StringIO()
     buf.write("step,lr,loss,smoothed\n")
-    for i, (lr, v, s) in enumerate(zip(result["lrs"], result["losses"], result["smoothed"])):
+    for i, (lr, v, s) in enumerate(zip(result["lrs"], result["losses"], result["smoothed"], strict=True)):
         buf.write(f"{i + 1},{lr!r},{'' if v is None else v!r},{'' if s is None else s!r}\n")
     write_text(run_dir / "lr_find.csv", buf.getvalue())
     plots.lr_range_plot(result["lrs"], losses, run_dir / "plots" / "lr_find.png",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any
 
 
-def finite(v: Any) -> Optional[float]:
+def finite(v: Any) -> float | None:
     """float(v), or None for None, booleans, non-numbers, NaN and infinities."""
     if v is None or isinstance(v, bool):
         return None

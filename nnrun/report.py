@@ -11,9 +11,10 @@ import base64
 import json
 import os
 import time
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from nnrun import fmt
 from nnrun.fileio import write_text
@@ -85,7 +86,7 @@ footer{color:var(--muted);font-size:12.5px;text-align:center;padding:10px 0 30px
 
 
 # -- reading the folder ---------------------------------------------------------------------
-def data_uri(path: Path) -> Optional[str]:
+def data_uri(path: Path) -> str | None:
     try:
         return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     except OSError:
@@ -131,7 +132,7 @@ def slug(s: str) -> str:
 
 
 def table(headers: list[str], rows: Iterable[list[str]], left: int = 1, cls: str = "",
-          row_classes: Optional[list[str]] = None) -> str:
+          row_classes: list[str] | None = None) -> str:
     """HTML table; cells are already-escaped HTML. The first `left` columns align left."""
     head = "".join(f'<th class="l">{h}</th>' if i < left else f"<th>{h}</th>" for i, h in enumerate(headers))
     body = []

@@ -10,22 +10,22 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import yaml
 
 from nnrun import __version__
 from nnrun.errors import ConfigError
-from nnrun.metrics import EPOCH_METRICS
 from nnrun.fileio import write_json, write_text
+from nnrun.metrics import EPOCH_METRICS
 from nnrun.nn import Sequential
 
 WEIGHTS_FORMAT, WEIGHTS_VERSION = "nnrun.weights", 1
 METRIC_COLUMNS = ["epoch", "lr", *EPOCH_METRICS, "seconds"]
 
 
-def create_run_dir(runs_dir: str | os.PathLike, name: str, now: Optional[float] = None) -> Path:
+def create_run_dir(runs_dir: str | os.PathLike, name: str, now: float | None = None) -> Path:
     """<runs_dir>/<YYYYMMDD-HHMMSS>-<name>, with -2, -3... when taken (mkdir is the lock)."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -79,12 +79,12 @@ def load_weights_into(net: Sequential, path: str | os.PathLike) -> None:
     net.set_weights(doc["arrays"])
 
 
-def weights_mismatch(net: Sequential, doc: dict) -> Optional[str]:
+def weights_mismatch(net: Sequential, doc: dict) -> str | None:
     if doc["input_shape"] != net.input_shape:
         return f"input shape {doc['input_shape']} in the file, {net.input_shape} from the data"
     if len(doc["layers"]) != len(net.layers):
         return f"{len(doc['layers'])} layers in the file, {len(net.layers)} in the model"
-    for i, (saved, layer) in enumerate(zip(doc["layers"], net.layers)):
+    for i, (saved, layer) in enumerate(zip(doc["layers"], net.layers, strict=True)):
         if saved["type"] != layer.type:
             return f"layer {i} is {saved['type']} in the file but {layer.type} in the model"
         for k, p in layer.params.items():
@@ -135,7 +135,7 @@ def read_json_or(path: str | os.PathLike, default: Any = None) -> Any:
         return default
 
 
-def read_summary(run_dir: Path) -> Optional[dict]:
+def read_summary(run_dir: Path) -> dict | None:
     """summary.json as a dict, or None when missing or unreadable."""
     doc = read_json_or(Path(run_dir) / "summary.json")
     return doc if isinstance(doc, dict) else None

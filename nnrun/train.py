@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -41,12 +41,12 @@ class Status(str, Enum):
     __format__ = str.__format__  # f"{status}" gives the value on every Python version
 
 
-def is_ok(status: Optional[str]) -> bool:
+def is_ok(status: str | None) -> bool:
     """Training ran to its planned end or to early stopping: its metrics can be ranked."""
     return status in (Status.COMPLETED, Status.STOPPED_EARLY)
 
 
-def status_tone(status: Optional[str]) -> str:
+def status_tone(status: str | None) -> str:
     """How a status should look: "ok", "warn" (interrupted or not run yet) or "bad"."""
     return "ok" if is_ok(status) else "warn" if status in (Status.INTERRUPTED, Status.PENDING) else "bad"
 
@@ -70,10 +70,10 @@ class TrainState:
     train_accuracy: float = math.nan
     rows: list[dict] = field(default_factory=list)  # one metrics row per complete epoch
     status: Status = Status.COMPLETED
-    error: Optional[str] = None
+    error: str | None = None
     stop: bool = False  # set by a callback to end training
-    best_epoch: Optional[int] = None
-    monitor: Optional[str] = None  # the metric that chose best_epoch
+    best_epoch: int | None = None
+    monitor: str | None = None  # the metric that chose best_epoch
     weights: str = "final"  # the network ends with the "final" or the "best" weights
 
 
@@ -121,7 +121,7 @@ class Callbacks(Callback):
 
 
 # -- the loop -------------------------------------------------------------------------------
-def batches(n: int, batch_size: int, rng: Optional[np.random.Generator]) -> Iterator[np.ndarray]:
+def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
@@ -134,8 +134,8 @@ def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndar
     return loss.value(out, y), float(np.mean(out.argmax(axis=1) == y)), out
 
 
-def fit(net: nn.Sequential, train: Split, val: Optional[Split], loss: nn.Loss, optimizer: nn.Optimizer,
-        schedule: nn.Schedule, epochs: int, batch_size: int, shuffle: Optional[np.random.Generator] = None,
+def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, optimizer: nn.Optimizer,
+        schedule: nn.Schedule, epochs: int, batch_size: int, shuffle: np.random.Generator | None = None,
         callbacks: Sequence[Callback] = ()) -> TrainState:
     """Train net on `train` for up to `epochs` epochs of mini-batches (in the order `shuffle`
     permutes them, or as given), at the rate schedule(epoch index); score `val` after each epoch.
@@ -163,6 +163,8 @@ def fit(net: nn.Sequential, train: Split, val: Optional[Split], loss: nn.Loss, o
                 break
     except KeyboardInterrupt:
         state.status = Status.INTERRUPTED
+    if state.stop and state.status == Status.COMPLETED and len(state.rows) < epochs:
+        state.status = Status.STOPPED_EARLY  # a callback ended training before its planned end
     if len(state.rows) < state.epoch:  # an unfinished epoch: not its half-trained weights
         net.set_weights(last_complete)
     hooks.on_train_end(state)
@@ -170,7 +172,7 @@ def fit(net: nn.Sequential, train: Split, val: Optional[Split], loss: nn.Loss, o
 
 
 def run_epoch(state: TrainState, train: Split, loss: nn.Loss, optimizer: nn.Optimizer, batch_size: int,
-              shuffle: Optional[np.random.Generator], hooks: Callback) -> bool:
+              shuffle: np.random.Generator | None, hooks: Callback) -> bool:
     """One pass over the training data, keeping the running means in state; False when a
     callback stopped it before the end."""
     x, y = train

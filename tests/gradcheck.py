@@ -12,7 +12,7 @@ linear functional L = sum(R * out), so every output element contributes to the g
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from nnrun.cli import app
 from nnrun.config import load_config
-from nnrun.evaluate import evaluate_run, load_run, resolve_run
 from nnrun.errors import ConfigError
+from nnrun.evaluate import evaluate_run, load_run, resolve_run
 from nnrun.experiment import train_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from nnrun import nn
-from nnrun.train import (BestEpoch, Callback, EarlyStopping, RestoreBestWeights, Status, StopOnDivergence,
-                         fit)
+from nnrun.train import BestEpoch, Callback, EarlyStopping, RestoreBestWeights, Status, StopOnDivergence, fit
 
 
 def blobs(n: int = 96, seed: int = 0):
@@ -83,6 +82,7 @@ def test_a_callback_stops_training_at_the_end_of_an_epoch():
     recorder = Recorder()
     _, state = train([StopAfter2(), recorder], epochs=5)
     assert len(state.rows) == 2 and recorder.calls[-1][0] == "train_end"
+    assert state.status == Status.STOPPED_EARLY
 
 
 def test_a_stop_mid_epoch_keeps_no_trace_of_that_epoch():

@@ -190,7 +190,7 @@ def test_top_confusions_by_hand():
 
 def naive_confusion(y_true, y_pred, k):
     cm = [[0] * k for _ in range(k)]
-    for t, p in zip(y_true, y_pred):
+    for t, p in zip(y_true, y_pred, strict=True):
         cm[t][p] += 1
     return cm
 
@@ -232,7 +232,7 @@ def test_matches_naive_loops(data):
             rep = classification_report(cm)
     rows, n = naive_report(cm.tolist())
     assert rep["num_samples"] == n == len(y_true)
-    expected_acc = sum(t == p for t, p in zip(y_true, y_pred)) / n if n else 0.0
+    expected_acc = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / n if n else 0.0
     assert rep["accuracy"] == pytest.approx(expected_acc)
     assert accuracy(y_true, y_pred) == pytest.approx(expected_acc)
 

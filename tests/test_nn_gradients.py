@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from nnrun.nn import ACTIVATIONS, LOSSES, Sequential, make_layer, make_loss
-from tests.gradcheck import (EPS, check_layer, check_network_loss, numeric_gradient,
-                             rel_error, TOL)
+from tests.gradcheck import EPS, TOL, check_layer, check_network_loss, numeric_gradient, rel_error
 
 F64 = np.float64
 KINK_MARGIN = 1e3 * EPS  # no pre-activation within this distance of 0 (the kink of relu & co.)

@@ -7,9 +7,21 @@ import sys
 
 import pytest
 
-from nnrun.nn import (ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry,
-                      UnknownName, make_activation, make_layer, make_loss, make_optimizer,
-                      make_schedule)
+from nnrun.nn import (
+    ACTIVATIONS,
+    INITIALIZERS,
+    LAYERS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    Registry,
+    UnknownName,
+    make_activation,
+    make_layer,
+    make_loss,
+    make_optimizer,
+    make_schedule,
+)
 
 
 def fruits() -> Registry:

@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from nnrun.nn import (INITIALIZERS, LAYERS, Sequential, ShapeError, default_initializer,
-                      make_layer)
+from nnrun.nn import INITIALIZERS, LAYERS, Sequential, ShapeError, default_initializer, make_layer
 from nnrun.nn.layers import ActivationLayer
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from typer.testing import CliRunner
 
 from nnrun import sweep as S

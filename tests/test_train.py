@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from nnrun.builder import build_network, load_data
 from nnrun.cli import app
 from nnrun.config import load_config
+from nnrun.nn import make_loss
 from nnrun.runs import create_run_dir, load_weights_into, read_weights
 from nnrun.train import evaluate_arrays
-from nnrun.nn import make_loss
 from tests.synthetic import blob_images, write_idx
 
 runner = CliRunner()

@@ -60,14 +60,14 @@ def handle_errors(fn):
                 raise
             for line in str(e).splitlines() or [type(e).__name__]:
                 print_error(line)
-            raise typer.Exit(e.exit_code)
+            raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         except Exception as e:  # a bug or an environment failure: still one line by default
             if STATE["debug"]:
                 raise
             print_error(f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)")
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
 
     return wrapper

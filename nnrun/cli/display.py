@@ -3,8 +3,8 @@ terminal a transient progress bar (file, bar, bytes, speed) that vanishes when t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from rich.console import Console
 from rich.markup import escape

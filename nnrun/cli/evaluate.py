@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from nnrun.fmt import duration, fixed, pct
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out
+from nnrun.fmt import duration, fixed, pct
 from nnrun.train import status_tone
 
 RUN_HELP = "A run folder, a folder name inside --runs-dir, or `latest`."
@@ -85,7 +85,7 @@ def confusions_table(doc: dict) -> Table:
 @handle_errors
 def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
              split: str = typer.Option("test", "--split", help="Which data to score: test, validation or train."),
-             set_: List[str] = typer.Option([], "--set", help=SET_HELP + " E.g. --set data.test.images=FILE "
+             set_: list[str] = typer.Option([], "--set", help=SET_HELP + " E.g. --set data.test.images=FILE "
                                                                          "--set data.test.labels=FILE scores other data."),
              runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
              no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG pictures."),
@@ -154,7 +154,7 @@ def best_epoch(record: dict) -> str:
 # -- compare --------------------------------------------------------------------------------
 @app.command()
 @handle_errors
-def compare(run: List[str] = typer.Argument(..., help="Two or more runs: folders, names inside --runs-dir, or `latest`."),
+def compare(run: list[str] = typer.Argument(..., help="Two or more runs: folders, names inside --runs-dir, or `latest`."),
             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
             out_dir: Path = typer.Option(Path("."), "--out", help="Folder to write compare.png in.")):
     """Config differences and final metrics of several runs; writes compare.png (learning curves)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -16,9 +15,9 @@ def lr_find(config: Path = typer.Argument(..., help="Experiment YAML file."),
             min_lr: float = typer.Option(1e-6, "--min-lr", help="First learning rate of the ramp."),
             max_lr: float = typer.Option(1.0, "--max-lr", help="Last learning rate of the ramp."),
             steps: int = typer.Option(100, "--steps", help="Batches of the ramp (at least 5)."),
-            set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+            set_: list[str] = typer.Option([], "--set", help=SET_HELP),
             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
-            name: Optional[str] = typer.Option(None, "--name", help="Name of the folder (default: the config's name)."),
+            name: str | None = typer.Option(None, "--name", help="Name of the folder (default: the config's name)."),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the folder.")):
     """Find a learning rate: train once while the rate grows from --min-lr to --max-lr.
 

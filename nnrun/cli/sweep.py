@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.live import Live
@@ -18,7 +17,7 @@ def params_text(params: dict, sep: str) -> str:
     return sep.join(f"{k}={fmt.value(v)}" for k, v in params.items())
 
 
-def trials_table(doc: dict, trials: list[dict], title: str, best: Optional[int] = None) -> Table:
+def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = None) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     for name in doc["param_names"]:
@@ -105,26 +104,26 @@ def print_ranking(doc: dict) -> None:
 
 @app.command()
 @handle_errors
-def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML file (optional with --resume)."),
-          param: List[str] = typer.Option([], "--param", "-p",
+def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file (optional with --resume)."),
+          param: list[str] = typer.Option([], "--param", "-p",
                                           help="Swept key: KEY=V1,V2,... or KEY=log:LOW:HIGH:N, lin:LOW:HIGH:N, "
                                                "int:LOW:HIGH[:STEP] (repeatable; several make the product; "
                                                "overrides the same key of the config's sweep: section)."),
-          set_: List[str] = typer.Option([], "--set", help=SET_HELP + " Applied to every trial."),
-          random: Optional[int] = typer.Option(None, "--random", min=1,
+          set_: list[str] = typer.Option([], "--set", help=SET_HELP + " Applied to every trial."),
+          random: int | None = typer.Option(None, "--random", min=1,
                                                help="Random search: N trials sampled from the params."),
-          seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random search (default: the config's)."),
-          metric: Optional[str] = typer.Option(None, "--metric",
+          seed: int | None = typer.Option(None, "--seed", help="Seed of the random search (default: the config's)."),
+          metric: str | None = typer.Option(None, "--metric",
                                                help="val_accuracy (default; test_accuracy without validation), "
                                                     "val_loss, train_accuracy, train_loss, test_accuracy, test_loss."),
-          mode: Optional[str] = typer.Option(None, "--mode", help="max or min (default: min for losses)."),
-          workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
+          mode: str | None = typer.Option(None, "--mode", help="max or min (default: min for losses)."),
+          workers: int | None = typer.Option(None, "--workers", "-j", min=1,
                                                 help="Parallel trials (default: the number of cores)."),
           executor: str = typer.Option("local", "--executor", help="local (processes) or dask."),
-          scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
-          resume: Optional[Path] = typer.Option(None, "--resume", help="Sweep folder to complete: runs only the missing trials."),
+          scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
+          resume: Path | None = typer.Option(None, "--resume", help="Sweep folder to complete: runs only the missing trials."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
-          name: Optional[str] = typer.Option(None, "--name", help="Sweep name (default: the config's name)."),
+          name: str | None = typer.Option(None, "--name", help="Sweep name (default: the config's name)."),
           trial_plots: bool = typer.Option(True, "--trial-plots/--no-trial-plots",
                                            help="Draw each trial's learning curves."),
           dry_run: bool = typer.Option(False, "--dry-run", help="List the trials and exit."),
@@ -134,8 +133,8 @@ def sweep(config: Optional[Path] = typer.Argument(None, help="Experiment YAML fi
     Every trial is a normal run folder under <runs-dir>/<time>-sweep-<name>/trials/; the sweep
     folder also gets sweep.json, sweep.csv, best.yaml and plots/. Ctrl-C keeps what finished;
     --resume completes it."""
-    from nnrun.errors import ConfigError
     from nnrun import sweep as S
+    from nnrun.errors import ConfigError
 
     if resume is None and config is None:
         raise ConfigError("give a CONFIG (or --resume SWEEP_FOLDER)")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nnrun.fmt import fixed, pct
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out, print_error
+from nnrun.fmt import fixed, pct
 from nnrun.train import Callback, Status
 
 
@@ -33,7 +32,7 @@ def summary_table(net, title: str) -> Table:
 @app.command()
 @handle_errors
 def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
-             set_: List[str] = typer.Option([], "--set", help=SET_HELP)):
+             set_: list[str] = typer.Option([], "--set", help=SET_HELP)):
     """Validate a config and print the model summary (layers, output shapes, parameters)."""
     from nnrun.builder import build_network, load_data
     from nnrun.config import load_config
@@ -63,7 +62,7 @@ class LiveDisplay(Callback):
 
     def __init__(self, console: Console):
         self.console = console
-        self.progress: Optional[Progress] = None
+        self.progress: Progress | None = None
         self.task = None
 
     def on_epoch_begin(self, state):
@@ -100,11 +99,11 @@ class LiveDisplay(Callback):
 @app.command()
 @handle_errors
 def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
-          set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+          set_: list[str] = typer.Option([], "--set", help=SET_HELP),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
-          name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the config's name)."),
-          seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: the config's seed)."),
-          init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Start from this weights.json."),
+          name: str | None = typer.Option(None, "--name", help="Run name (default: the config's name)."),
+          seed: int | None = typer.Option(None, "--seed", help="Random seed (default: the config's seed)."),
+          init_weights: Path | None = typer.Option(None, "--init-weights", help="Start from this weights.json."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
     """Train the experiment a config declares and write its run folder."""
     from nnrun.config import load_config

@@ -6,8 +6,9 @@ import io
 import math
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 

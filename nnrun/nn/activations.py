@@ -11,7 +11,7 @@ import numpy as np
 
 from .registry import Registry
 
-ACTIVATIONS: Registry[type["Activation"]] = Registry("activation")
+ACTIVATIONS: Registry[type[Activation]] = Registry("activation")
 register = ACTIVATIONS.register
 
 
@@ -202,7 +202,7 @@ class Softmax(Activation):
         return y * (dy - (dy * y).sum(axis=1, keepdims=True))
 
 
-def make_activation(spec: "str | dict | Activation | None") -> Activation:
+def make_activation(spec: str | dict | Activation | None) -> Activation:
     """An Activation from a name, a {"type": name, **params} dict or an instance; None is linear.
     An unknown name raises UnknownName."""
     if isinstance(spec, Activation):

@@ -16,7 +16,7 @@ from .activations import Activation, make_activation
 from .init import INITIALIZERS, default_initializer
 from .registry import Registry
 
-LAYERS: Registry[type["Layer"]] = Registry("layer type", attribute="type")
+LAYERS: Registry[type[Layer]] = Registry("layer type", attribute="type")
 
 
 class ShapeError(ValueError):
@@ -51,7 +51,7 @@ class Layer:
 
     type = "layer"
 
-    def __init__(self, activation: "str | dict | Activation | None" = None):
+    def __init__(self, activation: str | dict | Activation | None = None):
         self.activation = make_activation(activation)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
@@ -121,7 +121,7 @@ class Layer:
 class ParamLayer(Layer):
     """A layer with weights W and bias b, initialised by name (default from the activation)."""
 
-    def __init__(self, activation: "str | dict | Activation | None" = None, init: str | None = None,
+    def __init__(self, activation: str | dict | Activation | None = None, init: str | None = None,
                  init_params: dict | None = None, use_bias: bool = True):
         super().__init__(activation)
         self.init = init or default_initializer(self.activation.name)

@@ -10,7 +10,7 @@ from numpy.typing import DTypeLike
 
 from .registry import Registry
 
-LOSSES: Registry[type["Loss"]] = Registry("loss")
+LOSSES: Registry[type[Loss]] = Registry("loss")
 register = LOSSES.register
 
 

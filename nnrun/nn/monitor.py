@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 
 class Monitor:
@@ -16,10 +15,10 @@ class Monitor:
             raise ValueError(f"mode {mode!r}: use 'min' or 'max'")
         self.sign = 1 if mode == "min" else -1
         self.min_delta = min_delta
-        self.best: Optional[float] = None
+        self.best: float | None = None
         self.wait = 0
 
-    def update(self, value: Optional[float]) -> bool:
+    def update(self, value: float | None) -> bool:
         """Record a value; True when it is the new best."""
         if value is not None and math.isfinite(value) and (
                 self.best is None or self.sign * (self.best - value) > self.min_delta):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .registry import Registry
 
-OPTIMIZERS: Registry[type["Optimizer"]] = Registry("optimizer")
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 register = OPTIMIZERS.register
 
 

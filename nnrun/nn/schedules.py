@@ -24,7 +24,7 @@ from typing import Any
 from .monitor import Monitor
 from .registry import Registry
 
-SCHEDULES: Registry[type["Schedule"]] = Registry("schedule")
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
 register = SCHEDULES.register
 
 

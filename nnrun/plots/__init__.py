@@ -11,8 +11,13 @@ fractions in [0, 1], shown as percentages; ``None``, NaN and +-inf in curves are
 * :mod:`~nnrun.plots.sweeps`: a sweep's metric against its parameters, its trials' curves.
 """
 
-from nnrun.plots.evaluation import (confusion_matrix_plot, misclassified_grid, per_class_plot,
-                                    predictions_plot, weights_plot)
+from nnrun.plots.evaluation import (
+                                    confusion_matrix_plot,
+                                    misclassified_grid,
+                                    per_class_plot,
+                                    predictions_plot,
+                                    weights_plot,
+)
 from nnrun.plots.sweeps import sweep_curves, sweep_plot
 from nnrun.plots.training import compare_curves, learning_curves, lr_range_plot, lr_schedule
 

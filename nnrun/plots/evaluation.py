@@ -4,8 +4,8 @@ probabilities, per-class scores, and what the first layer's weights learned."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -15,9 +15,26 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from nnrun.fmt import fixed, pct
-from nnrun.plots.style import (BAD_COLOR, GOOD_COLOR, IMAGE_CMAP, MUTED, PALETTE, TEXT, WEIGHT_CMAP,
-                               WIDE, PathLike, bare_axes, colormap, floats, message_figure,
-                               new_figure, percent_axis, save, styled, text_color)
+from nnrun.plots.style import (
+    BAD_COLOR,
+    GOOD_COLOR,
+    IMAGE_CMAP,
+    MUTED,
+    PALETTE,
+    TEXT,
+    WEIGHT_CMAP,
+    WIDE,
+    PathLike,
+    bare_axes,
+    colormap,
+    floats,
+    message_figure,
+    new_figure,
+    percent_axis,
+    save,
+    styled,
+    text_color,
+)
 
 
 @styled
@@ -90,7 +107,7 @@ def misclassified_grid(images, y_true, y_pred, confidence, class_names: Sequence
              else np.arange(n_total))[: max(1, int(max_images))]
 
     fig, axes = _tile_figure(len(order), tile_w=1.65, tile_h=1.75)
-    for ax, i in zip(axes, order):
+    for ax, i in zip(axes, order, strict=False):
         _show_image(ax, imgs[i])
         label = f"true {_class_name(class_names, yt[i])} → pred {_class_name(class_names, yp[i])}"
         if conf is not None and np.isfinite(conf[i]):

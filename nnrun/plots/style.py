@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import matplotlib
 import numpy as np

@@ -3,8 +3,8 @@ accuracy curve. Which trial is best comes from the caller (``higher_is_better``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -12,10 +12,28 @@ from matplotlib.patches import Patch, Rectangle
 
 from nnrun.fmt import compact, finite, pct, significant
 from nnrun.metrics import metric_mode
-from nnrun.plots.style import (BAD_COLOR, GOOD_COLOR, MUTED, TEXT, TRAIN_COLOR, WIDE, PathLike,
-                               bare_axes, colormap, colors_for, floats, has_values, integer_epochs,
-                               message_figure, new_figure, percent_axis, run_curve, save, styled,
-                               text_color)
+from nnrun.plots.style import (
+    BAD_COLOR,
+    GOOD_COLOR,
+    MUTED,
+    TEXT,
+    TRAIN_COLOR,
+    WIDE,
+    PathLike,
+    bare_axes,
+    colormap,
+    colors_for,
+    floats,
+    has_values,
+    integer_epochs,
+    message_figure,
+    new_figure,
+    percent_axis,
+    run_curve,
+    save,
+    styled,
+    text_color,
+)
 
 FAILED = {"failed", "error", "errored", "diverged", "crashed", "nan"}
 
@@ -259,7 +277,7 @@ def _best_per_cell(trials, vx, vy, ux, uy, hib) -> tuple[np.ndarray, np.ndarray]
     """(best metric per (y, x) cell, NaN where none succeeded; which cells were tried)."""
     grid = np.full((len(uy), len(ux)), np.nan)
     tried = np.zeros(grid.shape, dtype=bool)
-    for t, a, b in zip(trials, vx, vy):
+    for t, a, b in zip(trials, vx, vy, strict=True):
         i, j = _index_of(b, uy), _index_of(a, ux)
         tried[i, j] = True
         if _trial_ok(t):

@@ -3,8 +3,8 @@ and the learning-rate range test."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -13,9 +13,24 @@ from matplotlib.ticker import FuncFormatter
 
 from nnrun.fmt import compact, finite, metric, pct, significant
 from nnrun.metrics import ema
-from nnrun.plots.style import (BAD_COLOR, TRAIN_COLOR, VAL_COLOR, PathLike, colors_for, column,
-                               epochs, floats, has_values, integer_epochs, message_figure,
-                               new_figure, percent_axis, run_curve, save, styled)
+from nnrun.plots.style import (
+    BAD_COLOR,
+    TRAIN_COLOR,
+    VAL_COLOR,
+    PathLike,
+    colors_for,
+    column,
+    epochs,
+    floats,
+    has_values,
+    integer_epochs,
+    message_figure,
+    new_figure,
+    percent_axis,
+    run_curve,
+    save,
+    styled,
+)
 
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
@@ -130,7 +145,7 @@ def compare_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike
     fig = new_figure((9.5, 4.5))
     ax_acc, ax_loss = fig.subplots(1, 2)
     handles, all_epochs = [], []
-    for (label, rows), color in zip(runs, colors_for(len(runs))):
+    for (label, rows), color in zip(runs, colors_for(len(runs)), strict=True):
         ep, acc, acc_source = run_curve(rows, "accuracy")
         _, loss, loss_source = run_curve(rows, "loss")
         all_epochs.append(ep)

@@ -15,8 +15,9 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from nnrun.config import Experiment, apply_overrides, validate
 from nnrun.errors import ConfigError

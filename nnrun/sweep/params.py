@@ -19,7 +19,8 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,8 @@ RANGE_RE = re.compile(r"^(log|lin|int):([^:]+):([^:]+)(?::([^:]+))?$")
 class Param:
     """One swept key: its grid values, a label for each, and (for ranges) the space to sample."""
 
-    def __init__(self, key: str, values: list, labels: Optional[list[str]] = None,
-                 space: Optional[tuple] = None):
+    def __init__(self, key: str, values: list, labels: list[str] | None = None,
+                 space: tuple | None = None):
         if not values:
             raise ConfigError(f"sweep param {key!r}: no values")
         self.key, self.values, self.space = key, list(values), space
@@ -56,7 +57,7 @@ def label_for(value: Any, i: int) -> Any:
 
 
 # -- reading specs --------------------------------------------------------------------------
-def parse_range(key: str, text: str) -> Optional[Param]:
+def parse_range(key: str, text: str) -> Param | None:
     """'log:1e-5:1:8' -> Param with 8 log-spaced values; None when text is not a range."""
     m = RANGE_RE.match(text.strip())
     if not m:
@@ -73,7 +74,7 @@ def parse_range(key: str, text: str) -> Optional[Param]:
     return float_range(key, where, kind, lo, hi, n)
 
 
-def int_range(key: str, where: str, lo: float, hi: float, step: Optional[int]) -> Param:
+def int_range(key: str, where: str, lo: float, hi: float, step: int | None) -> Param:
     if lo != int(lo) or hi != int(hi) or hi < lo:
         raise ConfigError(f"{where}: int:LOW:HIGH[:STEP] needs integers with LOW <= HIGH")
     step = 1 if step is None else step
@@ -82,7 +83,7 @@ def int_range(key: str, where: str, lo: float, hi: float, step: Optional[int]) -
     return Param(key, list(range(int(lo), int(hi) + 1, step)), space=("int", int(lo), int(hi)))
 
 
-def float_range(key: str, where: str, kind: str, lo: float, hi: float, n: Optional[int]) -> Param:
+def float_range(key: str, where: str, kind: str, lo: float, hi: float, n: int | None) -> Param:
     n = 5 if n is None else n
     if n < 1:
         raise ConfigError(f"{where}: the number of values must be at least 1")
@@ -163,7 +164,7 @@ def concrete_key(raw: dict, key: str) -> str:
     return out
 
 
-def merge_params(section: Optional[dict], cli: Sequence[str]) -> list[Param]:
+def merge_params(section: dict | None, cli: Sequence[str]) -> list[Param]:
     """The sweep section's params, then the command line's (same key: the command line wins)."""
     params: dict[str, Param] = {}
     for key, spec in (section or {}).items():
@@ -175,13 +176,13 @@ def merge_params(section: Optional[dict], cli: Sequence[str]) -> list[Param]:
 
 
 # -- expansion ------------------------------------------------------------------------------
-def expand(params: Sequence[Param], random: Optional[int] = None, seed: int = 0) -> list[list[tuple]]:
+def expand(params: Sequence[Param], random: int | None = None, seed: int = 0) -> list[list[tuple]]:
     """Every trial as [(value, label), ...] in param order: the grid product, or `random` draws
     (ranges sampled continuously, lists uniformly)."""
     if not params:
         return [[]]
     if not random:
-        return [list(combo) for combo in itertools.product(*[list(zip(p.values, p.labels)) for p in params])]
+        return [list(combo) for combo in itertools.product(*[list(zip(p.values, p.labels, strict=True)) for p in params])]
     rng = np.random.default_rng(seed)
     return [[draw(p, rng) for p in params] for _ in range(random)]
 

@@ -8,12 +8,21 @@ import json
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 from nnrun import fmt
-from nnrun.config import (Experiment, SweepConfig, apply_overrides, canonical_override, check_name,
-                          read_yaml, unknown_name, validate)
+from nnrun.config import (
+    Experiment,
+    SweepConfig,
+    apply_overrides,
+    canonical_override,
+    check_name,
+    read_yaml,
+    unknown_name,
+    validate,
+)
 from nnrun.errors import ConfigError
 from nnrun.metrics import RUN_METRICS, metric_mode
 from nnrun.sweep.params import Param, concrete_key, expand, merge_params
@@ -49,9 +58,9 @@ def default_metric(exp: Experiment) -> str:
     return "val_accuracy" if exp.data.validation_split > 0 else "test_accuracy"
 
 
-def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), overrides: Sequence[str] = (),
-               metric: Optional[str] = None, mode: Optional[str] = None, random: Optional[int] = None,
-               seed: Optional[int] = None, name: Optional[str] = None) -> dict:
+def plan_sweep(config: str | os.PathLike, params: Sequence[str] = (), overrides: Sequence[str] = (),
+               metric: str | None = None, mode: str | None = None, random: int | None = None,
+               seed: int | None = None, name: str | None = None) -> dict:
     """Read the config and build the sweep document (no files written): the base config, the
     params, and every trial with its concrete --set overrides, validated up front. A trial whose
     config is invalid is recorded as failed; when every trial is invalid, ConfigError."""
@@ -77,7 +86,7 @@ def plan_sweep(config: Union[str, os.PathLike], params: Sequence[str] = (), over
             "workers": from_section(section, "workers"), "status": "planned", "trials": trials, "best": None}
 
 
-def from_section(section: Optional[SweepConfig], field: str) -> Any:
+def from_section(section: SweepConfig | None, field: str) -> Any:
     """A field of the config's sweep: section, None without one."""
     return getattr(section, field) if section else None
 
@@ -120,7 +129,7 @@ def plan_trial(index: int, plist: Sequence[Param], combo: list[tuple], raw: dict
     trial = {"index": index, "params": shown, "overrides": sets, "status": Status.PENDING, "metric": None,
              "best_epoch": None, "seconds": None, "run_dir": None, "error": None}
     try:
-        for p, (value, label) in zip(plist, combo):
+        for p, (value, label) in zip(plist, combo, strict=True):
             text = canonical_override(f"{concrete_key(scratch, p.key)}={json.dumps(value)}")
             apply_overrides(scratch, [text])
             sets.append(text)
@@ -128,7 +137,7 @@ def plan_trial(index: int, plist: Sequence[Param], combo: list[tuple], raw: dict
         validate(scratch, source, base_dir)
     except ConfigError as e:
         trial.update(status=Status.FAILED, error=str(e))
-        for p, (value, label) in zip(plist, combo):
+        for p, (_, label) in zip(plist, combo, strict=True):
             shown.setdefault(p.key, label)
     trial["name"] = trial_folder(index, shown)
     return trial

@@ -8,7 +8,6 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Optional, Union
 
 from nnrun.fileio import write_json, write_text
 from nnrun.fmt import finite
@@ -20,7 +19,7 @@ from nnrun.train import Status, is_ok
 DONE_STATUSES = (Status.COMPLETED, Status.STOPPED_EARLY, Status.DIVERGED, Status.FAILED)
 
 
-def metric_of(summary: dict, metric: str) -> tuple[Optional[float], Optional[int]]:
+def metric_of(summary: dict, metric: str) -> tuple[float | None, int | None]:
     """(value, epoch) of a run: a train/val metric at the run's best epoch (the epoch its
     monitor chose, as everywhere in nnrun); a test metric as measured once at the end, with
     the weights the run ended with."""
@@ -44,7 +43,7 @@ def ranking(doc: dict) -> list[dict]:
     return sorted(ok, key=lambda t: (sign * t["metric"], t["index"])) + [t for t in doc["trials"] if t not in ok]
 
 
-def best_index(doc: dict) -> Optional[int]:
+def best_index(doc: dict) -> int | None:
     return ranking(doc)[0]["index"] if successful(doc) else None
 
 
@@ -70,7 +69,7 @@ def write_csv(sweep_dir: Path, doc: dict) -> None:
     write_text(sweep_dir / "sweep.csv", buf.getvalue())
 
 
-def read_sweep(sweep_dir: Union[str, os.PathLike]) -> dict:
+def read_sweep(sweep_dir: str | os.PathLike) -> dict:
     return read_json(Path(sweep_dir) / "sweep.json")
 
 
@@ -112,7 +111,7 @@ def all_learning_rates(names: list[str], trials: list[dict]) -> bool:
         isinstance(t["params"].get(k), (int, float)) and t["params"][k] > 0 for t in trials for k in names)
 
 
-def curves(sweep_dir: Path, doc: dict, trials: list[dict]) -> tuple[list[tuple[str, list[dict]]], Optional[int]]:
+def curves(sweep_dir: Path, doc: dict, trials: list[dict]) -> tuple[list[tuple[str, list[dict]]], int | None]:
     """(label, metrics rows) of each trial that has rows, and the best trial's position among them."""
     runs, best = [], None
     for t in trials:

@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from nnrun.errors import ConfigError
 from nnrun.runs import create_run_dir
@@ -25,10 +25,10 @@ class SweepReporter:
     def finish(self, doc: dict) -> None: pass
 
 
-def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs_dir: Union[str, os.PathLike] = "runs",
-              resume: Optional[Union[str, os.PathLike]] = None, workers: Optional[int] = None,
+def run_sweep(doc_or_config: dict | str | os.PathLike | None = None, *, runs_dir: str | os.PathLike = "runs",
+              resume: str | os.PathLike | None = None, workers: int | None = None,
               executor: str = "local", scheduler: Any = None, trial_plots: bool = True,
-              plots: bool = True, reporter: Optional[SweepReporter] = None, **plan_kwargs) -> Path:
+              plots: bool = True, reporter: SweepReporter | None = None, **plan_kwargs) -> Path:
     """Run a planned sweep (a plan_sweep() document, or a config path planned here with
     plan_kwargs), or resume the sweep folder `resume`. Returns the sweep folder; its sweep.json
     says "completed" or "interrupted" (Ctrl-C: what finished is kept)."""
@@ -46,7 +46,7 @@ def run_sweep(doc_or_config: Union[dict, str, os.PathLike, None] = None, *, runs
     return sweep_dir
 
 
-def new_sweep(doc_or_config: Union[dict, str, os.PathLike], runs_dir: Union[str, os.PathLike],
+def new_sweep(doc_or_config: dict | str | os.PathLike, runs_dir: str | os.PathLike,
               plan_kwargs: dict) -> tuple[Path, dict]:
     """A new sweep folder, and a copy of the plan (planned here when given a config path)."""
     doc = doc_or_config if isinstance(doc_or_config, dict) else plan_sweep(doc_or_config, **plan_kwargs)
@@ -68,7 +68,7 @@ def reopen_sweep(sweep_dir: Path) -> dict:
     return doc
 
 
-def start_sweep(sweep_dir: Path, doc: dict, workers: Optional[int], executor: str, trial_plots: bool) -> list[dict]:
+def start_sweep(sweep_dir: Path, doc: dict, workers: int | None, executor: str, trial_plots: bool) -> list[dict]:
     """Mark the sweep running in sweep.json and return the jobs of its pending trials."""
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     remove_staging(sweep_dir)
@@ -80,7 +80,7 @@ def start_sweep(sweep_dir: Path, doc: dict, workers: Optional[int], executor: st
     return [trial_job(sweep_dir, doc, t, trial_plots) for t in pending]
 
 
-def worker_count(requested: Optional[int], pending: int) -> int:
+def worker_count(requested: int | None, pending: int) -> int:
     """The requested number of workers (default: the cores), no more than there are trials."""
     return max(1, min(requested or default_workers(), max(pending, 1)))
 
