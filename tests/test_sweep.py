@@ -280,3 +280,23 @@ def test_usage_errors_make_no_sweep_folder(tmp_path):
     no_val = write_config(tmp_path, data={"dataset": "digits", "validation_split": 0})
     with pytest.raises(ConfigError, match="no validation data"):
         S.plan_sweep(no_val, params=["optimizer.lr=0.01"], metric="val_accuracy")
+
+
+def test_parallel_sweeps_download_named_datasets_once_before_the_workers(served_mnist, tmp_path, monkeypatch):
+    from nnrun.data.catalog import dataset_info
+    from nnrun.data.progress import download_progress
+    from nnrun.sweep.executors import fetch_datasets
+    from nnrun.sweep.run import trial_job
+
+    monkeypatch.setenv("NNRUN_MIRRORS_MNIST", served_mnist["good"])
+    monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "cache"))
+    cfg = write_config(tmp_path, data={"dataset": "mnist", "validation_split": 0})
+    doc = S.plan_sweep(cfg, params=["optimizer.lr=0.01,0.02"])
+    jobs = [trial_job(tmp_path, doc, t, False) for t in doc["trials"]]
+    reports = []
+    with download_progress(reports.append):
+        fetch_datasets(jobs)
+        fetch_datasets(jobs)  # cached: nothing more to download
+    started = sorted(r.filename for r in reports if r.done == 0)
+    assert started == sorted(f for pair in dataset_info("mnist").files.values() for f in pair)
+    assert all((tmp_path / "cache" / "mnist" / name).is_file() for name in started)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.config import Experiment, apply_overrides, validate
-from nnrun.errors import ConfigError
+from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import write_bytes, write_json
 from nnrun.runs import read_json_or
 from nnrun.sweep.results import metric_of
@@ -155,7 +155,25 @@ def run_jobs(jobs: list[dict], on_result: OnResult, executor: str = "local", wor
     elif workers == 1:
         run_inline(jobs, on_result)
     else:
+        fetch_datasets(jobs)
         run_processes(jobs, workers, on_result)
+
+
+def fetch_datasets(jobs: list[dict]) -> None:
+    """Download the named datasets the trials need once, here, before the workers start: they
+    then find them in the cache instead of all downloading at once, and the download shows in
+    this process's display. A failed download is left for the trials to report."""
+    from nnrun.data.catalog import dataset_info
+    from nnrun.data.download import fetch
+
+    names = {exp.data.dataset for exp in map(trial_experiment, jobs)
+             if exp.data.dataset and not (exp.data.train and exp.data.test)}
+    for name in sorted(names):
+        for filename in (f for pair in dataset_info(name).files.values() for f in pair):
+            try:
+                fetch(name, filename)
+            except NnrunError:
+                return
 
 
 def run_inline(jobs: list[dict], on_result: OnResult) -> None:
