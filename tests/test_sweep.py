@@ -212,7 +212,7 @@ def test_cli_dry_run_and_sweep(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "ranking" in res.output and "best: t00" in res.output
     res = CliRunner().invoke(app, ["sweep", str(cfg), "--lr-range", "1e-6:1"])
-    assert res.exit_code == 2 and "No such option" in res.output  # the range test is `nnrun lr-find`
+    assert res.exit_code == 2 and "nnrun lr-find CONFIG --min-lr MIN --max-lr MAX" in res.output
 
 
 # -- Dask -----------------------------------------------------------------------------------

@@ -34,12 +34,13 @@ def lr_find(config: Path = typer.Argument(..., help="Experiment YAML file."),
 
 
 def print_result(config: Path, min_lr: float, max_lr: float, result: dict) -> None:
-    out.print(f"{result['steps']} steps from {min_lr:g} to {max_lr:g}: {result['stopped']}", markup=False)
+    out.print(f"{result['steps']} steps from {min_lr:g} to {max_lr:g}: {result['stopped']}", markup=False,
+              soft_wrap=True)
     lr = result["suggestion"]
     if lr is None:
-        out.print("no suggestion: the loss never decreased; widen the range", markup=False)
+        out.print("no suggestion: the loss never decreased; widen the range", markup=False, soft_wrap=True)
         return
     out.print(f"suggested learning rate: {lr:.3g}  (steepest descent of the smoothed loss; "
-              "plot in plots/lr_find.png)", markup=False)
+              "plot in plots/lr_find.png)", markup=False, soft_wrap=True)
     out.print(f"next, a sweep around it: nnrun sweep {config} --param optimizer.lr=log:{lr / 10:.2g}:{lr * 3:.2g}:5",
               markup=False, soft_wrap=True)

@@ -127,7 +127,8 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
           trial_plots: bool = typer.Option(True, "--trial-plots/--no-trial-plots",
                                            help="Draw each trial's learning curves."),
           dry_run: bool = typer.Option(False, "--dry-run", help="List the trials and exit."),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the sweep folder.")):
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the sweep folder."),
+          lr_range: str | None = typer.Option(None, "--lr-range", hidden=True)):
     """Run a hyper-parameter sweep (grid or random search over config values).
 
     Every trial is a normal run folder under <runs-dir>/<time>-sweep-<name>/trials/; the sweep
@@ -136,6 +137,8 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
     from nnrun import sweep as S
     from nnrun.errors import ConfigError
 
+    if lr_range is not None:
+        raise ConfigError("--lr-range has moved to its own command: nnrun lr-find CONFIG --min-lr MIN --max-lr MAX")
     if resume is None and config is None:
         raise ConfigError("give a CONFIG (or --resume SWEEP_FOLDER)")
     if resume is not None:
