@@ -174,7 +174,8 @@ class RangeTest(Callback):
     def on_batch_end(self, state, loss, accuracy):
         self.lrs.append(state.lr)
         self.losses.append(float(loss))
-        state.stop = self.should_stop(state.lr, loss) or len(self.lrs) == self.steps
+        if self.should_stop(state.lr, loss) or len(self.lrs) == self.steps:
+            state.request_stop()
 
     def should_stop(self, lr: float, loss: float) -> bool:
         if not math.isfinite(loss):
@@ -221,8 +222,10 @@ def lr_find(exp: Experiment, lr_min: float = 1e-6, lr_max: float = 1.0, steps: i
     test = RangeTest(lr_min, lr_max, steps, diverge)
     shuffle = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
     epochs = math.ceil(steps / math.ceil(len(data.train[0]) / exp.train.batch_size))
-    fit(net, data.train, None, build_loss(exp), build_optimizer(exp), nn.make_schedule("constant", lr_min),
-        epochs, exp.train.batch_size, shuffle, [test, *callbacks])
+    state = fit(net, data.train, None, build_loss(exp), build_optimizer(exp), nn.make_schedule("constant", lr_min),
+                epochs, exp.train.batch_size, shuffle, [test, *callbacks])
+    if state.status == Status.INTERRUPTED:
+        raise KeyboardInterrupt  # nothing written: a partial ramp suggests nothing
     result = {"name": exp.name, "lr_min": lr_min, "lr_max": lr_max, "steps": len(test.lrs),
               "stopped": test.stopped, "suggestion": suggest_lr(test.lrs, test.losses),
               "lrs": test.lrs, "losses": [v if math.isfinite(v) else None for v in test.losses],

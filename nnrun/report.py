@@ -19,7 +19,7 @@ from typing import Any
 from nnrun import fmt
 from nnrun.fileio import write_text
 from nnrun.runs import read_json_or, read_rows, read_summary
-from nnrun.train import status_tone
+from nnrun.status import status_tone
 
 SPLIT_ORDER = ["test", "validation", "train"]
 

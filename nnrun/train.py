@@ -2,10 +2,10 @@
 "for each epoch, for each batch: forward, backward, step" is a callback.
 
 The hooks, in order: on_train_begin, then per epoch on_epoch_begin, per batch on_batch_begin
-and on_batch_end, on_epoch_end; on_train_end last, always (also after Ctrl-C). A callback stops
-training by setting `state.stop`: checked after every batch and every epoch. An epoch that does
-not finish leaves no trace: no metrics row, and the weights go back to the end of the last
-complete epoch.
+and on_batch_end, on_epoch_end; on_train_end last, always (also after Ctrl-C or an error). A
+callback stops training with `state.request_stop()`: checked after every batch and every epoch,
+and never taken back. An epoch that does not finish leaves no trace: no metrics row, and the
+weights go back to the end of the last complete epoch.
 """
 
 from __future__ import annotations
@@ -14,41 +14,14 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
 from nnrun import nn
 from nnrun.metrics import metric_mode
+from nnrun.status import Status
 
 Split = tuple[np.ndarray, np.ndarray]
-
-
-class Status(str, Enum):
-    """How a run (or a sweep trial) ended; the value is what the files say."""
-
-    COMPLETED = "completed"
-    STOPPED_EARLY = "stopped_early"
-    DIVERGED = "diverged"
-    INTERRUPTED = "interrupted"
-    FAILED = "failed"
-    PENDING = "pending"  # a sweep trial not run yet
-    CRASHED = "crashed"  # a sweep trial whose worker process died
-
-    def __str__(self) -> str:
-        return self.value
-
-    __format__ = str.__format__  # f"{status}" gives the value on every Python version
-
-
-def is_ok(status: str | None) -> bool:
-    """Training ran to its planned end or to early stopping: its metrics can be ranked."""
-    return status in (Status.COMPLETED, Status.STOPPED_EARLY)
-
-
-def status_tone(status: str | None) -> str:
-    """How a status should look: "ok", "warn" (interrupted or not run yet) or "bad"."""
-    return "ok" if is_ok(status) else "warn" if status in (Status.INTERRUPTED, Status.PENDING) else "bad"
 
 
 def available_metric(metric: str, has_val: bool) -> str:
@@ -71,10 +44,16 @@ class TrainState:
     rows: list[dict] = field(default_factory=list)  # one metrics row per complete epoch
     status: Status = Status.COMPLETED
     error: str | None = None
-    stop: bool = False  # set by a callback to end training
+    stopping: bool = False  # a callback asked to end training: see request_stop
+    last_complete_weights: dict = field(default_factory=dict)  # a copy, taken at each epoch's end
     best_epoch: int | None = None
     monitor: str | None = None  # the metric that chose best_epoch
     weights: str = "final"  # the network ends with the "final" or the "best" weights
+
+    def request_stop(self, status: Status = Status.STOPPED_EARLY, error: str | None = None) -> None:
+        """End training after this batch (or epoch); the first request's status and error stand."""
+        if not self.stopping:
+            self.stopping, self.status, self.error = True, status, error
 
 
 class Callback:
@@ -140,11 +119,11 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
     """Train net on `train` for up to `epochs` epochs of mini-batches (in the order `shuffle`
     permutes them, or as given), at the rate schedule(epoch index); score `val` after each epoch.
     Returns the state: per-epoch rows, status, best epoch, which weights the network ends with."""
-    state = TrainState(net, epochs, math.ceil(len(train[0]) / batch_size))
+    state = TrainState(net, epochs, math.ceil(len(train[0]) / batch_size),
+                       last_complete_weights=net.get_weights())
     hooks = Callbacks(callbacks)
-    hooks.on_train_begin(state)
-    last_complete = net.get_weights()
     try:
+        hooks.on_train_begin(state)
         for t in range(epochs):
             state.epoch, state.lr = t + 1, schedule(t)
             hooks.on_epoch_begin(state)
@@ -157,17 +136,16 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
                 row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss, *val)
             row["seconds"] = time.perf_counter() - start
             state.rows.append(row)
-            last_complete = net.get_weights()
+            state.last_complete_weights = net.get_weights()
             hooks.on_epoch_end(state, row)
-            if state.stop:
+            if state.stopping:
                 break
     except KeyboardInterrupt:
         state.status = Status.INTERRUPTED
-    if state.stop and state.status == Status.COMPLETED and len(state.rows) < epochs:
-        state.status = Status.STOPPED_EARLY  # a callback ended training before its planned end
-    if len(state.rows) < state.epoch:  # an unfinished epoch: not its half-trained weights
-        net.set_weights(last_complete)
-    hooks.on_train_end(state)
+    finally:
+        if len(state.rows) < state.epoch:  # an unfinished epoch: not its half-trained weights
+            net.set_weights(state.last_complete_weights)
+        hooks.on_train_end(state)
     return state
 
 
@@ -192,7 +170,7 @@ def run_epoch(state: TrainState, train: Split, loss: nn.Loss, optimizer: nn.Opti
             seen += len(idx)
             state.train_loss, state.train_accuracy = total_loss / seen, correct / seen
             hooks.on_batch_end(state, value, float(np.mean(hits)))
-            if state.stop:
+            if state.stopping:
                 return False
     return True
 
@@ -231,7 +209,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, state, row):
         if not self.best.improved and self.best.wait >= self.patience:
-            state.status, state.stop = Status.STOPPED_EARLY, True
+            state.request_stop(Status.STOPPED_EARLY)
 
 
 class RestoreBestWeights(Callback):
@@ -243,7 +221,7 @@ class RestoreBestWeights(Callback):
 
     def on_epoch_end(self, state, row):
         if self.best.improved:
-            self.weights = state.net.get_weights()
+            self.weights = state.last_complete_weights  # already a copy: fit makes a new one each epoch
 
     def on_train_end(self, state):
         if self.weights is not None:
@@ -267,5 +245,5 @@ class StopOnDivergence(Callback):
 
     def on_batch_end(self, state, loss, accuracy):
         if not math.isfinite(loss):
-            state.status, state.stop = Status.DIVERGED, True
-            state.error = f"loss became {loss} in epoch {state.epoch}; try a smaller optimizer.lr"
+            state.request_stop(Status.DIVERGED,
+                               f"loss became {loss} in epoch {state.epoch}; try a smaller optimizer.lr")

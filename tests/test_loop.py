@@ -77,7 +77,8 @@ def test_a_callback_sees_every_epoch_and_batch_in_order():
 def test_a_callback_stops_training_at_the_end_of_an_epoch():
     class StopAfter2(Callback):
         def on_epoch_end(self, state, row):
-            state.stop = state.epoch == 2
+            if state.epoch == 2:
+                state.request_stop()
 
     recorder = Recorder()
     _, state = train([StopAfter2(), recorder], epochs=5)
@@ -88,7 +89,8 @@ def test_a_callback_stops_training_at_the_end_of_an_epoch():
 def test_a_stop_mid_epoch_keeps_no_trace_of_that_epoch():
     class StopInEpoch2(Callback):
         def on_batch_end(self, state, loss, accuracy):
-            state.stop = state.epoch == 2 and state.batch == 2
+            if state.epoch == 2 and state.batch == 2:
+                state.request_stop()
 
     net, state = train([StopInEpoch2()], epochs=4)
     assert [r["epoch"] for r in state.rows] == [1]
@@ -180,3 +182,34 @@ def test_status_values_are_the_strings_the_files_hold():
 
     assert json.dumps({"status": Status.STOPPED_EARLY}) == '{"status": "stopped_early"}'
     assert f"{Status.DIVERGED}" == "diverged" and Status("completed") is Status.COMPLETED
+
+
+def test_the_first_stop_request_stands_and_none_is_taken_back():
+    class DivergeInEpoch2(Callback):
+        def on_batch_end(self, state, loss, accuracy):
+            if state.epoch == 2:
+                state.request_stop(Status.DIVERGED, "made up")
+
+    class LaterStop(Callback):
+        def on_batch_end(self, state, loss, accuracy):
+            if state.epoch == 2:
+                state.request_stop()  # a second request changes nothing
+
+    _, state = train([DivergeInEpoch2(), LaterStop()], epochs=4)
+    assert (state.status, state.error, len(state.rows)) == (Status.DIVERGED, "made up", 1)
+
+
+def test_an_error_in_a_callback_still_rolls_back_and_ends_training():
+    class Boom(Callback):
+        def on_batch_end(self, state, loss, accuracy):
+            if state.epoch == 2 and state.batch == 2:
+                raise RuntimeError("boom")
+
+    recorder = Recorder()
+    net = network()
+    with pytest.raises(RuntimeError, match="boom"):
+        train([Boom(), recorder], epochs=3, net=net)
+    assert recorder.calls[-1][0] == "train_end"
+    one_epoch, _ = train(epochs=1)
+    for name, w in one_epoch.get_weights().items():
+        assert np.array_equal(net.get_weights()[name], w), name

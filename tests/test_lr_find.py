@@ -59,3 +59,18 @@ def test_cli_lr_find_refuses_bad_ranges(tmp_path):
         res = CliRunner().invoke(app, ["lr-find", str(cfg), "--runs-dir", str(runs), *args])
         assert res.exit_code == 2 and words in res.output, res.output
     assert not runs.exists()  # nothing written for a usage error
+
+
+def test_ctrl_c_during_lr_find_writes_nothing(tmp_path):
+    import pytest
+
+    from nnrun.train import Callback
+
+    class CtrlC(Callback):
+        def on_batch_end(self, state, loss, accuracy):
+            if state.batch == 10:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lr_find(load_config(softmax_regression(tmp_path)), steps=50, runs_dir=tmp_path / "runs", callbacks=[CtrlC()])
+    assert not (tmp_path / "runs").exists()

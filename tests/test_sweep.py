@@ -300,3 +300,16 @@ def test_parallel_sweeps_download_named_datasets_once_before_the_workers(served_
     started = sorted(r.filename for r in reports if r.done == 0)
     assert started == sorted(f for pair in dataset_info("mnist").files.values() for f in pair)
     assert all((tmp_path / "cache" / "mnist" / name).is_file() for name in started)
+
+
+def test_a_trial_whose_files_vanished_fails_alone_in_a_parallel_resume(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((40, 64)), y=np.arange(40) % 10)
+    cfg = write_config(tmp_path, data={"train": {"npz": "d.npz"}, "validation_split": 0.25})
+    doc = S.plan_sweep(cfg, params=["optimizer.lr=0.01,0.02"])
+    (tmp_path / "d.npz").unlink()
+    sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=2, trial_plots=False, plots=False)
+    saved = S.read_sweep(sweep_dir)
+    assert saved["status"] == "completed"
+    assert [t["status"] for t in saved["trials"]] == ["failed", "failed"]
+    assert all("d.npz" in t["error"] for t in saved["trials"])

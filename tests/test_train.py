@@ -277,7 +277,7 @@ def test_live_display_on_a_terminal(tmp_path):
 
     from rich.console import Console
 
-    from nnrun.cli.train import LiveDisplay
+    from nnrun.cli.live import LiveDisplay
     from nnrun.train import TrainState
 
     buffer = io.StringIO()

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out
 from nnrun.fmt import duration, fixed, pct
-from nnrun.train import status_tone
+from nnrun.status import status_tone
 
 RUN_HELP = "A run folder, a folder name inside --runs-dir, or `latest`."
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from nnrun import fmt
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
-from nnrun.train import is_ok
+from nnrun.status import is_ok
 
 
 def params_text(params: dict, sep: str) -> str:

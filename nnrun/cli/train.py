@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out, print_error
-from nnrun.fmt import fixed, pct
-from nnrun.train import Callback, Status
+from nnrun.fmt import pct
+from nnrun.status import Status
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -48,54 +46,6 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
 
 
 # -- train ----------------------------------------------------------------------------------
-def epoch_line(row: dict, epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {fixed(row['train_loss'])}",
-             f"acc {pct(row['train_accuracy'])}"]
-    if row.get("val_loss") is not None:
-        parts += [f"val_loss {fixed(row['val_loss'])}", f"val_acc {pct(row['val_accuracy'])}"]
-    parts += [f"lr {row['lr']:.3g}", f"{row['seconds']:.1f}s"]
-    return "  ".join(parts)
-
-
-class LiveDisplay(Callback):
-    """A live rich progress bar on a terminal; one plain line per epoch otherwise."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.progress: Progress | None = None
-        self.task = None
-
-    def on_epoch_begin(self, state):
-        if not self.console.is_terminal:
-            return
-        fields = dict(epoch=state.epoch, epochs=state.epochs, loss=0.0, acc=0.0, lr=state.lr)
-        if self.progress is None:
-            self.progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                TextColumn("acc {task.fields[acc]:.2%}"), TextColumn("lr {task.fields[lr]:.3g}"),
-                TimeRemainingColumn(), console=self.console, transient=True)
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=state.batches, **fields)
-        self.progress.reset(self.task, total=state.batches, **fields)
-
-    def on_batch_end(self, state, loss, accuracy):
-        if self.progress is not None:
-            self.progress.update(self.task, completed=state.batch, loss=state.train_loss,
-                                 acc=state.train_accuracy)
-
-    def on_epoch_end(self, state, row):
-        self.console.print(epoch_line(row, state.epochs), markup=False, highlight=False, soft_wrap=True)
-
-    def on_train_end(self, state):
-        self.close()
-
-    def close(self):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
 @app.command()
 @handle_errors
 def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
@@ -106,6 +56,7 @@ def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
           init_weights: Path | None = typer.Option(None, "--init-weights", help="Start from this weights.json."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
     """Train the experiment a config declares and write its run folder."""
+    from nnrun.cli.live import LiveDisplay
     from nnrun.config import load_config
     from nnrun.experiment import train_run
 

@@ -34,8 +34,7 @@ from nnrun.plots.style import (
     styled,
     text_color,
 )
-
-FAILED = {"failed", "error", "errored", "diverged", "crashed", "nan"}
+from nnrun.status import OK_STATUSES, Status
 
 
 @styled
@@ -74,7 +73,7 @@ def _is_number(v) -> bool:
 
 
 def _trial_ok(t: Mapping) -> bool:
-    return finite(t.get("metric")) is not None and str(t.get("status", "")).lower() not in FAILED
+    return finite(t.get("metric")) is not None and t.get("status", Status.COMPLETED) in OK_STATUSES
 
 
 def _outcomes(trials: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray]:
@@ -334,8 +333,7 @@ def _sweep_ranked(trials, names, metric_name, path, hib, max_rows: int = 40) -> 
 def _ranked_text(trial: Mapping, metric: float, ok: bool, metric_name: str) -> str:
     if ok:
         return _metric_text(metric_name, metric)
-    status = str(trial.get("status") or "failed")
-    return status if status.lower() in FAILED else f"failed ({status})"
+    return str(trial.get("status") or Status.FAILED)
 
 
 # -- curves ------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from nnrun.config import Experiment, apply_overrides, validate
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import write_bytes, write_json
 from nnrun.runs import read_json_or
+from nnrun.status import Status, is_ok
 from nnrun.sweep.results import metric_of
-from nnrun.train import Status, is_ok
 
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
              "NUMEXPR_NUM_THREADS")
@@ -99,7 +99,8 @@ def score(run_dir: Path, job: dict, result: dict) -> None:
     if is_ok(result["status"]):
         result["metric"], result["best_epoch"] = metric_of(summary, job["metric"])
         if result["metric"] is None:
-            result.update(status=Status.FAILED, error=f"no finite {job['metric']} at this run's best epoch")
+            where = "in this run" if job["metric"].startswith("test_") else "at this run's best epoch"
+            result.update(status=Status.FAILED, error=f"no finite {job['metric']} {where}")
 
 
 def zip_folder(folder: Path) -> bytes:
@@ -166,14 +167,21 @@ def fetch_datasets(jobs: list[dict]) -> None:
     from nnrun.data.catalog import dataset_info
     from nnrun.data.download import fetch
 
-    names = {exp.data.dataset for exp in map(trial_experiment, jobs)
-             if exp.data.dataset and not (exp.data.train and exp.data.test)}
-    for name in sorted(names):
+    for name in sorted({name for job in jobs if (name := dataset_needed(job))}):
         for filename in (f for pair in dataset_info(name).files.values() for f in pair):
             try:
                 fetch(name, filename)
             except NnrunError:
-                return
+                break
+
+
+def dataset_needed(job: dict) -> str | None:
+    """The named dataset a trial loads, if any; a trial whose config fails says so when it runs."""
+    try:
+        data = trial_experiment(job).data
+    except NnrunError:
+        return None
+    return data.dataset if data.dataset and not (data.train and data.test) else None
 
 
 def run_inline(jobs: list[dict], on_result: OnResult) -> None:

@@ -25,8 +25,8 @@ from nnrun.config import (
 )
 from nnrun.errors import ConfigError
 from nnrun.metrics import RUN_METRICS, metric_mode
+from nnrun.status import Status
 from nnrun.sweep.params import Param, concrete_key, expand, merge_params
-from nnrun.train import Status
 
 SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
 
@@ -83,7 +83,7 @@ def plan_sweep(config: str | os.PathLike, params: Sequence[str] = (), overrides:
             "config": str(config), "base_dir": str(base_dir), "base_config": raw,
             "base_overrides": list(overrides), "metric": metric, "mode": mode,
             "param_names": [p.key for p in plist], "random": random, "seed": seed,
-            "workers": from_section(section, "workers"), "status": "planned", "trials": trials, "best": None}
+            "workers": from_section(section, "workers"), "status": Status.PLANNED, "trials": trials, "best": None}
 
 
 def from_section(section: SweepConfig | None, field: str) -> Any:

@@ -12,8 +12,8 @@ from pathlib import Path
 from nnrun.fileio import write_json, write_text
 from nnrun.fmt import finite
 from nnrun.runs import read_json, read_rows
+from nnrun.status import Status, is_ok
 from nnrun.sweep.plan import short_params, train_command
-from nnrun.train import Status, is_ok
 
 # A finished trial keeps its result on --resume; any other status is run again.
 DONE_STATUSES = (Status.COMPLETED, Status.STOPPED_EARLY, Status.DIVERGED, Status.FAILED)
@@ -70,7 +70,7 @@ def write_csv(sweep_dir: Path, doc: dict) -> None:
 
 
 def read_sweep(sweep_dir: str | os.PathLike) -> dict:
-    return read_json(Path(sweep_dir) / "sweep.json")
+    return read_json(Path(sweep_dir) / "sweep.json", "sweep file")
 
 
 # -- best.yaml and plots --------------------------------------------------------------------
