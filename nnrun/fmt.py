@@ -66,4 +66,4 @@ def value(v: Any, missing: str = "-") -> str:
     0.1235), None as `missing`, anything else as str()."""
     if v is None:
         return missing
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return significant(v, missing=str(v)) if isinstance(v, float) else str(v)
