@@ -208,7 +208,7 @@ def _sweep_categorical(trials, name, values, metric_name, path, hib) -> Path:
     fig = new_figure((float(np.clip(0.9 * len(cats) + 3, 8.0, 16.0)), 4.5))
     ax = fig.add_subplot()
     colors = [GOOD_COLOR if c == best else MUTED for c in range(len(cats))]
-    ax.bar(np.arange(len(cats)), np.nan_to_num(means), color=colors, width=0.6, label="mean of trials")
+    ax.bar(np.arange(len(cats)), np.nan_to_num(means), color=colors, width=0.6)
     if ok.any():
         ax.scatter(idx[ok], m[ok], color=TEXT, s=16, zorder=3, label="trial")
         _metric_axis(ax, metric_name, m[ok])
@@ -223,7 +223,8 @@ def _sweep_categorical(trials, name, values, metric_name, path, hib) -> Path:
     ax.set_xlabel(name)
     ax.set_ylabel(metric_name)
     if best is not None:
-        ax.legend(handles=[*ax.get_legend_handles_labels()[0],
+        # The bars' own legend entry would take the first bar's colour: name the muted one.
+        ax.legend(handles=[Patch(color=MUTED, label="mean of trials"), *ax.get_legend_handles_labels()[0],
                            Patch(color=GOOD_COLOR, label=f"best: {compact(cats[best])}")], loc="best")
     ax.set_title(_title(metric_name, len(trials), int((~ok).sum()), hib))
     return save(fig, path)
