@@ -17,19 +17,24 @@ import numpy as np
 
 from nnrun import nn
 from nnrun.builder import Data, build_loss, build_network, build_optimizer, build_schedule, load_data
-from nnrun.config import Experiment, resolved_dict
-from nnrun.errors import ConfigError
-from nnrun.fileio import write_json, write_text
+from nnrun.checkpoint import FILE as CHECKPOINT
+from nnrun.checkpoint import Checkpoint, Trainer, restore
+from nnrun.checkpoint import load as load_checkpoint
+from nnrun.config import Experiment, load_config, resolved_dict
+from nnrun.errors import ConfigError, NnrunError
+from nnrun.fileio import remove_leftovers, write_json, write_text
 from nnrun.metrics import SmoothedLoss, ema
 from nnrun.runs import (
     create_run_dir,
     load_weights_into,
+    read_summary,
     versions,
     write_config,
     write_metrics,
     write_summary,
     write_weights,
 )
+from nnrun.status import is_ok
 from nnrun.train import (
     BestEpoch,
     Callback,
@@ -45,6 +50,20 @@ from nnrun.train import (
 )
 
 PathLike = str | os.PathLike
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) after training, while the run folder's last files were written."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
+class RunFinished(NnrunError):
+    """A run asked to resume has nothing left to do (exit code 0)."""
+
+    exit_code = 0
 
 
 def prepare(exp: Experiment, init_weights: PathLike | None = None) -> tuple[Data, nn.Sequential]:
@@ -73,15 +92,24 @@ def standard_callbacks(exp: Experiment, has_val: bool, schedule: nn.Schedule) ->
     return callbacks
 
 
-def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data,
-                   callbacks: Sequence[Callback] = ()) -> TrainState:
-    """Train net on data as exp.train says, with the standard callbacks then `callbacks`."""
-    has_val = data.val is not None
+def trainer_for(exp: Experiment, net: nn.Sequential, has_val: bool) -> Trainer:
+    """The optimiser, schedule, shuffling stream and standard callbacks the config asks for."""
     schedule = build_schedule(exp, available_metric(exp.train.plateau_monitor, has_val))
     shuffle = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
-    return fit(net, data.train, data.val, build_loss(exp), build_optimizer(exp), schedule,
-               exp.train.epochs, exp.train.batch_size, shuffle,
-               [*standard_callbacks(exp, has_val, schedule), *callbacks])
+    return Trainer(net, build_optimizer(exp), schedule, shuffle, standard_callbacks(exp, has_val, schedule))
+
+
+def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data, callbacks: Sequence[Callback] = (),
+                   checkpoint: Path | None = None, resume: dict | None = None) -> TrainState:
+    """Train net on data as exp.train says, with the standard callbacks then `callbacks`;
+    saving a checkpoint after each epoch when given its path, and going on from a loaded
+    checkpoint when given `resume`."""
+    trainer = trainer_for(exp, net, data.val is not None)
+    done, stopped = restore(resume, trainer) if resume else ([], None)
+    saving = [Checkpoint(checkpoint, trainer)] if checkpoint else []
+    return fit(net, data.train, data.val, build_loss(exp), trainer.optimizer, trainer.schedule,
+               exp.train.epochs, exp.train.batch_size, trainer.shuffle,
+               [*trainer.callbacks, *saving, *callbacks], done, stopped)
 
 
 class MetricsWriter(Callback):
@@ -99,19 +127,52 @@ class MetricsWriter(Callback):
 
 
 def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLike | None = None,
-              callbacks: Sequence[Callback] = (), make_plots: bool = True) -> Path:
-    """Train the experiment and write its run folder; returns the folder's path. `callbacks`
-    (a live display, say) run after the standard ones.
+              callbacks: Sequence[Callback] = (), make_plots: bool = True, folder: PathLike | None = None) -> Path:
+    """Train the experiment and write its run folder, <runs_dir>/<time>-<name> (or `folder`
+    itself, which must not exist yet); returns the folder's path. `callbacks` (a live display,
+    say) run after the standard ones.
 
     Config errors (bad data, shapes, weights) raise before the folder is created."""
     data, net = prepare(exp, init_weights)
-    run_dir = create_run_dir(runs_dir, exp.name)
+    run_dir = create_run_dir(runs_dir, exp.name) if folder is None else make_folder(Path(folder))
     write_config(run_dir / "config.yaml", resolved_dict(exp))
+    return run_into(run_dir, exp, data, net, callbacks, make_plots)
+
+
+def make_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    return folder
+
+
+def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots: bool = True) -> Path:
+    """Go on with a run folder from its checkpoint (an interrupted or killed run) to the same
+    end as if it had never stopped. RunFinished when there is nothing left to do."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); give the folder `nnrun train` printed")
+    summary = read_summary(run_dir) or {}
+    if not (run_dir / CHECKPOINT).is_file() and is_ok(summary.get("status")):
+        raise RunFinished(f"{run_dir}: already {summary['status']}; nothing to resume")
+    saved = load_checkpoint(run_dir / CHECKPOINT)
+    remove_leftovers(run_dir)
+    exp = load_config(run_dir / "config.yaml")
+    data, net = prepare(exp)
+    return run_into(run_dir, exp, data, net, callbacks, make_plots, saved, summary)
+
+
+def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: Sequence[Callback],
+             make_plots: bool, resume: dict | None = None, previous: dict | None = None) -> Path:
+    """Train (or go on training) into run_dir and write its files; the checkpoint stays only
+    while the run can be resumed."""
     started = time.perf_counter()
     summary = {"name": exp.name, "status": Status.FAILED, "seed": exp.seed, "run_dir": run_dir.name,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}
+    if resume is not None:
+        previous = previous or {}  # a killed run wrote no summary
+        summary.update(started=previous.get("started", summary["started"]),
+                       resumed=[*previous.get("resumed", []), summary["started"]])
     try:
-        state = fit_experiment(exp, net, data, [MetricsWriter(run_dir), *callbacks])
+        state = fit_experiment(exp, net, data, [MetricsWriter(run_dir), *callbacks], run_dir / CHECKPOINT, resume)
         summary.update(run_summary(state, net, data))
         if data.test is not None and state.rows:
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
@@ -120,15 +181,21 @@ def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLi
         if make_plots and state.rows:
             draw_training_plots(exp.name, state, run_dir)
     except BaseException as e:
-        summary["error"] = summary.get("error") or f"{type(e).__name__}: {e}"
+        interrupted = isinstance(e, KeyboardInterrupt)
+        summary["status"] = Status.INTERRUPTED if interrupted else summary["status"]
+        summary["error"] = None if interrupted else summary.get("error") or f"{type(e).__name__}: {e}"
+        if interrupted:
+            raise RunInterrupted(run_dir) from None
         raise
     finally:
-        summary["wall_seconds"] = time.perf_counter() - started
+        summary["wall_seconds"] = (previous or {}).get("wall_seconds", 0.0) + time.perf_counter() - started
         write_summary(run_dir, summary)
     if make_plots:
         from nnrun.report import write_report
 
         write_report(run_dir)
+    if summary["status"] != Status.INTERRUPTED:
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return run_dir
 
 

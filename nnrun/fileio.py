@@ -33,6 +33,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def remove_leftovers(folder: str | os.PathLike) -> None:
+    """Delete the temporary files of writes that a kill -9 cut short (atomic_path's `.<name>.*`)."""
+    for path in Path(folder).rglob(".*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

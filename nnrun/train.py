@@ -67,6 +67,13 @@ class Callback:
     def on_epoch_end(self, state: TrainState, row: dict) -> None: ...
     def on_train_end(self, state: TrainState) -> None: ...
 
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep of this callback: numbers, None, or numpy arrays."""
+        return {}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Continue from a state_dict()."""
+
 
 class Callbacks(Callback):
     """Several callbacks called in order."""
@@ -115,16 +122,21 @@ def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndar
 
 def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, optimizer: nn.Optimizer,
         schedule: nn.Schedule, epochs: int, batch_size: int, shuffle: np.random.Generator | None = None,
-        callbacks: Sequence[Callback] = ()) -> TrainState:
+        callbacks: Sequence[Callback] = (), done: Sequence[dict] = (),
+        stopped: tuple[Status, str | None] | None = None) -> TrainState:
     """Train net on `train` for up to `epochs` epochs of mini-batches (in the order `shuffle`
     permutes them, or as given), at the rate schedule(epoch index); score `val` after each epoch.
+    `done` holds the rows of epochs already trained (when resuming): training goes on after them,
+    unless `stopped` says how a callback had already ended it.
     Returns the state: per-epoch rows, status, best epoch, which weights the network ends with."""
-    state = TrainState(net, epochs, math.ceil(len(train[0]) / batch_size),
-                       last_complete_weights=net.get_weights())
+    state = TrainState(net, epochs, math.ceil(len(train[0]) / batch_size), rows=list(done),
+                       epoch=len(done), last_complete_weights=net.get_weights())
+    if stopped:
+        state.request_stop(*stopped)
     hooks = Callbacks(callbacks)
     try:
         hooks.on_train_begin(state)
-        for t in range(epochs):
+        for t in range(len(done), epochs if not state.stopping else len(done)):
             state.epoch, state.lr = t + 1, schedule(t)
             hooks.on_epoch_begin(state)
             start = time.perf_counter()
@@ -135,6 +147,10 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
             if val is not None:
                 row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss, *val)
             row["seconds"] = time.perf_counter() - start
+            if not sound(net, row):
+                state.request_stop(Status.DIVERGED, f"the weights or the validation loss stopped being finite "
+                                                    f"in epoch {state.epoch}; try a smaller optimizer.lr")
+                break
             state.rows.append(row)
             state.last_complete_weights = net.get_weights()
             hooks.on_epoch_end(state, row)
@@ -147,6 +163,12 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
             net.set_weights(state.last_complete_weights)
         hooks.on_train_end(state)
     return state
+
+
+def sound(net: nn.Sequential, row: dict) -> bool:
+    """An epoch counts only if every weight, and the validation loss, is finite."""
+    return (row["val_loss"] is None or math.isfinite(row["val_loss"])) and all(
+        np.isfinite(p).all() for p in net.parameters().values())
 
 
 def run_epoch(state: TrainState, train: Split, loss: nn.Loss, optimizer: nn.Optimizer, batch_size: int,
@@ -185,6 +207,7 @@ class BestEpoch(Callback):
         self.metric = metric
         self.tracker = nn.Monitor(metric_mode(metric), min_delta)
         self.improved = False
+        self.best_epoch: int | None = None
 
     @property
     def wait(self) -> int:
@@ -192,12 +215,20 @@ class BestEpoch(Callback):
         return self.tracker.wait
 
     def on_train_begin(self, state):
-        state.monitor = self.metric
+        state.monitor, state.best_epoch = self.metric, self.best_epoch
 
     def on_epoch_end(self, state, row):
         self.improved = self.tracker.update(row.get(self.metric))
         if self.improved:
-            state.best_epoch = row["epoch"]
+            state.best_epoch = self.best_epoch = row["epoch"]
+
+    def state_dict(self):
+        return {"best": self.tracker.best, "wait": self.tracker.wait, "improved": self.improved,
+                "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, saved):
+        self.tracker.best, self.tracker.wait = saved["best"], saved["wait"]
+        self.improved, self.best_epoch = saved["improved"], saved["best_epoch"]
 
 
 class EarlyStopping(Callback):
@@ -227,6 +258,12 @@ class RestoreBestWeights(Callback):
         if self.weights is not None:
             state.net.set_weights(self.weights)
             state.weights = "best"
+
+    def state_dict(self):
+        return dict(self.weights or {})
+
+    def load_state_dict(self, saved):
+        self.weights = dict(saved) or None
 
 
 class ReduceOnPlateau(Callback):

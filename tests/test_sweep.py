@@ -186,17 +186,24 @@ def test_ctrl_c_with_worker_processes_stops_them_and_resume_runs_the_rest(tmp_pa
     import multiprocessing
 
     children_before = {p.pid for p in multiprocessing.active_children()}
-    doc = S.plan_sweep(write_config(tmp_path), params=["train.epochs=1,150,150"])
+    doc = S.plan_sweep(write_config(tmp_path), params=["train.epochs=20,150,150"])
     sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=2, trial_plots=False, plots=False,
-                            reporter=StopAfter(1))  # Ctrl-C when the 1-epoch trial is in, the others running
+                            reporter=StopAfter(1))  # Ctrl-C when the 20-epoch trial is in, the others running
     assert [p for p in multiprocessing.active_children() if p.pid not in children_before] == []
     saved = S.read_sweep(sweep_dir)
     assert saved["status"] == "interrupted"
     assert [t["status"] for t in saved["trials"]] == ["completed", "pending", "pending"]
-    assert [p.name for p in (sweep_dir / "trials").iterdir()] == [saved["trials"][0]["name"]]
+    # t001 was stopped mid-run: kept, with the checkpoint --resume goes on from
+    assert (sweep_dir / "trials" / saved["trials"][1]["name"] / "checkpoint.npz").is_file()
     S.run_sweep(resume=sweep_dir, workers=2, trial_plots=False, plots=False)
     saved = S.read_sweep(sweep_dir)
     assert saved["status"] == "completed" and all(t["status"] == "completed" for t in saved["trials"])
+    resumed = sweep_dir / saved["trials"][1]["run_dir"]
+    alone = train_run(load_config(tmp_path / "tiny.yaml", tuple(saved["trials"][1]["overrides"])),
+                      tmp_path / "alone", make_plots=False)
+    assert (resumed / "weights.json").read_bytes() == (alone / "weights.json").read_bytes()
+    assert not (resumed / "checkpoint.npz").exists()
+    assert len(json.loads((resumed / "summary.json").read_text())["resumed"]) == 1  # went on, not restarted
 
 
 def test_cli_dry_run_and_sweep(tmp_path, monkeypatch):

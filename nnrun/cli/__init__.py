@@ -1,5 +1,7 @@
 """The nnrun command line. Each command lives in a module of this package."""
 
+import signal
+
 from nnrun.cli import (
     evaluate,  # noqa: F401  (registers evaluate, runs, compare)
     lrfind,  # noqa: F401  (registers lr-find)
@@ -9,5 +11,10 @@ from nnrun.cli import (
 from nnrun.cli.common import app
 
 
+def stop_like_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: finished work kept, resumable
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     app()

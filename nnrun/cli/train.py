@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out, print_error
+from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
 from nnrun.fmt import pct
 from nnrun.status import Status
 
@@ -48,37 +48,67 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
 # -- train ----------------------------------------------------------------------------------
 @app.command()
 @handle_errors
-def train(config: Path = typer.Argument(..., help="Experiment YAML file."),
+def train(config: Path | None = typer.Argument(None, help="Experiment YAML file (not with --resume)."),
           set_: list[str] = typer.Option([], "--set", help=SET_HELP),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
           name: str | None = typer.Option(None, "--name", help="Run name (default: the config's name)."),
           seed: int | None = typer.Option(None, "--seed", help="Random seed (default: the config's seed)."),
           init_weights: Path | None = typer.Option(None, "--init-weights", help="Start from this weights.json."),
+          resume: Path | None = typer.Option(None, "--resume",
+                                             help="Go on with an interrupted run folder from its checkpoint."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
-    """Train the experiment a config declares and write its run folder."""
+    """Train the experiment a config declares and write its run folder (or finish an
+    interrupted one with --resume RUN)."""
     from nnrun.cli.live import LiveDisplay
     from nnrun.config import load_config
-    from nnrun.experiment import train_run
+    from nnrun.experiment import RunFinished, RunInterrupted, resume_run, train_run
+    from nnrun.runs import read_json
 
-    overrides = list(set_) + ([f"name={name}"] if name else []) + ([f"seed={seed}"] if seed is not None else [])
-    exp = load_config(config, tuple(overrides))
+    check_train_options(config, resume, set_, name, seed, init_weights)
     display = [] if quiet else [LiveDisplay(out)]
     try:
-        run_dir = train_run(exp, runs_dir, init_weights, display)
+        if resume is not None:
+            run_dir = resume_run(resolve_resume(resume, runs_dir), display)
+        else:
+            overrides = [*set_, *([f"name={name}"] if name else []), *([f"seed={seed}"] if seed is not None else [])]
+            run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display)
+    except RunFinished as done:
+        out.print(str(done), markup=False, soft_wrap=True)
+        return
+    except RunInterrupted as stopped:
+        exit_interrupted(stopped.run_dir)
     finally:
         for d in display:
             d.close()
-    from nnrun.runs import read_json
-
     summary = read_json(run_dir / "summary.json")
     if not quiet:
         print_train_summary(summary)
         out.print(str(run_dir), markup=False, soft_wrap=True)
     if summary["status"] == Status.INTERRUPTED:
-        raise typer.Exit(130)
+        exit_interrupted(run_dir)
     if summary["status"] == Status.DIVERGED:
         print_error(f"training diverged: {summary['error']}")
         raise typer.Exit(1)
+
+
+def exit_interrupted(run_dir: Path) -> None:
+    err.print(f"interrupted; resume with: nnrun train --resume {run_dir}", markup=False, soft_wrap=True)
+    raise typer.Exit(130)
+
+
+def check_train_options(config, resume, set_, name, seed, init_weights) -> None:
+    from nnrun.errors import ConfigError
+
+    if resume is None and config is None:
+        raise ConfigError("give a CONFIG to train (or --resume RUN to finish an interrupted run)")
+    if resume is not None and (config is not None or set_ or name or seed is not None or init_weights):
+        raise ConfigError("--resume goes on with the run as it was configured: drop CONFIG, --set, --name, "
+                          "--seed and --init-weights")
+
+
+def resolve_resume(resume: Path, runs_dir: Path) -> Path:
+    """A run folder given by its path, or by its name inside --runs-dir."""
+    return resume if resume.is_dir() or resume.is_absolute() else runs_dir / resume
 
 
 def print_train_summary(summary: dict) -> None:

@@ -64,6 +64,16 @@ class Sequential:
                                  f"the model needs {p.shape}")
             p[...] = w
 
+    def random_state(self) -> dict[str, dict]:
+        """The state of every layer's own random stream (dropout masks), JSON-serialisable."""
+        return {f"layers.{i}": layer.rng.bit_generator.state
+                for i, layer in enumerate(self.layers) if hasattr(layer, "rng")}
+
+    def set_random_state(self, state: dict[str, dict]) -> None:
+        """Continue every layer's stream from a random_state()."""
+        for name, bit_state in state.items():
+            self.layers[int(name.split(".")[1])].rng.bit_generator.state = bit_state
+
     def summary(self) -> list[dict]:
         """One row per layer: index, type, output shape, parameter count."""
         return [{"index": i, "type": l.type, "activation": l.activation.name,

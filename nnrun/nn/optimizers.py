@@ -53,6 +53,22 @@ class Optimizer:
 
     decoupled_decay = False
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything step() has accumulated, as flat named arrays: "t" and "<param>/<moment>"."""
+        arrays = {"t": np.array(self.t)}
+        for key, moments in self.state.items():
+            arrays.update({f"{key}/{name}": value.copy() for name, value in moments.items()})
+        return arrays
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from a state_dict(): later steps are those the saved optimiser would take."""
+        self.t = int(arrays["t"])
+        self.state = {}
+        for name, value in arrays.items():
+            if name != "t":
+                key, moment = name.rsplit("/", 1)
+                self.state.setdefault(key, {})[moment] = np.array(value)
+
     def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
         """Update one parameter p in place from its gradient g; state is p's own (moments...)."""
         raise NotImplementedError

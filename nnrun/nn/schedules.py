@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .monitor import Monitor
 from .registry import Registry
 
@@ -46,6 +48,13 @@ class Schedule:
 
     def observe(self, value: float) -> None:
         """Told the monitored metric after each epoch; only feedback schedules use it."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """What observe() has accumulated (nothing, for a pure function of the epoch)."""
+        return {}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from a state_dict()."""
 
 
 @register("constant")
@@ -171,6 +180,14 @@ class ReduceOnPlateau(Schedule):
     def observe(self, value: float) -> None:
         if not self.monitor.update(value) and self.monitor.wait >= self.patience:
             self.lr, self.monitor.wait = max(self.lr * self.factor, self.lr_min), 0
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        best = math.nan if self.monitor.best is None else self.monitor.best
+        return {"lr": np.array(self.lr), "best": np.array(best), "wait": np.array(self.monitor.wait)}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        self.lr, self.monitor.wait = float(arrays["lr"]), int(arrays["wait"])
+        self.monitor.best = None if math.isnan(float(arrays["best"])) else float(arrays["best"])
 
 
 def make_schedule(name: str, lr0: float, **params: Any) -> Schedule:

@@ -41,49 +41,43 @@ def trial_experiment(job: dict) -> Experiment:
 
 def run_trial(job: dict) -> dict:
     """Train one trial into job['trials_dir']/job['name'] (or, with job['zip'], into a temporary
-    folder returned as zip bytes). Never raises: failures are in the result's status/error."""
+    folder returned as zip bytes), going on from its checkpoint when an earlier attempt was
+    interrupted. Never raises: failures are in the result's status/error."""
     start = time.perf_counter()
     result = {"index": job["index"], "status": Status.FAILED, "metric": None, "best_epoch": None,
               "run_dir": None, "error": None}
     local = Path(tempfile.mkdtemp(prefix="nnrun-trial-")) if job.get("zip") else Path(job["trials_dir"])
-    staging = local / f".staging-{job['name']}-{uuid.uuid4().hex[:8]}"
-    final = local / job["name"]
-    train_into(staging, job, result)
+    folder = local / job["name"]
+    train_into(folder, job, result)
     try:
-        if move_run_folder(staging, final):
-            score(final, job, result)
-            result["run_dir"] = f"trials/{final.name}"
-        if job.get("zip") and final.is_dir():
-            result["zip"] = zip_folder(final)
+        if (folder / "summary.json").is_file():
+            score(folder, job, result)
+            result["run_dir"] = f"trials/{folder.name}"
+        if job.get("zip") and folder.is_dir():
+            result["zip"] = zip_folder(folder)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
         if job.get("zip"):
             shutil.rmtree(local, ignore_errors=True)
     result["seconds"] = time.perf_counter() - start
     return result
 
 
-def train_into(staging: Path, job: dict, result: dict) -> None:
-    """train_run the trial into staging; an exception or Ctrl-C is recorded in result, not raised."""
-    try:
-        from nnrun.experiment import train_run
+def train_into(folder: Path, job: dict, result: dict) -> None:
+    """Train the trial into folder (resuming it when it has a checkpoint); an exception or
+    Ctrl-C is recorded in result, not raised."""
+    from nnrun.checkpoint import FILE as CHECKPOINT
+    from nnrun.experiment import resume_run, train_run
 
-        train_run(trial_experiment(job), staging, make_plots=job.get("plots", True))
+    try:
+        if (folder / CHECKPOINT).is_file():
+            resume_run(folder, make_plots=job.get("plots", True))
+        else:
+            shutil.rmtree(folder, ignore_errors=True)  # what an attempt left without a checkpoint
+            train_run(trial_experiment(job), folder=folder, make_plots=job.get("plots", True))
     except KeyboardInterrupt:
         result.update(status=Status.INTERRUPTED, error="interrupted")
     except Exception as e:  # recorded; the sweep goes on
         result["error"] = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
-
-
-def move_run_folder(staging: Path, final: Path) -> bool:
-    """Move the run folder train_run made inside staging to final; False when it made none."""
-    made = sorted(staging.iterdir()) if staging.is_dir() else []
-    if not made:
-        return False
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(made[0], final)
-    return True
 
 
 def score(run_dir: Path, job: dict, result: dict) -> None:

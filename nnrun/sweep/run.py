@@ -133,6 +133,11 @@ def forget_unfinished(sweep_dir: Path, doc: dict) -> None:
 
 
 def remove_trial_folder(sweep_dir: Path, trial: dict) -> None:
+    """Remove what an unfinished trial left, unless its checkpoint lets --resume go on with it."""
+    from nnrun.checkpoint import FILE as CHECKPOINT
+
+    if (sweep_dir / "trials" / trial["name"] / CHECKPOINT).is_file():
+        return
     shutil.rmtree(sweep_dir / "trials" / trial["name"], ignore_errors=True)
 
 
