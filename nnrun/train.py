@@ -145,7 +145,8 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
             row = {"epoch": state.epoch, "lr": state.lr, "train_loss": state.train_loss,
                    "train_accuracy": state.train_accuracy, "val_loss": None, "val_accuracy": None}
             if val is not None:
-                row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss, *val)
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see run_epoch
+                    row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss, *val)
             row["seconds"] = time.perf_counter() - start
             if not sound(net, row):
                 state.request_stop(Status.DIVERGED, f"the weights or the validation loss stopped being finite "

@@ -213,3 +213,26 @@ def test_an_error_in_a_callback_still_rolls_back_and_ends_training():
     one_epoch, _ = train(epochs=1)
     for name, w in one_epoch.get_weights().items():
         assert np.array_equal(net.get_weights()[name], w), name
+
+
+def test_an_epoch_whose_last_step_overflows_is_divergence_not_a_snapshot():
+    # One batch per epoch: the loss was finite before the step, the step sent a weight to inf.
+    class Overflow(Callback):
+        def on_batch_end(self, state, loss, accuracy):
+            if state.epoch == 2:
+                state.net.layers[0].params["W"][0, 0] = np.inf
+
+    net, state = train([StopOnDivergence(), Overflow()], epochs=3, batch_size=96, val=False)
+    assert state.status == Status.DIVERGED and len(state.rows) == 1
+    assert "epoch 2" in state.error
+    assert all(np.isfinite(w).all() for w in net.get_weights().values())
+
+
+def test_a_non_finite_validation_loss_is_divergence():
+    class HugeLogits(Callback):  # finite weights whose outputs overflow: the validation loss is not finite
+        def on_batch_end(self, state, loss, accuracy):
+            if state.epoch == 2:
+                state.net.layers[-1].params["W"][...] = np.float32(3e38)
+
+    _, state = train([HugeLogits()], epochs=3, lr=0.0)
+    assert state.status == Status.DIVERGED and [r["epoch"] for r in state.rows] == [1]
