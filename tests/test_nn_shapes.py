@@ -289,7 +289,6 @@ def test_dropout(rate, dtype):
     layer.build((500,), np.random.default_rng(0), dtype)
     x = np.random.default_rng(1).uniform(0.5, 1.5, (400, 500)).astype(dtype)
     assert np.array_equal(layer.forward(x, training=False), x)  # evaluation: identity
-    assert np.array_equal(layer.backward(x), x)
 
     y = layer.forward(x, training=True)
     assert y.dtype == dtype

@@ -72,7 +72,8 @@ class Sequential:
 
     # -- computation ----------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """(batch, *input_shape) -> (batch, *output_shape); training enables dropout."""
+        """(batch, *input_shape) -> (batch, *output_shape); training enables dropout and keeps
+        what backward needs (an evaluation forward leaves the last training forward's caches)."""
         x = np.asarray(x, self.dtype)
         for layer in self.layers:
             x = layer.forward(x, training)
@@ -98,12 +99,12 @@ class Sequential:
         """Whether a softmax output and this loss back-propagate together as p - y."""
         return loss.fuses_with_softmax and self.layers[-1].activation.name == "softmax"
 
-    def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray, training: bool = True,
+    def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray,
                            input_gradient: bool = False) -> tuple[float, np.ndarray]:
-        """Forward, loss and backward in one go; returns (loss value, output). Gradients land
-        in each layer's `grads`. Softmax + cross-entropy use the fused gradient p - y.
-        dL/dx is computed (by the first layer's backward) only if input_gradient."""
-        out = self.forward(x, training)
+        """A training forward, the loss and backward in one go; returns (loss value, output).
+        Gradients land in each layer's `grads`. Softmax + cross-entropy use the fused gradient
+        p - y. dL/dx is computed (by the first layer's backward) only if input_gradient."""
+        out = self.forward(x, training=True)
         fused = self.fuses_softmax(loss)
         grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
         self.backward(grad, skip_output_activation=fused, input_gradient=input_gradient)
