@@ -74,10 +74,14 @@ class Sequential:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """(batch, *input_shape) -> (batch, *output_shape); training enables dropout and keeps
         what backward needs (an evaluation forward leaves the last training forward's caches)."""
+        return self.forward_with_logits(x, training)[1]
+
+    def forward_with_logits(self, x: np.ndarray, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, output): the last layer's pre-activation output and its activation."""
         x = np.asarray(x, self.dtype)
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             x = layer.forward(x, training)
-        return x
+        return self.layers[-1].forward_with_logits(x, training)
 
     def backward(self, grad: np.ndarray, skip_output_activation: bool = False,
                  input_gradient: bool = True) -> np.ndarray | None:
@@ -104,13 +108,30 @@ class Sequential:
         """A training forward, the loss and backward in one go; returns (loss value, output).
         Gradients land in each layer's `grads`. Softmax + cross-entropy use the fused gradient
         p - y. dL/dx is computed (by the first layer's backward) only if input_gradient."""
-        out = self.forward(x, training=True)
+        logits, out = self.forward_with_logits(x, training=True)
         fused = self.fuses_softmax(loss)
         grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
         self.backward(grad, skip_output_activation=fused, input_gradient=input_gradient)
-        return loss.value(out, y), out
+        return self.loss_value(loss, logits, out, y), out
+
+    def loss_value(self, loss: Loss, logits: np.ndarray, out: np.ndarray, y: np.ndarray) -> float:
+        """The loss of the output; after a softmax, cross-entropy's from the logits, as its
+        gradient (exact where a probability rounds to 0)."""
+        return loss.value_from_logits(logits, y) if self.fuses_softmax(loss) else loss.value(out, y)
+
+    def evaluate(self, loss: Loss, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> tuple[float, np.ndarray]:
+        """(loss value, outputs) for x in evaluation mode, in batches like predict."""
+        logits, out = self._in_batches(x, batch_size)
+        return self.loss_value(loss, logits, out, y), out
 
     def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Outputs (batch, *output_shape) for x in evaluation mode, in batches to bound memory."""
-        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs) if outs else np.zeros((0, *self.output_shape), self.dtype)
+        return self._in_batches(x, batch_size)[1]
+
+    def _in_batches(self, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, outputs) of evaluation forwards over x, batch_size samples at a time."""
+        parts = [self.forward_with_logits(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        if not parts:
+            empty = np.zeros((0, *self.output_shape), self.dtype)
+            return empty, empty
+        return np.concatenate([z for z, _ in parts]), np.concatenate([out for _, out in parts])
