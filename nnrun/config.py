@@ -322,7 +322,7 @@ class Experiment(Strict):
     seed: int = Field(0, ge=0)
     data: DataConfig
     model: ModelConfig
-    loss: str = "cross_entropy"
+    loss: str = Field("cross_entropy", validate_default=True)
     optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"}, validate_default=True)
     schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"}, validate_default=True)
     train: TrainConfig = TrainConfig()
@@ -337,8 +337,11 @@ class Experiment(Strict):
 
     @field_validator("loss")
     @classmethod
-    def known_loss(cls, value):
+    def known_loss(cls, value, info: ValidationInfo):
         LOSSES.get(value)  # an unknown name raises, naming the closest known one
+        model = info.data.get("model")  # None when the model itself is invalid
+        if LOSSES[value].needs_softmax and model is not None:
+            check_softmax_output(value, model.layers)
         return value
 
     @model_validator(mode="after")
@@ -347,6 +350,22 @@ class Experiment(Strict):
         if "T" in type(self.schedule).model_fields and "T" not in self.schedule.model_fields_set:
             self.schedule.T = self.train.epochs
         return self
+
+
+def check_softmax_output(loss: str, layers: list) -> None:
+    """A loss that takes logs of probabilities after any other output gets gradients of 1e37
+    or 0: refuse it, naming the key to change."""
+    i, last = len(layers) - 1, layers[-1]
+    if last.type in ACTIVATIONS:
+        name, where, fix = last.type, f"model.layers[{i}] is a {last.type} layer", "a {type: softmax} layer"
+    else:
+        name = last.activation if isinstance(last.activation, str) else last.activation["type"]
+        where = f"model.layers[{i}].activation is {name}"
+        fix = f"model.layers[{i}].activation: softmax"
+    if name != "softmax":
+        others = " or ".join(n for n, cls in LOSSES.items() if not cls.needs_softmax)
+        raise ValueError(f"{loss} needs probabilities, but {where}; end with softmax ({fix}) "
+                         f"or use loss: {others}")
 
 
 class ModelConfig(Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,8 +12,10 @@ from typer.testing import CliRunner
 from nnrun.cli import app
 from nnrun.config import ConfigError, load_config, parse_override, resolved_dict
 from nnrun.nn import ACTIVATIONS, LAYERS, OPTIMIZERS, SCHEDULES
+from nnrun.sweep import plan_sweep
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = {
     "name": "good",
@@ -72,6 +75,12 @@ BAD = [
     ("bad dropout rate", with_change("model.layers[1]", {"type": "dropout", "rate": 1.5}), "model.layers[1].rate: Input should be less than 1"),
     ("bad name", with_change("name", "a b/c"), "name: String should match pattern"),
     ("bad monitor", with_change("train.early_stopping", {"monitor": "val_acc"}), "train.early_stopping.monitor: unknown monitor 'val_acc' (did you mean 'val_accuracy'?)"),
+    ("cross-entropy after a linear output", with_change("model.layers[3].activation", "linear"),
+     "loss: cross_entropy needs probabilities, but model.layers[3].activation is linear; end with softmax (model.layers[3].activation: softmax) or use loss: mse"),
+    ("cross-entropy after a sigmoid", with_change("model.layers[3].activation", "sigmoid"),
+     "loss: cross_entropy needs probabilities, but model.layers[3].activation is sigmoid"),
+    ("cross-entropy after an activation layer", with_change("model.layers", [*GOOD["model"]["layers"], {"type": "relu"}]),
+     "loss: cross_entropy needs probabilities, but model.layers[4] is a relu layer; end with softmax"),
 ]
 
 
@@ -233,3 +242,18 @@ def test_override_path_errors_say_what_to_do(tmp_path, text, message):
     with pytest.raises(ConfigError) as caught:
         load_config(write_good(tmp_path), (text,))
     assert message in str(caught.value)
+
+
+def test_cross_entropy_accepts_a_softmax_layer_and_mse_any_output(tmp_path):
+    layers = [*GOOD["model"]["layers"][:3], {"type": "dense", "units": 10}, {"type": "softmax"}]
+    load_config(write_good(tmp_path, model={"layers": layers}))
+    load_config(write_good(tmp_path), ("loss=mse", "model.layers[3].activation=tanh"))
+
+
+SHIPPED = sorted(p for folder in ("configs", "experiments") for p in (ROOT / folder).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_configs_and_every_sweep_trial_validate(path):
+    load_config(path)
+    plan_sweep(path)  # validates every trial of the file's sweep: section

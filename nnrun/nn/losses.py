@@ -30,6 +30,8 @@ class Loss:
     # True when, after a softmax output, the gradient w.r.t. the logits is simply p - y; such a
     # loss also has logits_gradient(p, target) and value_from_logits(logits, target).
     fuses_with_softmax = False
+    # True when the loss needs probabilities (it takes their log): configs must end with softmax.
+    needs_softmax = False
 
     def value(self, output: np.ndarray, target: np.ndarray) -> float:
         """The loss, averaged over the batch."""
@@ -45,6 +47,7 @@ class CrossEntropy(Loss):
     """-mean_n sum_k y_nk log p_nk over the batch, where `output` holds probabilities p."""
 
     fuses_with_softmax = True
+    needs_softmax = True
 
     def _clipped(self, p: np.ndarray) -> np.ndarray:
         return np.clip(p, np.finfo(p.dtype).tiny, 1.0)
