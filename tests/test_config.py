@@ -216,7 +216,7 @@ def test_setting_a_sub_key_of_a_short_form_expands_it(tmp_path):
 
 
 def test_negative_indices_count_from_the_end(tmp_path):
-    exp = load_config(write_good(tmp_path), ("model.layers[-1].activation=linear",))
+    exp = load_config(write_good(tmp_path), ("loss=mse", "model.layers[-1].activation=linear"))
     assert exp.model.layers[-1].activation == "linear" and exp.model.layers[0].activation == "relu"
 
 
