@@ -7,7 +7,8 @@ The rate is set once at the start of each epoch. Formulas (documented in the REA
   exponential         lr0 * exp(-k t)
   inverse_time        lr0 / (1 + k t)
   polynomial          lr_end + (lr0 - lr_end) * (1 - min(t, T) / T) ** power
-  cosine              linear warmup lr0 * (t + 1) / warmup for t < warmup, then
+  cosine              warm-up lr0 * (t + 1) / (warmup + 1) for t < warmup (rising every epoch
+                      to lr0 at t = warmup), then
                       lr_min + (lr0 - lr_min) * (1 + cos(pi * min(t - warmup, T') / T')) / 2,
                       T' = T - warmup
   sigmoid             lr0 / (1 + exp(-gamma (t - step_size)))            (Caffe's policy)
@@ -112,8 +113,8 @@ class Cosine(Schedule):
         self.T, self.lr_min, self.warmup = T, lr_min, warmup
 
     def __call__(self, t: int) -> float:
-        if t < self.warmup:
-            return self.lr0 * (t + 1) / self.warmup
+        if t < self.warmup:  # ends one step below lr0, which the cosine starts from at t = warmup
+            return self.lr0 * (t + 1) / (self.warmup + 1)
         span = max(self.T - self.warmup, 1)
         progress = min(t - self.warmup, span) / span
         return self.lr_min + (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * progress)) / 2
