@@ -140,8 +140,15 @@ class ParamLayer(Layer):
                  init_params: dict | None = None, use_bias: bool = True):
         super().__init__(activation)
         self.init = init or default_initializer(self.activation.name)
+        self.init_is_default = init is None
         self.init_params = dict(init_params or {})
         self.use_bias = use_bias
+
+    def default_init_for(self, activation_name: str) -> None:
+        """`activation_name` acts on this layer's output (an activation layer after it, this
+        one being linear): the default initialiser follows it, unless one was chosen."""
+        if self.init_is_default:
+            self.init = default_initializer(activation_name)
 
     def weight_shape_and_fans(self) -> tuple[tuple, int, int, tuple]:
         """(W's shape, fan_in, fan_out, b's shape) for the built input shape."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .layers import Layer, ShapeError
+from .layers import ActivationLayer, Layer, ParamLayer, ShapeError
 from .losses import Loss
 
 
@@ -22,6 +24,7 @@ class Sequential:
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._default_inits_follow_activation_layers()
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             try:
@@ -32,6 +35,13 @@ class Sequential:
                 raise ShapeError(f"output shape {shape} is empty; the input is too small for "
                                  "this stack", i, layer.type)
         self.output_shape = shape
+
+    def _default_inits_follow_activation_layers(self) -> None:
+        """A linear dense or conv2d followed by {type: relu} is a relu layer: He, not Glorot."""
+        for layer, after in pairwise(self.layers):
+            linear = isinstance(layer, ParamLayer) and layer.activation.name == "linear"
+            if linear and isinstance(after, ActivationLayer):
+                layer.default_init_for(after.activation.name)
 
     # -- parameters -----------------------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
