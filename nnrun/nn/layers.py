@@ -50,6 +50,9 @@ class Layer:
     """
 
     type = "layer"
+    # True for a layer that draws random numbers while training (dropout): build's rng is then
+    # its own stream, which it keeps (Sequential gives each such layer a stream of its own).
+    stochastic = False
 
     def __init__(self, activation: str | dict | Activation | None = None):
         self.activation = make_activation(activation)
@@ -62,7 +65,8 @@ class Layer:
 
     # -- build time -------------------------------------------------------------------------
     def build(self, input_shape: tuple, rng: np.random.Generator, dtype: DTypeLike = np.float32) -> tuple:
-        """Fix the input shape (without the batch axis), initialise parameters; the output shape."""
+        """Fix the input shape (without the batch axis), initialise parameters from rng (a
+        stochastic layer keeps rng as its own stream instead); returns the output shape."""
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(self.infer_shape(self.input_shape))
         self.initialize(rng, np.dtype(dtype))
@@ -425,9 +429,10 @@ class Dropout(Layer):
     def layer_config(self) -> dict:
         return {"rate": self.rate}
 
+    stochastic = True
+
     def initialize(self, rng: np.random.Generator, dtype: np.dtype) -> None:
-        # Its own stream, derived from the network's, so masks are reproducible.
-        self.rng = np.random.default_rng(rng.integers(2**63))
+        self.rng = rng  # its own stream: the masks are reproducible and draw from nothing else
 
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
         if not training:

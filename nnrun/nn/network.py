@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 
 import numpy as np
@@ -10,12 +11,37 @@ from numpy.typing import DTypeLike
 from .layers import ActivationLayer, Layer, ParamLayer, ShapeError
 from .losses import Loss
 
+# An int seed gives each consumer its own stream, so that none shifts another's numbers (a
+# dropout layer added does not change the weights): [seed, INIT_STREAM] initialises the weights,
+# [seed, LAYER_STREAM, i] drives layer i's randomness (dropout masks). nnrun's training
+# shuffles with [seed, 1] and splits off the validation data with [seed, 2].
+INIT_STREAM, LAYER_STREAM = 0, 3
+
+Streams = tuple[np.random.Generator, Callable[[int], np.random.Generator]]
+
+
+def random_streams(seed: int | np.random.Generator) -> Streams:
+    """(the initialisation's stream, layer index -> that layer's own stream). A Generator (library
+    use) initialises the weights itself and spawns an independent child for each layer."""
+    if isinstance(seed, np.random.Generator):
+        return seed, lambda i: seed.spawn(1)[0]
+    return np.random.default_rng([seed, INIT_STREAM]), lambda i: np.random.default_rng([seed, LAYER_STREAM, i])
+
+
+def check_names(what: str, needed: Iterable[str], given: Iterable[str]) -> None:
+    """ValueError naming the missing and unexpected names, unless the two sets are equal."""
+    missing, extra = set(needed) - set(given), set(given) - set(needed)
+    if missing or extra:
+        raise ValueError(f"{what} do not match the model: missing {sorted(missing)}, "
+                         f"unexpected {sorted(extra)}")
+
 
 class Sequential:
     """A stack of layers built for one input shape (without the batch axis).
 
     Parameters are named "layers.<index>.<name>" (e.g. "layers.0.W"); the weights file, the
-    optimiser state and the gradient checks all use these names.
+    optimiser state and the gradient checks all use these names. seed: an int derives one
+    stream per consumer (see INIT_STREAM), a Generator is used as random_streams says.
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple, seed: int | np.random.Generator = 0,
@@ -23,12 +49,12 @@ class Sequential:
         self.layers = list(layers)
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        init_rng, layer_rng = random_streams(seed)
         self._default_inits_follow_activation_layers()
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             try:
-                shape = layer.build(shape, rng, self.dtype)
+                shape = layer.build(shape, layer_rng(i) if layer.stochastic else init_rng, self.dtype)
             except ShapeError as e:
                 raise ShapeError(e.reason, i, layer.type, e.needs_flat_input) from None
             if min(shape, default=1) < 1:
@@ -63,16 +89,29 @@ class Sequential:
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy named arrays into the parameters; names and shapes must match exactly."""
         params = self.parameters()
-        missing, extra = params.keys() - weights.keys(), weights.keys() - params.keys()
-        if missing or extra:
-            raise ValueError(f"weights do not match the model: missing {sorted(missing)}, "
-                             f"unexpected {sorted(extra)}")
+        check_names("weights", params, weights)
         for k, p in params.items():
             w = np.asarray(weights[k])
             if w.shape != p.shape:
                 raise ValueError(f"weights do not match the model: {k} has shape {w.shape}, "
                                  f"the model needs {p.shape}")
             p[...] = w
+
+    # -- random state -------------------------------------------------------------------------
+    def random_state(self) -> dict[str, dict]:
+        """The state of each layer's own random stream (dropout masks) by "layers.<index>": numpy's
+        bit_generator.state, plain JSON-able dicts, for a checkpoint."""
+        return {name: layer.rng.bit_generator.state for name, layer in self._stochastic_layers().items()}
+
+    def set_random_state(self, state: dict[str, dict]) -> None:
+        """Restore a random_state(): the next masks are those the saved network would have drawn."""
+        layers = self._stochastic_layers()
+        check_names("random states", layers, state)
+        for name, layer in layers.items():
+            layer.rng.bit_generator.state = state[name]
+
+    def _stochastic_layers(self) -> dict[str, Layer]:
+        return {f"layers.{i}": layer for i, layer in enumerate(self.layers) if layer.stochastic}
 
     def summary(self) -> list[dict]:
         """One row per layer: index, type, output shape, parameter count."""
