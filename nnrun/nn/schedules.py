@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .monitor import Monitor
 from .registry import Registry
 
@@ -47,6 +49,15 @@ class Schedule:
 
     def observe(self, value: float) -> None:
         """Told the monitored metric after each epoch; only feedback schedules use it."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """What the rate depends on besides the epoch and the settings (0-d arrays): nothing,
+        except for feedback schedules. load_state_dict restores it."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if state:
+            raise ValueError(f"schedule {self.name} keeps no state, got {sorted(state)}")
 
 
 @register("constant")
@@ -172,6 +183,14 @@ class ReduceOnPlateau(Schedule):
     def observe(self, value: float) -> None:
         if not self.monitor.update(value) and self.monitor.wait >= self.patience:
             self.lr, self.monitor.wait = max(self.lr * self.factor, self.lr_min), 0
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The current rate "lr" and the monitor's "monitor/best" and "monitor/wait"."""
+        return {"lr": np.array(self.lr), **{f"monitor/{k}": v for k, v in self.monitor.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.lr = float(state["lr"])
+        self.monitor.load_state_dict({k.removeprefix("monitor/"): v for k, v in state.items() if k != "lr"})
 
 
 def make_schedule(name: str, lr0: float, **params: Any) -> Schedule:
