@@ -12,7 +12,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -30,20 +30,33 @@ from pydantic import (
     model_validator,
 )
 
+from nnrun import fmt
 from nnrun.data.catalog import dataset_info
 from nnrun.errors import ConfigError
 from nnrun.metrics import EPOCH_METRICS
 from nnrun.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry, UnknownName
 
-# Bounds applied to any engine parameter of this name, wherever it appears.
+# The bounds each engine parameter's formula needs (nn/optimizers.py, nn/schedules.py): "name"
+# wherever a parameter of that name appears, "owner.name" for one registered class (it wins).
+# A list's bounds apply to its items. Checks across keys are in Experiment.fits_the_formulas.
 PARAM_BOUNDS: dict[str, dict] = {
+    # optimisers; decay rates below 1 (at 1 a moving average never moves)
     "lr": {"gt": 0}, "weight_decay": {"ge": 0}, "clip_norm": {"gt": 0},
     "momentum": {"ge": 0, "lt": 1}, "beta1": {"ge": 0, "lt": 1}, "beta2": {"ge": 0, "lt": 1},
-    "eps": {"gt": 0}, "alpha": {"ge": 0}, "beta": {"gt": 0}, "k": {"ge": 0},
-    "gamma": {}, "step_size": {"gt": 0}, "T": {"gt": 0}, "lr_end": {"ge": 0}, "lr_min": {"ge": 0},
+    "eps": {"gt": 0}, "rmsprop.alpha": {"ge": 0, "lt": 1},
+    # activations
+    "alpha": {"ge": 0}, "beta": {"gt": 0},
+    # schedules; a factor <= 0 would flip or zero the rate (the sigmoid policy's gamma is an
+    # exponent: negative decays, positive grows)
+    "gamma": {}, "step.gamma": {"gt": 0}, "multistep.gamma": {"gt": 0}, "milestones": {"gt": 0},
+    "k": {"ge": 0}, "step_size": {"gt": 0}, "T": {"gt": 0}, "lr_end": {"ge": 0}, "lr_min": {"ge": 0},
     "power": {"gt": 0}, "warmup": {"ge": 0}, "factor": {"gt": 0, "lt": 1}, "patience": {"ge": 0},
     "min_delta": {"ge": 0},
 }
+
+
+def param_bounds(cls, name: str) -> dict:
+    return PARAM_BOUNDS.get(f"{getattr(cls, 'name', '')}.{name}", PARAM_BOUNDS.get(name, {}))
 
 
 def unknown_name(kind: str, name: Any, known) -> ValueError:
@@ -72,7 +85,10 @@ def param_fields(cls, skip=()) -> dict[str, tuple]:
         if isinstance(annotation, str):
             annotation = eval(annotation, vars(inspect.getmodule(cls)))  # noqa: S307 (our own code)
         default = list(p.default) if isinstance(p.default, tuple) else p.default
-        fields[name] = (annotation, Field(default, **PARAM_BOUNDS.get(name, {})))
+        bounds = param_bounds(cls, name)
+        if get_origin(annotation) is list and bounds:  # bound each item
+            annotation, bounds = list[Annotated[get_args(annotation)[0], Field(**bounds)]], {}
+        fields[name] = (annotation, Field(default, **bounds))
     return fields
 
 
@@ -322,7 +338,7 @@ class Experiment(Strict):
     seed: int = Field(0, ge=0)
     data: DataConfig
     model: ModelConfig
-    loss: str = "cross_entropy"
+    loss: str = Field("cross_entropy", validate_default=True)
     optimizer: OptimizerConfig = Field(default_factory=lambda: {"type": "adam"}, validate_default=True)
     schedule: ScheduleConfig = Field(default_factory=lambda: {"type": "constant"}, validate_default=True)
     train: TrainConfig = TrainConfig()
@@ -337,8 +353,11 @@ class Experiment(Strict):
 
     @field_validator("loss")
     @classmethod
-    def known_loss(cls, value):
+    def known_loss(cls, value, info: ValidationInfo):
         LOSSES.get(value)  # an unknown name raises, naming the closest known one
+        model = info.data.get("model")  # None when the model itself is invalid
+        if LOSSES[value].needs_softmax and model is not None:
+            check_softmax_output(value, model.layers)
         return value
 
     @model_validator(mode="after")
@@ -347,6 +366,70 @@ class Experiment(Strict):
         if "T" in type(self.schedule).model_fields and "T" not in self.schedule.model_fields_set:
             self.schedule.T = self.train.epochs
         return self
+
+    @model_validator(mode="after")
+    def fits_the_formulas(self):
+        """What one key's formula needs of another (after T has its default)."""
+        nesterov_has_momentum(self.optimizer)
+        warmup_leaves_a_cosine(self.schedule)
+        decoupled_decay_shrinks(self)
+        return self
+
+
+class AtKey(ValueError):
+    """A problem found by a check across keys, reported at the key to change."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def nesterov_has_momentum(optimizer: Any) -> None:
+    if getattr(optimizer, "nesterov", False) and not optimizer.momentum:
+        raise AtKey("optimizer.nesterov", "Nesterov momentum needs momentum > 0 (with 0 it is plain "
+                    "SGD); set optimizer.momentum, e.g. 0.9")
+
+
+def warmup_leaves_a_cosine(schedule: Any) -> None:
+    if getattr(schedule, "warmup", 0) and schedule.warmup >= schedule.T:
+        raise AtKey("schedule.warmup", f"{schedule.warmup} epochs of warm-up leave none for the cosine "
+                    f"(T = {schedule.T}); use warmup < T (T defaults to train.epochs)")
+
+
+def decoupled_decay_shrinks(exp: Experiment) -> None:
+    """Decoupled weight decay multiplies the weights by 1 - lr * weight_decay each step: at 1
+    or more it zeroes them or flips their sign."""
+    opt = exp.optimizer
+    if not (OPTIMIZERS[opt.type].decoupled_decay and opt.weight_decay):
+        return
+    lr = largest_rate(exp)
+    if lr * opt.weight_decay >= 1:
+        raise AtKey("optimizer.weight_decay", f"{opt.type} multiplies the weights by 1 - lr * weight_decay "
+                    f"= 1 - {fmt.value(lr)} * {fmt.value(opt.weight_decay)} at the largest rate; "
+                    "use lr * weight_decay < 1")
+
+
+def largest_rate(exp: Experiment) -> float:
+    """The largest learning rate the schedule sets in the run (some ignore optimizer.lr)."""
+    params = exp.schedule.model_dump(exclude={"type"})
+    schedule = SCHEDULES.get(exp.schedule.type)(exp.optimizer.lr, **params)
+    return max(schedule(t) for t in range(exp.train.epochs))
+
+
+def check_softmax_output(loss: str, layers: list) -> None:
+    """A loss that takes logs of probabilities after any other output gets gradients of 1e37
+    or 0: refuse it, naming the key to change."""
+    i, last = len(layers) - 1, layers[-1]
+    if last.type in ACTIVATIONS:
+        name, where, fix = last.type, f"model.layers[{i}] is a {last.type} layer", "a {type: softmax} layer"
+    else:
+        name = last.activation if isinstance(last.activation, str) else last.activation["type"]
+        where = f"model.layers[{i}].activation is {name}"
+        fix = f"model.layers[{i}].activation: softmax"
+    if name != "softmax":
+        others = " or ".join(n for n, cls in LOSSES.items() if not cls.needs_softmax)
+        raise ValueError(f"{loss} needs probabilities, but {where}; end with softmax ({fix}) "
+                         f"or use loss: {others}")
 
 
 class ModelConfig(Strict):
@@ -502,7 +585,8 @@ def clean_loc(loc: tuple) -> tuple:
 def format_errors(err: ValidationError, source: str) -> list[str]:
     lines, seen = [], set()
     for e in err.errors():
-        loc = dotted(clean_loc(e["loc"])) or "(top level)"
+        error = e.get("ctx", {}).get("error")
+        loc = error.key if isinstance(error, AtKey) else dotted(clean_loc(e["loc"])) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling"

@@ -116,8 +116,8 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterato
 def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndarray,
                     batch_size: int = 512) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, outputs) of the network on (x, y) in evaluation mode."""
-    out = net.predict(x, batch_size)
-    return loss.value(out, y), float(np.mean(out.argmax(axis=1) == y)), out
+    value, out = net.evaluate(loss, x, y, batch_size)
+    return value, float(np.mean(out.argmax(axis=1) == y)), out
 
 
 def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, optimizer: nn.Optimizer,

@@ -51,15 +51,14 @@ def assert_gradients(analytic: dict, numeric: dict, tol: float = TOL) -> None:
     assert not bad, f"relative errors above {tol}: {bad}"
 
 
-def check_layer(layer, x: np.ndarray, training: bool = False, before_forward=None,
-                seed: int = 1) -> None:
+def check_layer(layer, x: np.ndarray, before_forward=None, seed: int = 1) -> None:
     """Input and parameter gradients of a built float64 layer against finite differences of
-    L = sum(R * layer.forward(x)). before_forward() runs before every forward (e.g. reset a
-    dropout mask's generator)."""
+    L = sum(R * layer.forward(x, training=True)) (backward needs a training forward).
+    before_forward() runs before every forward (e.g. reset a dropout mask's generator)."""
     def forward():
         if before_forward is not None:
             before_forward()
-        return layer.forward(x, training)
+        return layer.forward(x, training=True)
 
     out = forward()
     r = np.random.default_rng(seed).standard_normal(out.shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,8 +12,10 @@ from typer.testing import CliRunner
 from nnrun.cli import app
 from nnrun.config import ConfigError, load_config, parse_override, resolved_dict
 from nnrun.nn import ACTIVATIONS, LAYERS, OPTIMIZERS, SCHEDULES
+from nnrun.sweep import plan_sweep
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = {
     "name": "good",
@@ -72,6 +75,26 @@ BAD = [
     ("bad dropout rate", with_change("model.layers[1]", {"type": "dropout", "rate": 1.5}), "model.layers[1].rate: Input should be less than 1"),
     ("bad name", with_change("name", "a b/c"), "name: String should match pattern"),
     ("bad monitor", with_change("train.early_stopping", {"monitor": "val_acc"}), "train.early_stopping.monitor: unknown monitor 'val_acc' (did you mean 'val_accuracy'?)"),
+    ("rmsprop alpha above 1", with_change("optimizer", {"type": "rmsprop", "alpha": 1.5}), "optimizer.alpha: Input should be less than 1 (got 1.5)"),
+    ("rmsprop alpha of 1", with_change("optimizer", {"type": "rmsprop", "alpha": 1}), "optimizer.alpha: Input should be less than 1 (got 1)"),
+    ("negative step gamma", with_change("schedule", {"type": "step", "gamma": -0.5}), "schedule.gamma: Input should be greater than 0 (got -0.5)"),
+    ("zero multistep gamma", with_change("schedule", {"type": "multistep", "gamma": 0}), "schedule.gamma: Input should be greater than 0 (got 0)"),
+    ("negative milestone", with_change("schedule", {"type": "multistep", "milestones": [5, -1]}), "schedule.milestones[1]: Input should be greater than 0 (got -1)"),
+    ("adam beta2 of 1", with_change("optimizer.beta2", 1.0), "optimizer.beta2: Input should be less than 1 (got 1.0)"),
+    ("zero eps", with_change("optimizer.eps", 0), "optimizer.eps: Input should be greater than 0 (got 0)"),
+    ("plateau factor of 1", with_change("schedule", {"type": "reduce_on_plateau", "factor": 1}), "schedule.factor: Input should be less than 1 (got 1)"),
+    ("nesterov without momentum", with_change("optimizer", {"type": "sgd", "nesterov": True}),
+     "optimizer.nesterov: Nesterov momentum needs momentum > 0 (with 0 it is plain SGD); set optimizer.momentum, e.g. 0.9"),
+    ("warm-up as long as the cosine", with_change("schedule", {"type": "cosine", "warmup": 1}),
+     "schedule.warmup: 1 epochs of warm-up leave none for the cosine (T = 1); use warmup < T (T defaults to train.epochs)"),
+    ("adamw decay that flips the weights", with_change("optimizer", {"type": "adamw", "lr": 0.5, "weight_decay": 2}),
+     "optimizer.weight_decay: adamw multiplies the weights by 1 - lr * weight_decay = 1 - 0.5 * 2 at the largest rate; use lr * weight_decay < 1"),
+    ("cross-entropy after a linear output", with_change("model.layers[3].activation", "linear"),
+     "loss: cross_entropy needs probabilities, but model.layers[3].activation is linear; end with softmax (model.layers[3].activation: softmax) or use loss: mse"),
+    ("cross-entropy after a sigmoid", with_change("model.layers[3].activation", "sigmoid"),
+     "loss: cross_entropy needs probabilities, but model.layers[3].activation is sigmoid"),
+    ("cross-entropy after an activation layer", with_change("model.layers", [*GOOD["model"]["layers"], {"type": "relu"}]),
+     "loss: cross_entropy needs probabilities, but model.layers[4] is a relu layer; end with softmax"),
 ]
 
 
@@ -207,7 +230,7 @@ def test_setting_a_sub_key_of_a_short_form_expands_it(tmp_path):
 
 
 def test_negative_indices_count_from_the_end(tmp_path):
-    exp = load_config(write_good(tmp_path), ("model.layers[-1].activation=linear",))
+    exp = load_config(write_good(tmp_path), ("loss=mse", "model.layers[-1].activation=linear"))
     assert exp.model.layers[-1].activation == "linear" and exp.model.layers[0].activation == "relu"
 
 
@@ -233,3 +256,29 @@ def test_override_path_errors_say_what_to_do(tmp_path, text, message):
     with pytest.raises(ConfigError) as caught:
         load_config(write_good(tmp_path), (text,))
     assert message in str(caught.value)
+
+
+def test_cross_entropy_accepts_a_softmax_layer_and_mse_any_output(tmp_path):
+    layers = [*GOOD["model"]["layers"][:3], {"type": "dense", "units": 10}, {"type": "softmax"}]
+    load_config(write_good(tmp_path, model={"layers": layers}))
+    load_config(write_good(tmp_path), ("loss=mse", "model.layers[3].activation=tanh"))
+
+
+SHIPPED = sorted(p for folder in ("configs", "experiments") for p in (ROOT / folder).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_configs_and_every_sweep_trial_validate(path):
+    load_config(path)
+    plan_sweep(path)  # validates every trial of the file's sweep: section
+
+
+def test_bounds_belong_to_the_formula_not_the_name(tmp_path):
+    """alpha < 1 is RMSprop's; leaky_relu's alpha may exceed 1. gamma > 0 is the step decays';
+    the sigmoid policy's gamma may be negative (a decay)."""
+    path = write_good(tmp_path)
+    load_config(path, ("model.layers[0].activation={type: leaky_relu, alpha: 1.5}",))
+    load_config(path, ("schedule={type: sigmoid, gamma: -0.5}",))
+    load_config(path, ("optimizer={type: sgd, momentum: 0.9, nesterov: true}",))
+    load_config(path, ("train.epochs=5", "schedule={type: cosine, warmup: 4}"))
+    load_config(path, ("optimizer={type: rmsprop, alpha: 0}",))

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from nnrun import nn
-from nnrun.train import BestEpoch, Callback, EarlyStopping, RestoreBestWeights, Status, StopOnDivergence, fit
+from nnrun.train import (
+    BestEpoch,
+    Callback,
+    EarlyStopping,
+    RestoreBestWeights,
+    Status,
+    StopOnDivergence,
+    evaluate_arrays,
+    fit,
+)
 
 
 def blobs(n: int = 96, seed: int = 0):
@@ -236,3 +245,14 @@ def test_a_non_finite_validation_loss_is_divergence():
 
     _, state = train([HugeLogits()], epochs=3, lr=0.0)
     assert state.status == Status.DIVERGED and [r["epoch"] for r in state.rows] == [1]
+
+
+def test_validation_loss_of_a_confident_mistake_is_exact():
+    """evaluate_arrays (the validation loss that early stopping and plateau read) takes
+    cross-entropy from the logits: 2000 here, where log(clipped p) would say 87.34."""
+    net = nn.Sequential([nn.make_layer({"type": "dense", "units": 3, "activation": "softmax"})], (1,))
+    net.set_weights({"layers.0.W": np.array([[1000, 0, -1000]], np.float32),
+                     "layers.0.b": np.zeros(3, np.float32)})
+    loss, accuracy, out = evaluate_arrays(net, nn.make_loss("cross_entropy"), np.ones((2, 1), np.float32),
+                                          np.array([2, 0]))
+    assert loss == 1000.0 and accuracy == 0.5 and out.shape == (2, 3)

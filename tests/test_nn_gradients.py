@@ -99,7 +99,7 @@ def test_dropout_gradients_with_fixed_mask(rate, shape):
     def reset():
         layer.rng = np.random.default_rng(0)
 
-    check_layer(layer, randn(*shape), training=True, before_forward=reset)
+    check_layer(layer, randn(*shape), before_forward=reset)
     if rate:  # the mask really dropped something, so the check was not of the identity
         reset()
         assert np.any(layer.forward(np.ones(shape), training=True) == 0)
@@ -135,11 +135,11 @@ def test_parametrised_activation_gradients(name, params):
 def test_binary_step_gradient_is_exactly_zero():
     layer = built({"type": "binary_step"}, (6,))
     x = away_from_zero(4, 6)
-    assert set(np.unique(layer.forward(x))) == {0.0, 1.0}
+    assert set(np.unique(layer.forward(x, training=True))) == {0.0, 1.0}
     assert np.array_equal(layer.backward(randn(4, 6)), np.zeros((4, 6)))
 
     dense = built({"type": "dense", "units": 3, "activation": "binary_step"}, (6,))
-    dense.forward(x)
+    dense.forward(x, training=True)
     assert np.array_equal(dense.backward(randn(4, 3)), np.zeros((4, 6)))
     for k, g in dense.grads.items():
         assert np.array_equal(g, np.zeros_like(dense.params[k])), k
@@ -236,3 +236,43 @@ def test_layer_backward_without_input_gradient(spec, input_shape):
     assert layer.backward(dy).shape == x.shape
     for k, g in layer.grads.items():
         assert np.array_equal(g, without[k]), k
+
+
+# -- evaluation between forward and backward ---------------------------------------------------
+
+EVERY_CACHING_LAYER = [
+    {"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1, "activation": "relu"},
+    {"type": "maxpool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": 1},
+    {"type": "tanh"},
+    {"type": "avgpool2d", "pool_size": 2},
+    {"type": "flatten"},
+    {"type": "dropout", "rate": 0.5},
+    {"type": "dense", "units": 3, "activation": "softmax"},
+]
+
+
+@pytest.mark.parametrize("evaluate", ["forward", "predict"])
+def test_an_evaluation_forward_before_backward_changes_no_gradient(evaluate):
+    """A library user may score a batch between a training forward and its backward: that must
+    not overwrite what backward needs (each layer's caches, dropout's mask)."""
+    x, y = randn(4, 2, 8, 8, seed=1), targets("labels", 4, 3)
+    other = randn(5, 2, 8, 8, seed=2)
+    grads = []
+    for interrupt in (False, True):
+        net = Sequential([make_layer(s) for s in EVERY_CACHING_LAYER], (2, 8, 8), seed=3, dtype=F64)
+        out = net.forward(x, training=True)
+        if interrupt:
+            net.forward(other) if evaluate == "forward" else net.predict(other)
+        loss = make_loss("cross_entropy")
+        grads.append(net.backward(loss.logits_gradient(out, y), skip_output_activation=True))
+        grads[-1] = {"input": grads[-1], **{k: g.copy() for k, g in net.gradients().items()}}
+    for name, g in grads[0].items():
+        assert np.array_equal(g, grads[1][name]), name
+
+
+def test_backward_without_a_training_forward_says_so():
+    layer = built({"type": "dense", "units": 2}, (3,))
+    layer.forward(randn(2, 3))
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(randn(2, 2))

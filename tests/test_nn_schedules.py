@@ -30,8 +30,10 @@ CASES = [  # (id, schedule name, params, rate(t) for lr0 = LR0)
     ("polynomial-defaults", "polynomial", {}, lambda t: 0.1 * (1 - min(t, 10) / 10)),
     ("cosine", "cosine", {"T": 20}, lambda t: 0.1 * (1 + math.cos(math.pi * min(t, 20) / 20)) / 2),
     ("cosine-warmup", "cosine", {"T": 20, "lr_min": 0.001, "warmup": 5},
-     lambda t: 0.1 * (t + 1) / 5 if t < 5
+     lambda t: 0.1 * (t + 1) / 6 if t < 5
      else 0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * min(t - 5, 15) / 15)) / 2),
+    ("cosine-warmup-1", "cosine", {"T": 20, "warmup": 1},
+     lambda t: 0.1 / 2 if t < 1 else 0.1 * (1 + math.cos(math.pi * min(t - 1, 19) / 19)) / 2),
     ("sigmoid", "sigmoid", {"gamma": -0.5, "step_size": 10}, lambda t: 0.1 * sig(-0.5 * (t - 10))),
     ("sigmoid-rising", "sigmoid", {"gamma": 0.3, "step_size": 4}, lambda t: 0.1 * sig(0.3 * (t - 4))),
     ("exponential_fifth", "exponential_fifth", {"k": 0.1}, lambda t: math.exp(-0.1 * t) / 5),
@@ -52,12 +54,20 @@ def test_every_registered_schedule_is_checked():
 
 
 @pytest.mark.parametrize("t, expected", [
-    (0, 0.02), (1, 0.04), (4, 0.1),             # warmup: 0.1 * (t + 1) / 5
+    (0, 0.1 / 6), (1, 0.2 / 6), (4, 0.5 / 6),   # warmup: 0.1 * (t + 1) / (5 + 1)
     (5, 0.1), (20, 0.001), (25, 0.001),         # cosine from lr0 down to lr_min at T
     (12.5, 0.001 + 0.099 * 0.5),                # half way: cos(pi/2) = 0
 ])
 def test_cosine_warmup_landmarks(t, expected):
     assert make_schedule("cosine", 0.1, T=20, lr_min=0.001, warmup=5)(t) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("warmup", [1, 2, 3, 7])
+def test_cosine_warmup_rises_every_epoch_to_the_base_rate_at_epoch_warmup(warmup):
+    schedule = make_schedule("cosine", 0.1, T=20, warmup=warmup)
+    rates = [schedule(t) for t in range(warmup + 2)]
+    assert all(a < b for a, b in zip(rates[:warmup], rates[1:warmup + 1], strict=True)), rates
+    assert rates[warmup] == 0.1 and rates[warmup + 1] < 0.1
 
 
 def test_original_project_schedules_ignore_lr0():

@@ -104,3 +104,38 @@ def test_activation_underflow_is_silenced(name, dtype):
             [3.0, -20.0, sub, 0.5, 0.0, -1e4, 1e4],
             [0.0, 0.5, sub, -20.0, 3.0, 1.0, 2.0]]  # softmax: a row without the huge maximum
     check_activation(name, np.array(rows, dtype))
+
+
+# Cross-entropy's value after a softmax comes from the logits (log-softmax), as its gradient
+# does: the log of a probability clipped to float32's tiny would stop at 87.34.
+def confident_net(dtype):
+    """One dense softmax layer whose logits for the input [1] are [1000, 0, -1000]."""
+    net = Sequential([make_layer({"type": "dense", "units": 3, "activation": "softmax"})], (1,),
+                     seed=0, dtype=dtype)
+    net.set_weights({"layers.0.W": np.array([[1000, 0, -1000]], dtype), "layers.0.b": np.zeros(3, dtype)})
+    return net
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_of_a_confident_mistake_is_exact(dtype):
+    net, loss = confident_net(dtype), make_loss("cross_entropy")
+    x, wrong, right = np.ones((1, 1), dtype), np.array([2]), np.array([0])
+    with strict():
+        assert net.loss_and_gradients(loss, x, wrong)[0] == 2000.0
+        assert net.evaluate(loss, x, wrong)[0] == 2000.0
+        assert net.evaluate(loss, x, right)[0] == 0.0
+        assert net.evaluate(loss, x, np.eye(3, dtype=dtype)[wrong])[0] == 2000.0
+
+
+@pytest.mark.parametrize("target_kind", ["labels", "one_hot"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_from_logits_matches_the_probabilities_for_ordinary_inputs(dtype, target_kind):
+    rng = np.random.default_rng(4)
+    logits = (rng.standard_normal((64, 10)) * 3).astype(dtype)
+    labels = rng.integers(0, 10, 64)
+    y = labels if target_kind == "labels" else np.eye(10, dtype=dtype)[labels]
+    loss = make_loss("cross_entropy")
+    probabilities = make_activation("softmax").forward(logits)
+    expected = loss.value(probabilities, y)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    assert loss.value_from_logits(logits, y) == pytest.approx(expected, rel=tol)

@@ -9,14 +9,15 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     """Split sample indices into sorted (train_idx, val_idx), stratified by the labels y (N,).
 
     Each class gives round(fraction * count) samples to validation, at least one when
-    fraction > 0 and the class has two or more, and never all of them.
+    fraction > 0 and the class has two or more, and never all of them. The draw uses the
+    stream default_rng([seed, 2]).
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
     y = np.asarray(y)
     if fraction == 0.0:
         return np.arange(len(y)), np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 2])  # its own stream: [seed, 0] initialises, [seed, 1] shuffles
     val_parts = []
     for label in np.unique(y):  # a loop over classes, not samples
         members = np.flatnonzero(y == label)

@@ -50,6 +50,9 @@ class Layer:
     """
 
     type = "layer"
+    # True for a layer that draws random numbers while training (dropout): build's rng is then
+    # its own stream, which it keeps (Sequential gives each such layer a stream of its own).
+    stochastic = False
 
     def __init__(self, activation: str | dict | Activation | None = None):
         self.activation = make_activation(activation)
@@ -57,10 +60,13 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.input_shape: tuple = ()
         self.output_shape: tuple = ()
+        self._z: np.ndarray | None = None  # the last training forward's, for backward
+        self._y: np.ndarray | None = None
 
     # -- build time -------------------------------------------------------------------------
     def build(self, input_shape: tuple, rng: np.random.Generator, dtype: DTypeLike = np.float32) -> tuple:
-        """Fix the input shape (without the batch axis), initialise parameters; the output shape."""
+        """Fix the input shape (without the batch axis), initialise parameters from rng (a
+        stochastic layer keeps rng as its own stream instead); returns the output shape."""
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(self.infer_shape(self.input_shape))
         self.initialize(rng, np.dtype(dtype))
@@ -92,10 +98,20 @@ class Layer:
 
     # -- run time ---------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """(batch, *input_shape) -> (batch, *output_shape); caches what backward needs."""
-        self._z = self.transform(x, training)
-        self._y = self.activation.forward(self._z)
-        return self._y
+        """(batch, *input_shape) -> (batch, *output_shape); training enables dropout and caches
+        what backward needs (an evaluation forward caches nothing, see forward_with_logits)."""
+        return self.forward_with_logits(x, training)[1]
+
+    def forward_with_logits(self, x: np.ndarray, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(z, y): the pre-activation output (the logits, before a softmax) and y = activation(z).
+
+        Only a training forward caches anything: a forward in evaluation mode between a training
+        forward and its backward must not change what that backward computes."""
+        z = self.transform(x, training)
+        y = self.activation.forward(z)
+        if training:
+            self._z, self._y = z, y
+        return z, y
 
     def backward(self, dy: np.ndarray, skip_activation: bool = False,
                  input_gradient: bool = True) -> np.ndarray | None:
@@ -105,11 +121,14 @@ class Layer:
         False: nobody needs dL/dx (the first trainable layer in training), so a layer with
         parameters may skip computing it and return None (saves a GEMM, and col2im for conv2d).
         """
+        if self._y is None:
+            raise RuntimeError(f"{self.type}: backward needs a forward with training=True first")
         dz = dy if skip_activation else self.activation.backward(self._z, self._y, dy)
         return self.transform_backward(dz, input_gradient)
 
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """z, the pre-activation output (batch, *output_shape), for x (batch, *input_shape)."""
+        """z, the pre-activation output (batch, *output_shape), for x (batch, *input_shape);
+        caches what transform_backward needs only when training."""
         return x
 
     def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
@@ -125,8 +144,15 @@ class ParamLayer(Layer):
                  init_params: dict | None = None, use_bias: bool = True):
         super().__init__(activation)
         self.init = init or default_initializer(self.activation.name)
+        self.init_is_default = init is None
         self.init_params = dict(init_params or {})
         self.use_bias = use_bias
+
+    def default_init_for(self, activation_name: str) -> None:
+        """`activation_name` acts on this layer's output (an activation layer after it, this
+        one being linear): the default initialiser follows it, unless one was chosen."""
+        if self.init_is_default:
+            self.init = default_initializer(activation_name)
 
     def weight_shape_and_fans(self) -> tuple[tuple, int, int, tuple]:
         """(W's shape, fan_in, fan_out, b's shape) for the built input shape."""
@@ -169,7 +195,8 @@ class Dense(ParamLayer):
         return (n_in, self.units), n_in, self.units, (self.units,)
 
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
-        self._x = x
+        if training:
+            self._x = x
         z = x @ self.params["W"]
         return z + self.params["b"] if self.use_bias else z
 
@@ -251,14 +278,15 @@ class Conv2D(ParamLayer):
         xh = x.transpose(0, 2, 3, 1)
         if ph or pw:
             xh = np.pad(xh, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-        self._padded_shape, self._padded_dtype = xh.shape, xh.dtype
         n, (kh, kw), s = len(x), self.kernel_size, self.stride
         _, oh, ow = self.output_shape
         cols = np.empty((n, oh, ow, kh, kw, xh.shape[3]), xh.dtype)
         for i, j, rows, cols_ in _offsets(kh, kw, s, oh, ow):
             cols[:, :, :, i, j, :] = xh[:, rows, cols_, :]
-        self._cols = cols.reshape(n * oh * ow, -1)  # (N*OH*OW, kh*kw*C), kept for dW
-        z = self._cols @ self._weight_matrix().T
+        cols = cols.reshape(n * oh * ow, -1)  # (N*OH*OW, kh*kw*C)
+        if training:
+            self._cols, self._padded_shape, self._padded_dtype = cols, xh.shape, xh.dtype
+        z = cols @ self._weight_matrix().T
         if self.use_bias:
             z += self.params["b"]
         return z.reshape(n, oh, ow, self.filters).transpose(0, 3, 1, 2)
@@ -311,8 +339,8 @@ class Pool2D(Layer):
         _, oh, ow = self.output_shape
         return _offsets(self.pool_size, self.pool_size, self.stride, oh, ow)
 
-    def pool(self, xh: np.ndarray) -> np.ndarray:
-        """Channels last: (batch, H, W, C) -> (batch, OH, OW, C)."""
+    def pool(self, xh: np.ndarray, training: bool) -> np.ndarray:
+        """Channels last: (batch, H, W, C) -> (batch, OH, OW, C); caches for unpool if training."""
         raise NotImplementedError
 
     def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
@@ -321,8 +349,9 @@ class Pool2D(Layer):
 
     # Like conv2d, pools work on the channels-last view, which is how the memory is laid out.
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
-        self._x = x
-        return self.pool(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        if training:
+            self._x = x
+        return self.pool(x.transpose(0, 2, 3, 1), training).transpose(0, 3, 1, 2)
 
     def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         dxh = np.zeros_like(self._x).transpose(0, 2, 3, 1)
@@ -334,18 +363,21 @@ class Pool2D(Layer):
 class MaxPool2D(Pool2D):
     """Max over each window; the gradient goes to the first maximum of a tie (as in PyTorch)."""
 
-    def pool(self, xh: np.ndarray) -> np.ndarray:
+    def pool(self, xh: np.ndarray, training: bool) -> np.ndarray:
         best = winner = None
         for k, (_, _, rows, cols) in enumerate(self.slices()):
             v = xh[:, rows, cols, :]
             if best is None:
-                best, winner = v.copy(), np.zeros(v.shape, np.int16)
+                best = v.copy()
+                winner = np.zeros(v.shape, np.int16) if training else None
                 continue
-            # Masked arithmetic rather than np.where/copyto: several times faster here.
-            better = (v > best).view(np.int8)
-            winner += better * (np.int16(k) - winner)
+            if training:  # which window position won, for unpool
+                # Masked arithmetic rather than np.where/copyto: several times faster here.
+                better = (v > best).view(np.int8)
+                winner += better * (np.int16(k) - winner)
             np.maximum(best, v, out=best)
-        self._winner = winner
+        if training:
+            self._winner = winner
         return best
 
     def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
@@ -357,7 +389,7 @@ class MaxPool2D(Pool2D):
 class AvgPool2D(Pool2D):
     """Mean over each window; the gradient is shared equally among the window's inputs."""
 
-    def pool(self, xh: np.ndarray) -> np.ndarray:
+    def pool(self, xh: np.ndarray, training: bool) -> np.ndarray:
         total = sum(xh[:, rows, cols, :] for _, _, rows, cols in self.slices())
         return total / xh.dtype.type(self.pool_size ** 2)
 
@@ -392,16 +424,20 @@ class Dropout(Layer):
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
         self.rate = rate
         self.rng = np.random.default_rng()
+        self._mask: np.ndarray | None = None
 
     def layer_config(self) -> dict:
         return {"rate": self.rate}
 
+    stochastic = True
+
     def initialize(self, rng: np.random.Generator, dtype: np.dtype) -> None:
-        # Its own stream, derived from the network's, so masks are reproducible.
-        self.rng = np.random.default_rng(rng.integers(2**63))
+        self.rng = rng  # its own stream: the masks are reproducible and draw from nothing else
 
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
-        if not training or self.rate == 0:
+        if not training:
+            return x
+        if self.rate == 0:
             self._mask = None
             return x
         keep = x.dtype.type(1 - self.rate)

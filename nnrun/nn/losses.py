@@ -27,8 +27,11 @@ class Loss:
     """Base class: a scalar loss of the network's output (N, K) against targets (N,) or (N, K)."""
 
     name = "loss"
-    # True when, after a softmax output, the gradient w.r.t. the logits is simply p - y.
+    # True when, after a softmax output, the gradient w.r.t. the logits is simply p - y; such a
+    # loss also has logits_gradient(p, target) and value_from_logits(logits, target).
     fuses_with_softmax = False
+    # True when the loss needs probabilities (it takes their log): configs must end with softmax.
+    needs_softmax = False
 
     def value(self, output: np.ndarray, target: np.ndarray) -> float:
         """The loss, averaged over the batch."""
@@ -44,6 +47,7 @@ class CrossEntropy(Loss):
     """-mean_n sum_k y_nk log p_nk over the batch, where `output` holds probabilities p."""
 
     fuses_with_softmax = True
+    needs_softmax = True
 
     def _clipped(self, p: np.ndarray) -> np.ndarray:
         return np.clip(p, np.finfo(p.dtype).tiny, 1.0)
@@ -55,6 +59,15 @@ class CrossEntropy(Loss):
     def gradient(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
         y = one_hot(target, output.shape[1], output.dtype)
         return -y / self._clipped(output) / output.dtype.type(len(output))
+
+    def value_from_logits(self, logits: np.ndarray, target: np.ndarray) -> float:
+        """The value for p = softmax(logits), with log p = z - max z - log sum exp(z - max z):
+        exact where p rounds to 0 (log of the clipped p stops at -log(tiny), 87.3 in float32)."""
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        with np.errstate(under="ignore"):  # exp of very negative logits: 0 is exact enough
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        y = one_hot(target, logits.shape[1], logits.dtype)
+        return float(-(y * log_p).sum() / len(logits))
 
     def logits_gradient(self, probabilities: np.ndarray, target: np.ndarray) -> np.ndarray:
         """dL/dz for p = softmax(z): (p - y) / N, stable and exact."""

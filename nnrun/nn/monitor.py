@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 class Monitor:
     """Tracks the best of a series of values: the lowest with mode "min", the highest with
@@ -26,3 +28,11 @@ class Monitor:
             return True
         self.wait += 1
         return False
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """"best" (NaN before any finite value) and "wait", as 0-d arrays for a checkpoint."""
+        return {"best": np.array(math.nan if self.best is None else self.best), "wait": np.array(self.wait)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        best = float(state["best"])
+        self.best, self.wait = None if math.isnan(best) else best, int(state["wait"])

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from itertools import pairwise
+
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .layers import Layer, ShapeError
+from .layers import ActivationLayer, Layer, ParamLayer, ShapeError
 from .losses import Loss
+
+# An int seed gives each consumer its own stream, so that none shifts another's numbers (a
+# dropout layer added does not change the weights): [seed, INIT_STREAM] initialises the weights,
+# [seed, LAYER_STREAM, i] drives layer i's randomness (dropout masks). nnrun's training
+# shuffles with [seed, 1] and splits off the validation data with [seed, 2].
+INIT_STREAM, LAYER_STREAM = 0, 3
+
+Streams = tuple[np.random.Generator, Callable[[int], np.random.Generator]]
+
+
+def random_streams(seed: int | np.random.Generator) -> Streams:
+    """(the initialisation's stream, layer index -> that layer's own stream). A Generator (library
+    use) initialises the weights itself and spawns an independent child for each layer."""
+    if isinstance(seed, np.random.Generator):
+        return seed, lambda i: seed.spawn(1)[0]
+    return np.random.default_rng([seed, INIT_STREAM]), lambda i: np.random.default_rng([seed, LAYER_STREAM, i])
+
+
+def check_names(what: str, needed: Iterable[str], given: Iterable[str]) -> None:
+    """ValueError naming the missing and unexpected names, unless the two sets are equal."""
+    missing, extra = set(needed) - set(given), set(given) - set(needed)
+    if missing or extra:
+        raise ValueError(f"{what} do not match the model: missing {sorted(missing)}, "
+                         f"unexpected {sorted(extra)}")
 
 
 class Sequential:
     """A stack of layers built for one input shape (without the batch axis).
 
     Parameters are named "layers.<index>.<name>" (e.g. "layers.0.W"); the weights file, the
-    optimiser state and the gradient checks all use these names.
+    optimiser state and the gradient checks all use these names. seed: an int derives one
+    stream per consumer (see INIT_STREAM), a Generator is used as random_streams says.
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple, seed: int | np.random.Generator = 0,
@@ -21,17 +49,25 @@ class Sequential:
         self.layers = list(layers)
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        init_rng, layer_rng = random_streams(seed)
+        self._default_inits_follow_activation_layers()
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             try:
-                shape = layer.build(shape, rng, self.dtype)
+                shape = layer.build(shape, layer_rng(i) if layer.stochastic else init_rng, self.dtype)
             except ShapeError as e:
                 raise ShapeError(e.reason, i, layer.type, e.needs_flat_input) from None
             if min(shape, default=1) < 1:
                 raise ShapeError(f"output shape {shape} is empty; the input is too small for "
                                  "this stack", i, layer.type)
         self.output_shape = shape
+
+    def _default_inits_follow_activation_layers(self) -> None:
+        """A linear dense or conv2d followed by {type: relu} is a relu layer: He, not Glorot."""
+        for layer, after in pairwise(self.layers):
+            linear = isinstance(layer, ParamLayer) and layer.activation.name == "linear"
+            if linear and isinstance(after, ActivationLayer):
+                layer.default_init_for(after.activation.name)
 
     # -- parameters -----------------------------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
@@ -53,10 +89,7 @@ class Sequential:
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy named arrays into the parameters; names and shapes must match exactly."""
         params = self.parameters()
-        missing, extra = params.keys() - weights.keys(), weights.keys() - params.keys()
-        if missing or extra:
-            raise ValueError(f"weights do not match the model: missing {sorted(missing)}, "
-                             f"unexpected {sorted(extra)}")
+        check_names("weights", params, weights)
         for k, p in params.items():
             w = np.asarray(weights[k])
             if w.shape != p.shape:
@@ -64,15 +97,21 @@ class Sequential:
                                  f"the model needs {p.shape}")
             p[...] = w
 
+    # -- random state -------------------------------------------------------------------------
     def random_state(self) -> dict[str, dict]:
-        """The state of every layer's own random stream (dropout masks), JSON-serialisable."""
-        return {f"layers.{i}": layer.rng.bit_generator.state
-                for i, layer in enumerate(self.layers) if hasattr(layer, "rng")}
+        """The state of each layer's own random stream (dropout masks) by "layers.<index>": numpy's
+        bit_generator.state, plain JSON-able dicts, for a checkpoint."""
+        return {name: layer.rng.bit_generator.state for name, layer in self._stochastic_layers().items()}
 
     def set_random_state(self, state: dict[str, dict]) -> None:
-        """Continue every layer's stream from a random_state()."""
-        for name, bit_state in state.items():
-            self.layers[int(name.split(".")[1])].rng.bit_generator.state = bit_state
+        """Restore a random_state(): the next masks are those the saved network would have drawn."""
+        layers = self._stochastic_layers()
+        check_names("random states", layers, state)
+        for name, layer in layers.items():
+            layer.rng.bit_generator.state = state[name]
+
+    def _stochastic_layers(self) -> dict[str, Layer]:
+        return {f"layers.{i}": layer for i, layer in enumerate(self.layers) if layer.stochastic}
 
     def summary(self) -> list[dict]:
         """One row per layer: index, type, output shape, parameter count."""
@@ -82,11 +121,16 @@ class Sequential:
 
     # -- computation ----------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """(batch, *input_shape) -> (batch, *output_shape); training enables dropout."""
+        """(batch, *input_shape) -> (batch, *output_shape); training enables dropout and keeps
+        what backward needs (an evaluation forward leaves the last training forward's caches)."""
+        return self.forward_with_logits(x, training)[1]
+
+    def forward_with_logits(self, x: np.ndarray, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, output): the last layer's pre-activation output and its activation."""
         x = np.asarray(x, self.dtype)
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             x = layer.forward(x, training)
-        return x
+        return self.layers[-1].forward_with_logits(x, training)
 
     def backward(self, grad: np.ndarray, skip_output_activation: bool = False,
                  input_gradient: bool = True) -> np.ndarray | None:
@@ -108,18 +152,35 @@ class Sequential:
         """Whether a softmax output and this loss back-propagate together as p - y."""
         return loss.fuses_with_softmax and self.layers[-1].activation.name == "softmax"
 
-    def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray, training: bool = True,
+    def loss_and_gradients(self, loss: Loss, x: np.ndarray, y: np.ndarray,
                            input_gradient: bool = False) -> tuple[float, np.ndarray]:
-        """Forward, loss and backward in one go; returns (loss value, output). Gradients land
-        in each layer's `grads`. Softmax + cross-entropy use the fused gradient p - y.
-        dL/dx is computed (by the first layer's backward) only if input_gradient."""
-        out = self.forward(x, training)
+        """A training forward, the loss and backward in one go; returns (loss value, output).
+        Gradients land in each layer's `grads`. Softmax + cross-entropy use the fused gradient
+        p - y. dL/dx is computed (by the first layer's backward) only if input_gradient."""
+        logits, out = self.forward_with_logits(x, training=True)
         fused = self.fuses_softmax(loss)
         grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
         self.backward(grad, skip_output_activation=fused, input_gradient=input_gradient)
-        return loss.value(out, y), out
+        return self.loss_value(loss, logits, out, y), out
+
+    def loss_value(self, loss: Loss, logits: np.ndarray, out: np.ndarray, y: np.ndarray) -> float:
+        """The loss of the output; after a softmax, cross-entropy's from the logits, as its
+        gradient (exact where a probability rounds to 0)."""
+        return loss.value_from_logits(logits, y) if self.fuses_softmax(loss) else loss.value(out, y)
+
+    def evaluate(self, loss: Loss, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> tuple[float, np.ndarray]:
+        """(loss value, outputs) for x in evaluation mode, in batches like predict."""
+        logits, out = self._in_batches(x, batch_size)
+        return self.loss_value(loss, logits, out, y), out
 
     def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Outputs (batch, *output_shape) for x in evaluation mode, in batches to bound memory."""
-        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs) if outs else np.zeros((0, *self.output_shape), self.dtype)
+        return self._in_batches(x, batch_size)[1]
+
+    def _in_batches(self, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, outputs) of evaluation forwards over x, batch_size samples at a time."""
+        parts = [self.forward_with_logits(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        if not parts:
+            empty = np.zeros((0, *self.output_shape), self.dtype)
+            return empty, empty
+        return np.concatenate([z for z, _ in parts]), np.concatenate([out for _, out in parts])

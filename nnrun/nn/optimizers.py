@@ -54,20 +54,24 @@ class Optimizer:
     decoupled_decay = False
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Everything step() has accumulated, as flat named arrays: "t" and "<param>/<moment>"."""
-        arrays = {"t": np.array(self.t)}
-        for key, moments in self.state.items():
-            arrays.update({f"{key}/{name}": value.copy() for name, value in moments.items()})
-        return arrays
+        """What the next steps depend on besides the parameters and the constructor's settings,
+        as copies: each parameter's arrays by "<parameter>/<name>" ("layers.0.W/m") and the
+        step count "t" as a 0-d array. load_state_dict restores it."""
+        state = {f"{key}/{name}": a.copy() for key, arrays in self.state.items() for name, a in arrays.items()}
+        state["t"] = np.array(self.t)
+        return state
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
-        """Continue from a state_dict(): later steps are those the saved optimiser would take."""
-        self.t = int(arrays["t"])
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a state_dict() (its arrays are copied)."""
+        if "t" not in state or not all(key == "t" or "/" in key for key in state):
+            raise ValueError(f"not an optimizer state: expected 't' and '<parameter>/<name>' keys, "
+                             f"got {sorted(state)}")
+        self.t = int(state["t"])
         self.state = {}
-        for name, value in arrays.items():
-            if name != "t":
-                key, moment = name.rsplit("/", 1)
-                self.state.setdefault(key, {})[moment] = np.array(value)
+        for key, a in state.items():
+            if key != "t":
+                param, name = key.rsplit("/", 1)
+                self.state.setdefault(param, {})[name] = np.array(a)
 
     def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
         """Update one parameter p in place from its gradient g; state is p's own (moments...)."""

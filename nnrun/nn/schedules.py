@@ -7,7 +7,8 @@ The rate is set once at the start of each epoch. Formulas (documented in the REA
   exponential         lr0 * exp(-k t)
   inverse_time        lr0 / (1 + k t)
   polynomial          lr_end + (lr0 - lr_end) * (1 - min(t, T) / T) ** power
-  cosine              linear warmup lr0 * (t + 1) / warmup for t < warmup, then
+  cosine              warm-up lr0 * (t + 1) / (warmup + 1) for t < warmup (rising every epoch
+                      to lr0 at t = warmup), then
                       lr_min + (lr0 - lr_min) * (1 + cos(pi * min(t - warmup, T') / T')) / 2,
                       T' = T - warmup
   sigmoid             lr0 / (1 + exp(-gamma (t - step_size)))            (Caffe's policy)
@@ -50,11 +51,13 @@ class Schedule:
         """Told the monitored metric after each epoch; only feedback schedules use it."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """What observe() has accumulated (nothing, for a pure function of the epoch)."""
+        """What the rate depends on besides the epoch and the settings (0-d arrays): nothing,
+        except for feedback schedules. load_state_dict restores it."""
         return {}
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
-        """Continue from a state_dict()."""
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if state:
+            raise ValueError(f"schedule {self.name} keeps no state, got {sorted(state)}")
 
 
 @register("constant")
@@ -121,8 +124,8 @@ class Cosine(Schedule):
         self.T, self.lr_min, self.warmup = T, lr_min, warmup
 
     def __call__(self, t: int) -> float:
-        if t < self.warmup:
-            return self.lr0 * (t + 1) / self.warmup
+        if t < self.warmup:  # ends one step below lr0, which the cosine starts from at t = warmup
+            return self.lr0 * (t + 1) / (self.warmup + 1)
         span = max(self.T - self.warmup, 1)
         progress = min(t - self.warmup, span) / span
         return self.lr_min + (self.lr0 - self.lr_min) * (1 + math.cos(math.pi * progress)) / 2
@@ -182,12 +185,12 @@ class ReduceOnPlateau(Schedule):
             self.lr, self.monitor.wait = max(self.lr * self.factor, self.lr_min), 0
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        best = math.nan if self.monitor.best is None else self.monitor.best
-        return {"lr": np.array(self.lr), "best": np.array(best), "wait": np.array(self.monitor.wait)}
+        """The current rate "lr" and the monitor's "monitor/best" and "monitor/wait"."""
+        return {"lr": np.array(self.lr), **{f"monitor/{k}": v for k, v in self.monitor.state_dict().items()}}
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
-        self.lr, self.monitor.wait = float(arrays["lr"]), int(arrays["wait"])
-        self.monitor.best = None if math.isnan(float(arrays["best"])) else float(arrays["best"])
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.lr = float(state["lr"])
+        self.monitor.load_state_dict({k.removeprefix("monitor/"): v for k, v in state.items() if k != "lr"})
 
 
 def make_schedule(name: str, lr0: float, **params: Any) -> Schedule:
