@@ -4,14 +4,16 @@ and what to do; never a traceback, an unexpected exception or a silently wrong r
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nnrun.data import load_idx_pair, read_idx
+from nnrun.data import load_csv, load_idx_pair, load_npz, read_idx
 from nnrun.errors import DataError
 from tests.synthetic import idx_bytes
 
@@ -150,3 +152,156 @@ def test_idx_good_files_still_load(tmp_path):
         x, y = load_idx_pair(images, good_labels_file(tmp_path))
         np.testing.assert_array_equal(x[:, 0], GOOD_IMAGES)
         assert y.tolist() == GOOD_LABELS.tolist()
+
+
+# ---------------------------------------------------------------- CSV
+
+CSV_CASES = {  # name: (file text, what the message must say)
+    "ragged row": ("1,2,0\n3,4\n", r"row 2 has 2 fields but row 1 has 3"),
+    "ragged after header": ("a,b,label\n1,2,0\n3,4,5,1\n", r"row 3 has 4 fields but row 2 has 3"),
+    "non-numeric cell": ("a,b,label\n1,2,0\n3,x,1\n", r"row 3, column 2: 'x' is not a number"),
+    "empty cell": ("1,2,0\n3,,1\n", r"row 2, column 2: '' is not a number"),
+    "trailing comma": ("1,2,0\n3,4,1,\n", r"row 2 has 4 fields but row 1 has 3"),
+    "nan cell": ("1,2,0\n3,nan,1\n", r"row 2, column 2: 'nan' is not a finite number"),
+    "inf cell": ("1,2,0\ninf,4,1\n", r"row 2, column 1: 'inf' is not a finite number"),
+    "control characters shown escaped": ("1,2,0\n3,\x1b[31m\x07,1\n", r"row 2, column 2: '\\x1b\[31m\\x07'"),
+    "binary junk": (idx_bytes(GOOD_IMAGES).decode("latin-1") + "\n1,2\n", r"row \d"),
+    "non-integer label": ("a,b,label\n1,2,0\n3,4,1.5\n", r"label 1\.5 at row 3"),
+    "negative label": ("1,2,0\n3,4,-2\n", r"label -2 at row 2"),
+    "label too large": ("1,2,0\n3,4,1e12\n", r"label 1e\+12 at row 2"),
+    "empty file": ("", r"empty"),
+    "blank lines only": ("\n\n  \n", r"empty"),
+    "header only": ("a,b,label\n", r"no samples"),
+    "one column": ("0\n1\n", r"at least 2 columns"),
+    "first row half numbers": ("1,x,0\n3,4,1\n", r"row 1 mixes numbers and text"),
+    "first row with one text cell": ("1,2,3,zero\n4,5,6,1\n", r"row 1 mixes numbers and text"),
+    "header of numbers and names": ("label,0,1\n0,5,6\n", r"row 1 mixes numbers and text"),
+}
+
+
+@pytest.mark.parametrize("name", CSV_CASES)
+def test_hostile_csv(tmp_path, name):
+    text, expected = CSV_CASES[name]
+    path = write(tmp_path / "data.csv", text)
+    one_line_error(lambda: load_csv(path), r"data\.csv: ", expected)
+
+
+def test_csv_row_numbers_count_blank_lines_and_the_header(tmp_path):
+    path = write(tmp_path / "gaps.csv", "a,b,label\n\n1,2,0\n\n3,oops,1\n")
+    one_line_error(lambda: load_csv(path), r"row 5, column 2: 'oops'")
+
+
+def test_csv_a_header_row_has_no_numbers(tmp_path):
+    x, y = load_csv(write(tmp_path / "h.csv", "p0,p1,label\n1,2,0\n3,4,1\n"))
+    assert x.tolist() == [[1, 2], [3, 4]] and y.tolist() == [0, 1]
+    x, _ = load_csv(write(tmp_path / "n.csv", "1,2,0\n3,4,1\n"))
+    assert len(x) == 2  # no row lost
+
+
+def test_csv_explicit_header_settings(tmp_path):
+    path = write(tmp_path / "e.csv", "label,0,1\n0,5,6\n1,7,8\n")
+    x, y = load_csv(path, label_column="first", header=True)
+    assert x.tolist() == [[5, 6], [7, 8]] and y.tolist() == [0, 1]
+    one_line_error(lambda: load_csv(write(tmp_path / "f.csv", "a,b,c\n1,2,0\n"), header=False),
+                   r"f\.csv: row 1, column 1: 'a' is not a number")
+
+
+def test_csv_windows_line_endings_and_bom(tmp_path):
+    x, y = load_csv(write(tmp_path / "w.csv", "\ufeffa,b,label\r\n1,2,0\r\n3,4,1\r\n"))
+    assert x.tolist() == [[1, 2], [3, 4]] and y.tolist() == [0, 1]
+
+
+# ---------------------------------------------------------------- NPZ
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def npz_with_member(name: str, member: bytes, **others) -> bytes:
+    """An .npz whose member `name`.npy holds exactly `member` (a valid zip around any bytes)."""
+    buffer = io.BytesIO(npz_bytes(**others))
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr(f"{name}.npy", member)
+    return buffer.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+X4, Y4 = np.zeros((4, 6), np.float32), np.array([0, 1, 2, 1])
+
+
+def npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+HUGE_NPY = npy_header((10**12, 6)) + bytes(96)
+
+NPZ_CASES = {
+    "missing x": (npz_bytes(data=X4, y=Y4), r"no array named 'x'; the file holds \['data', 'y'\]"),
+    "missing y": (npz_bytes(x=X4, target=Y4), r"no array named 'y'; the file holds \['target', 'x'\]"),
+    "object x": (npz_bytes(x=np.array([{"a": 1}, None, 3, 4], dtype=object), y=Y4),
+                 r"'x' is an object array.*never unpickle"),
+    "object y": (npz_bytes(x=X4, y=np.array([0, 1, "two", 3], dtype=object)), r"'y' is an object array"),
+    "x/y length mismatch": (npz_bytes(x=X4, y=Y4[:3]), r"'x' has 4 samples but 'y' has 3 labels"),
+    "non-integer labels": (npz_bytes(x=X4, y=np.array([0, 1, 0.5, 1])), r"label 0\.5 at index 2"),
+    "string labels": (npz_bytes(x=X4, y=np.array(["a", "b", "c", "d"])), r"labels must be .*numeric"),
+    "non-numeric x": (npz_bytes(x=np.array(["a", "b", "c", "d"]), y=Y4), r"'x' must be numeric"),
+    "complex x": (npz_bytes(x=X4.astype(complex), y=Y4), r"'x' must be numeric"),
+    "nan in x": (npz_bytes(x=np.where(np.eye(4, 6) > 0, np.nan, 0.0), y=Y4), r"nan.*not a finite number"),
+    "zero samples": (npz_bytes(x=np.zeros((0, 6)), y=np.zeros(0)), r"no samples"),
+    "1-D x": (npz_bytes(x=np.zeros(4), y=Y4), r"shape \(N,F\)"),
+    "member claims 10^12 values": (npz_with_member("x", HUGE_NPY, y=Y4), r"'x'.*declares.*corrupt"),
+    "member truncated": (npz_with_member("x", npy_bytes(X4)[:-10], y=Y4), r"'x'.*declares.*corrupt"),
+    "member padded": (npz_with_member("x", npy_bytes(X4) + b"junk", y=Y4), r"'x'.*declares.*corrupt"),
+    "member not .npy": (npz_with_member("x", b"hello, world", y=Y4), r"'x' is not a readable \.npy array"),
+    "not a zip": (b"hello", r"not an \.npz archive"),
+    "a .npy, not an .npz": (npy_bytes(X4), r"not an \.npz archive"),
+    "zip cut short": (npz_bytes(x=X4, y=Y4)[:-30], r"not an \.npz archive|corrupt"),
+    "labels as a column (N, 1)": (npz_bytes(x=X4, y=Y4.reshape(4, 1)), r"labels must be a 1-D .* \(4, 1\)"),
+    "bzip2 member": (None, r"'x' is compressed with zip method 12"),
+}
+
+
+def bzip2_npz() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("x.npy", npy_bytes(X4))
+        archive.writestr("y.npy", npy_bytes(Y4))
+    return buffer.getvalue()
+
+
+NPZ_CASES["bzip2 member"] = (bzip2_npz(), NPZ_CASES["bzip2 member"][1])
+
+
+@pytest.mark.parametrize("name", NPZ_CASES)
+def test_hostile_npz(tmp_path, name):
+    data, expected = NPZ_CASES[name]
+    path = write(tmp_path / "data.npz", data)
+    one_line_error(lambda: load_npz(path), r"data\.npz: ", expected)
+
+
+def test_npz_corrupt_compressed_member(tmp_path):
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=np.arange(600.0).reshape(100, 6), y=np.arange(100) % 3)
+    data = bytearray(buffer.getvalue())
+    data[200] ^= 0xFF  # inside x's deflated bytes
+    path = write(tmp_path / "bad.npz", bytes(data))
+    one_line_error(lambda: load_npz(path), r"bad\.npz: .*corrupt")
+
+
+def test_npz_object_array_is_never_unpickled(tmp_path, monkeypatch):
+    import pickle
+
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("unpickled"))
+    path = write(tmp_path / "obj.npz", NPZ_CASES["object x"][0])
+    one_line_error(lambda: load_npz(path), r"object array")
