@@ -8,13 +8,19 @@ import io
 import re
 import struct
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from typer.testing import CliRunner
 
-from nnrun.data import load_csv, load_idx_pair, load_npz, read_idx
-from nnrun.errors import DataError
+from nnrun.builder import load_data
+from nnrun.cli import app
+from nnrun.config import load_config
+from nnrun.data import DATASETS, load_csv, load_dataset, load_idx_pair, load_npz, read_idx
+from nnrun.errors import ConfigError, DataError
 from tests.synthetic import idx_bytes
 
 # ---------------------------------------------------------------- helpers
@@ -305,3 +311,100 @@ def test_npz_object_array_is_never_unpickled(tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("unpickled"))
     path = write(tmp_path / "obj.npz", NPZ_CASES["object x"][0])
     one_line_error(lambda: load_npz(path), r"object array")
+
+
+# ---------------------------------------------------------------- labels and classes
+
+NET = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]}
+
+
+def experiment(tmp_path: Path, data: dict):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "data": {"validation_split": 0, **data}, "model": NET}))
+    return load_config(path, ())
+
+
+def csv_file(path: Path, labels: list[int]) -> Path:
+    return write(path, "".join(f"{i},{i + 1},{label}\n" for i, label in enumerate(labels)))
+
+
+def test_a_test_label_the_training_data_lacks_names_the_test_file(tmp_path):
+    exp = experiment(tmp_path, {"train": {"csv": str(csv_file(tmp_path / "train.csv", [0, 1, 2, 0]))},
+                                "test": {"csv": str(csv_file(tmp_path / "test.csv", [0, 7, 1]))}})
+    one_line_error(lambda: load_data(exp), r"test\.csv: label 7 outside the classes 0\.\.2 of the training data \(.*train\.csv\)")
+
+
+def test_idx_test_labels_are_named_by_their_labels_file(tmp_path):
+    images = write(tmp_path / "imgs.idx", idx_bytes(GOOD_IMAGES))
+    labels = write(tmp_path / "labs.idx", idx_bytes(np.array([0, 1, 5, 1], np.uint8)))
+    exp = experiment(tmp_path, {"train": {"images": str(images), "labels": str(good_labels_file(tmp_path))},
+                                "test": {"images": str(images), "labels": str(labels)}})
+    one_line_error(lambda: load_data(exp), r"labs\.idx: label 5")
+
+
+def test_labels_beyond_a_named_datasets_classes_name_the_file(tmp_path):
+    test_rows = "".join(f"{','.join(['0'] * 64)},{label}\n" for label in (0, 12, 3))
+    exp = experiment(tmp_path, {"dataset": "digits", "test": {"csv": str(write(tmp_path / "t.csv", test_rows))}})
+    one_line_error(lambda: load_data(exp), r"t\.csv: label 12 outside the classes 0\.\.9 of dataset digits")
+
+
+def test_a_downloaded_labels_file_beyond_the_declared_classes_is_named(tmp_path, monkeypatch):
+    """A cached file that passes its checksum but holds label 12 for a 10-class dataset."""
+    import hashlib
+
+    folder = tmp_path / "cache" / "mnist"
+    folder.mkdir(parents=True)
+    images, labels = np.zeros((3, 28, 28), np.uint8), np.array([0, 12, 3], np.uint8)
+    hashes = {}
+    for name, array in zip(DATASETS["mnist"].sha256, (images, labels, images, labels), strict=True):
+        data = gzip.compress(idx_bytes(array))
+        write(folder / name, data)
+        hashes[name] = hashlib.sha256(data).hexdigest()
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], sha256=hashes, mirrors=()))
+    one_line_error(lambda: load_dataset("mnist", tmp_path / "cache"),
+                   r"train-labels-idx1-ubyte\.gz: label 12 outside the classes 0\.\.9 of dataset mnist")
+
+
+def test_the_network_still_gets_the_blame_when_it_is_wrong(tmp_path):
+    from nnrun.builder import build_network
+
+    exp = experiment(tmp_path, {"train": {"csv": str(csv_file(tmp_path / "train.csv", [0, 1, 2, 3, 4]))}})
+    data = load_data(exp)
+    with pytest.raises(ConfigError, match=r"model\.layers\[1\].*5 classes"):
+        build_network(exp, data.input_shape, data.num_classes)
+
+
+# ---------------------------------------------------------------- through the command line
+
+CLI_CASES = {
+    "truncated IDX": ("images", idx_bytes(GOOD_IMAGES)[:-5]),
+    "ragged CSV": ("csv", "1,2,0\n3,4\n"),
+    "object NPZ": ("npz", NPZ_CASES["object x"][0]),
+}
+
+
+@pytest.mark.parametrize("name", CLI_CASES)
+def test_cli_shows_one_line_and_exits_2(tmp_path, name):
+    kind, data = CLI_CASES[name]
+    bad = write(tmp_path / f"bad.{kind}", data)
+    source = ({"images": str(bad), "labels": str(good_labels_file(tmp_path))} if kind == "images"
+              else {kind: str(bad)})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "c", "data": {"train": source}, "model": NET}))
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: "), lines
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+
+
+def test_cli_blames_a_test_label_on_the_test_file(tmp_path):
+    train, test = csv_file(tmp_path / "train.csv", [0, 1, 2]), csv_file(tmp_path / "test.csv", [0, 3])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "c", "model": NET, "data": {
+        "train": {"csv": str(train)}, "test": {"csv": str(test)}, "validation_split": 0}}))
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: {test}: label 3 outside the classes 0..2 of the training data ({train}); "
+        "use the same class indices in every split"]
