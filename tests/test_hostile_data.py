@@ -4,9 +4,11 @@ and what to do; never a traceback, an unexpected exception or a silently wrong r
 from __future__ import annotations
 
 import gzip
+import http.server
 import io
 import re
 import struct
+import threading
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -19,8 +21,8 @@ from typer.testing import CliRunner
 from nnrun.builder import load_data
 from nnrun.cli import app
 from nnrun.config import load_config
-from nnrun.data import DATASETS, load_csv, load_dataset, load_idx_pair, load_npz, read_idx
-from nnrun.errors import ConfigError, DataError
+from nnrun.data import DATASETS, fetch, load_csv, load_dataset, load_idx_pair, load_npz, read_idx
+from nnrun.errors import ConfigError, DataError, DownloadError
 from tests.synthetic import idx_bytes
 
 # ---------------------------------------------------------------- helpers
@@ -408,3 +410,87 @@ def test_cli_blames_a_test_label_on_the_test_file(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {test}: label 3 outside the classes 0..2 of the training data ({train}); "
         "use the same class indices in every split"]
+
+
+# ---------------------------------------------------------------- downloads
+
+FIRST = "train-images-idx3-ubyte.gz"
+
+
+class ShortBodyHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the good files' bytes cut in half, then closes: with the full Content-Length
+    (a server that dies mid-transfer) or with none (a close-delimited body that looks complete)."""
+
+    root: Path
+    send_length = True
+
+    def do_GET(self):
+        data = (self.root / Path(self.path).name).read_bytes()
+        self.send_response(200)
+        if self.send_length:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(params=[True, False], ids=["content-length", "no-length"])
+def short_mirror(request, served_mnist, tmp_path):
+    handler = type("Handler", (ShortBodyHandler,), {"root": tmp_path / "www" / "good",
+                                                    "send_length": request.param})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def use_mirrors(monkeypatch, *urls: str) -> None:
+    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], mirrors=urls))
+
+
+def cached_files(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.rglob("*") if p.is_file())
+
+
+def test_a_partial_download_is_never_kept(served_mnist, short_mirror, tmp_path, monkeypatch):
+    use_mirrors(monkeypatch, short_mirror)
+    with pytest.raises(DownloadError) as caught:
+        fetch("mnist", FIRST, tmp_path / "cache")
+    assert "\n" not in str(caught.value) and short_mirror + FIRST in str(caught.value)
+    assert re.search(r"incomplete download|checksum mismatch", str(caught.value))
+    assert cached_files(tmp_path / "cache") == []
+
+
+def test_a_partial_download_falls_through_to_the_next_mirror(served_mnist, short_mirror, tmp_path, monkeypatch):
+    use_mirrors(monkeypatch, short_mirror, served_mnist["good"])
+    path = fetch("mnist", FIRST, tmp_path / "cache")
+    assert path.read_bytes() == (tmp_path / "www" / "good" / FIRST).read_bytes()
+
+
+def test_a_checksum_mismatch_is_never_used_or_cached(served_mnist, tmp_path, monkeypatch):
+    use_mirrors(monkeypatch, served_mnist["bad"])
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        load_dataset("mnist", tmp_path / "cache")
+    assert cached_files(tmp_path / "cache") == []
+
+
+def test_a_cached_file_that_fails_its_checksum_is_downloaded_again(served_mnist, tmp_path, monkeypatch):
+    use_mirrors(monkeypatch, served_mnist["good"])
+    cached = fetch("mnist", FIRST, tmp_path / "cache")
+    good = cached.read_bytes()
+    cached.write_bytes(good[:-10])  # a cache truncated by a crash, or a disk error
+    assert fetch("mnist", FIRST, tmp_path / "cache").read_bytes() == good
+
+
+def test_a_stale_cache_without_mirrors_is_not_used(served_mnist, tmp_path, monkeypatch, closed_port_url):
+    use_mirrors(monkeypatch, served_mnist["good"])
+    cached = fetch("mnist", FIRST, tmp_path / "cache")
+    cached.write_bytes(b"\x1f\x8b" + bytes(20))
+    use_mirrors(monkeypatch, closed_port_url)
+    with pytest.raises(DownloadError, match=r"cached copy .*failed its checksum"):
+        fetch("mnist", FIRST, tmp_path / "cache")
