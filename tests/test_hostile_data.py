@@ -9,6 +9,7 @@ import io
 import re
 import struct
 import threading
+import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nnrun.builder import load_data
@@ -494,3 +497,126 @@ def test_a_stale_cache_without_mirrors_is_not_used(served_mnist, tmp_path, monke
     use_mirrors(monkeypatch, closed_port_url)
     with pytest.raises(DownloadError, match=r"cached copy .*failed its checksum"):
         fetch("mnist", FIRST, tmp_path / "cache")
+
+
+# ---------------------------------------------------------------- properties: corrupt, then load
+
+# Each mutation: ("truncate", fraction), ("flip", fraction, xor mask), ("append", junk) or
+# ("overwrite", offset, bytes) for the header fields.
+MUTATION = st.one_of(
+    st.tuples(st.just("truncate"), st.floats(0, 1)),
+    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
+    st.tuples(st.just("append"), st.binary(min_size=1, max_size=40)),
+    st.tuples(st.just("overwrite"), st.sampled_from([0, 2, 3, 4, 7, 8, 12]),
+              st.one_of(st.binary(min_size=1, max_size=4),
+                        st.integers(0, 2**32 - 1).map(lambda n: struct.pack(">I", n)))),
+)
+MUTATIONS = st.lists(MUTATION, min_size=1, max_size=3)
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+COUNTED = {"examples": 0, "loaded": 0, "seconds": 0.0}
+
+
+def mutate(data: bytes, mutations) -> bytes:
+    out = bytearray(data)
+    for kind, *args in mutations:
+        if kind == "truncate":
+            del out[int(args[0] * len(out)):]
+        elif kind == "flip" and out:
+            out[min(int(args[0] * len(out)), len(out) - 1)] ^= args[1]
+        elif kind == "append":
+            out += args[0]
+        elif kind == "overwrite":
+            out[args[0]:args[0] + len(args[1])] = args[1]
+    return bytes(out)
+
+
+def assert_loaded_or_data_error(load, path: Path) -> None:
+    """The property: a well-formed (x, y), or a one-line DataError naming the file; nothing else."""
+    COUNTED["examples"] += 1
+    try:
+        x, y = load()
+    except DataError as err:
+        assert "\n" not in str(err) and path.name in str(err), str(err)
+        return
+    assert isinstance(x, np.ndarray) and x.dtype.kind in "uif" and x.ndim in (2, 4)
+    assert len(x) == len(y) > 0 and x.size > 0
+    assert y.dtype == np.int64 and y.ndim == 1 and y.min() >= 0
+    assert x.dtype.kind in "ui" or np.isfinite(x).all()
+    COUNTED["loaded"] += 1
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    started = time.perf_counter()
+    yield tmp_path_factory.mktemp("hostile")
+    COUNTED["seconds"] = time.perf_counter() - started
+    print(f"\nproperty examples: {COUNTED['examples']} ({COUNTED['loaded']} loaded, the rest DataError) "
+          f"in {COUNTED['seconds']:.1f} s")
+
+
+VALID_IDX = idx_bytes(np.arange(5 * 4 * 4, dtype=np.uint8).reshape(5, 4, 4))
+VALID_LABELS_IDX = idx_bytes(np.array([0, 1, 2, 1, 0], np.uint8))
+
+
+@pytest.mark.parametrize("form", ["raw", "gzip of corrupt", "corrupt gzip"])
+@pytest.mark.parametrize("which", ["images", "labels"])
+@PROPERTY
+@given(mutations=MUTATIONS)
+def test_property_corrupt_idx(scratch, form, which, mutations):
+    valid = VALID_IDX if which == "images" else VALID_LABELS_IDX
+    data = {"raw": lambda: mutate(valid, mutations),
+            "gzip of corrupt": lambda: gzip.compress(mutate(valid, mutations), mtime=0),
+            "corrupt gzip": lambda: mutate(gzip.compress(valid, mtime=0), mutations)}[form]()
+    corrupt = write(scratch / f"corrupt-{which}.idx", data)
+    other = write(scratch / f"valid-{which}.idx", VALID_LABELS_IDX if which == "images" else VALID_IDX)
+    pair = (corrupt, other) if which == "images" else (other, corrupt)
+    assert_loaded_or_data_error(lambda: load_idx_pair(*pair), corrupt)
+
+
+VALID_CSV = "p0,p1,p2,label\n" + "".join(f"{i},{i * 2},{i % 7},{i % 3}\n" for i in range(6))
+CELL_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=8)
+
+
+@st.composite
+def csv_edits(draw) -> str:
+    """Text-level corruptions: a cell replaced, a cell removed, a row added, or raw byte damage."""
+    rows = [row.split(",") for row in VALID_CSV.splitlines()]
+    for _ in range(draw(st.integers(1, 3))):
+        row = draw(st.integers(0, len(rows) - 1))
+        kind = draw(st.sampled_from(["replace", "remove", "add row"]))
+        if kind == "replace":
+            rows[row][draw(st.integers(0, len(rows[row]) - 1))] = draw(CELL_TEXT | st.sampled_from(
+                ["nan", "-inf", "1e400", "-1", "2.5", "1e18", "", " 7 ", "0x10", "1_0", "\x00"]))
+        elif kind == "remove" and len(rows[row]) > 1:
+            del rows[row][-1]
+        else:
+            rows.insert(row, draw(st.lists(CELL_TEXT, min_size=1, max_size=5)))
+    return "\n".join(",".join(row) for row in rows) + "\n"
+
+
+@PROPERTY
+@given(text=csv_edits(), mutations=st.lists(MUTATION, max_size=2), compress=st.booleans())
+def test_property_corrupt_csv(scratch, text, mutations, compress):
+    data = mutate(text.encode(), mutations)
+    path = write(scratch / "corrupt.csv", gzip.compress(data, mtime=0) if compress else data)
+    assert_loaded_or_data_error(lambda: load_csv(path), path)
+
+
+VALID_X = np.arange(5 * 3 * 3, dtype=np.float32).reshape(5, 3, 3)
+VALID_Y = np.array([0, 1, 2, 1, 0])
+
+
+@pytest.mark.parametrize("target", ["archive", "x.npy", "y.npy"])
+@PROPERTY
+@given(mutations=MUTATIONS)
+def test_property_corrupt_npz(scratch, target, mutations):
+    """Damage the zip itself, or a member's .npy bytes inside a valid zip (so numpy parses them)."""
+    if target == "archive":
+        data = mutate(npz_bytes(x=VALID_X, y=VALID_Y), mutations)
+    else:
+        arrays = {"x": VALID_X, "y": VALID_Y}
+        name = target[0]
+        data = npz_with_member(name, mutate(npy_bytes(arrays.pop(name)), mutations), **arrays)
+    path = write(scratch / "corrupt.npz", data)
+    assert_loaded_or_data_error(lambda: load_npz(path), path)
