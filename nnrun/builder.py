@@ -10,6 +10,7 @@ from nnrun import nn
 from nnrun.config import Experiment
 from nnrun.data import (
     auto_divisor,
+    check_labels_below,
     get_dataset,
     load_csv,
     load_idx_pair,
@@ -56,6 +57,24 @@ def describe(source) -> str:
     return str(getattr(source, "images", None) or getattr(source, "csv", None) or source.npz)
 
 
+def checked_class_names(cfg, named: dict, train: Split, test: Split | None) -> list[str]:
+    """The classes: the named dataset's when it gives a split, else 0..the largest training label.
+    A label outside them is blamed on its labels file, not on the network's output layer."""
+    if named:
+        names, owner = get_dataset(cfg.dataset).class_names, f"dataset {cfg.dataset}"
+    else:
+        names = [str(c) for c in range(int(train[1].max()) + 1)]
+        owner = f"the training data ({labels_file(cfg.train)})"
+    for source, split in ((cfg.train, train), (cfg.test, test)):
+        if source is not None and split is not None:
+            check_labels_below(split[1], len(names), labels_file(source), owner)
+    return names
+
+
+def labels_file(source) -> str:
+    return str(getattr(source, "labels", None) or describe(source))
+
+
 def load_data(exp: Experiment) -> Data:
     """Load train/test as the config says, hold out a stratified validation split, scale."""
     cfg = exp.data
@@ -66,6 +85,7 @@ def load_data(exp: Experiment) -> Data:
     if test is not None and test[0].shape[1:] != train[0].shape[1:]:
         raise ConfigError(f"{exp.source}: data.test: samples have shape {test[0].shape[1:]} but the training "
                           f"samples have {train[0].shape[1:]}; use data of the same shape")
+    class_names = checked_class_names(cfg, named, train, test)
     val = None
     if cfg.validation_split > 0:
         train_idx, val_idx = stratified_split(train[1], cfg.validation_split, exp.seed)
@@ -73,9 +93,6 @@ def load_data(exp: Experiment) -> Data:
     divisor = (auto_divisor(train[0]) if cfg.scale == "auto" else cfg.scale)
     dtype = np.dtype(exp.model.dtype)
     scale = lambda split: None if split is None else (scale_pixels(split[0], divisor, dtype), split[1])
-    labels = np.concatenate([s[1] for s in (train, val, test) if s is not None])
-    class_names = (get_dataset(cfg.dataset).class_names if cfg.dataset and not cfg.train
-                   else [str(c) for c in range(int(labels.max()) + 1)])
     sources = {"train": describe(cfg.train) if cfg.train else cfg.dataset,
                "test": describe(cfg.test) if cfg.test else (cfg.dataset if test is not None else None)}
     return Data(scale(train), scale(val), scale(test), class_names, divisor, sources)

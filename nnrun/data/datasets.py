@@ -11,8 +11,9 @@ from importlib import resources
 import numpy as np
 
 from nnrun.data.catalog import DatasetInfo, dataset_info
+from nnrun.data.checks import as_int_labels, check_labels_below
 from nnrun.data.download import fetch
-from nnrun.data.idx import as_int_labels, load_idx_pair
+from nnrun.data.idx import load_idx_pair
 from nnrun.errors import DataError
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -54,7 +55,10 @@ def load_dataset(name: str, cache_dir: str | os.PathLike | None = None) -> Split
 def load_downloaded(info: DatasetInfo, cache_dir: str | os.PathLike | None = None) -> Splits:
     """Fetch (or reuse) the IDX files of an MNIST-style dataset and load both splits."""
     paths = {split: [fetch(info.name, f, cache_dir) for f in files] for split, files in info.files.items()}
-    return {split: load_idx_pair(images, labels) for split, (images, labels) in paths.items()}
+    splits = {split: load_idx_pair(images, labels) for split, (images, labels) in paths.items()}
+    for split, (_, labels) in paths.items():
+        check_labels_below(splits[split][1], len(info.class_names), str(labels), f"dataset {info.name}")
+    return splits
 
 
 def load_bundled(info: DatasetInfo) -> Splits:
@@ -65,7 +69,10 @@ def load_bundled(info: DatasetInfo) -> Splits:
     except OSError as err:
         raise DataError(f"{bundled}: bundled dataset missing; reinstall nnrun") from err
     with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
-        return {
+        splits = {
             split: (arrays[f"x_{split}"], as_int_labels(arrays[f"y_{split}"], bundled))
             for split in ("train", "test")
         }
+    for _, labels in splits.values():
+        check_labels_below(labels, len(info.class_names), str(bundled), f"dataset {info.name}")
+    return splits

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pooch
+import requests
 
 from nnrun.data.catalog import DatasetInfo, dataset_info
 from nnrun.data.progress import DownloadProgress, ProgressFn, installed_progress
@@ -78,6 +79,8 @@ def failure_reason(err: Exception) -> str:
     text = str(err)
     if isinstance(err, ValueError) and "hash" in text.lower():
         return "checksum mismatch"
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return "incomplete download (the connection closed before the end of the file)"
     first_line = text.splitlines()[0] if text else type(err).__name__
     return first_line[:120]
 
@@ -112,6 +115,8 @@ def fetch(name: str, filename: str, cache_dir: str | os.PathLike | None = None,
     if target.is_file() and pooch.hashes.hash_matches(str(target), known_hash):
         return target
     show = progress or installed_progress() or no_progress
+    # pooch replaces a cached file whose checksum fails; if no mirror works, it stays unused
+    stale = "; the cached copy failed its checksum and was not used" if target.is_file() else ""
     reasons = []
     for base in mirrors_for(info):
         try:
@@ -119,7 +124,7 @@ def fetch(name: str, filename: str, cache_dir: str | os.PathLike | None = None,
         except Exception as err:  # any failure of one mirror means: try the next one
             reasons.append(f"{base + filename}: {failure_reason(err)}")
     raise DownloadError(
-        f"could not download {name} {filename} from any mirror ({'; '.join(reasons) or 'no mirrors configured'}); "
+        f"could not download {name} {filename} from any mirror ({'; '.join(reasons) or 'no mirrors configured'}){stale}; "
         f"fetch the {len(info.sha256)} files by hand into {target.parent} "
         f"or point data.train/data.test at local IDX files"
     )
