@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import time
@@ -44,14 +45,22 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str, now: float | None = N
 def weights_document(net: Sequential) -> dict:
     layers = []
     for layer in net.layers:
-        params = {k: {"shape": list(v.shape), "data": v.ravel().tolist()} for k, v in layer.params.items()}
+        params = {k: {"shape": list(v.shape), "data": json_numbers(v)} for k, v in layer.params.items()}
         layers.append({"type": layer.type, "config": layer.config(), "params": params})
     return {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "dtype": str(net.dtype),
             "input_shape": list(net.input_shape), "layers": layers}
 
 
+def json_numbers(array: np.ndarray) -> list:
+    """The array flattened to a list; NaN and infinities as None (null), as strict JSON needs."""
+    values = array.ravel().tolist()
+    if np.isfinite(array).all():
+        return values
+    return [v if math.isfinite(v) else None for v in values]
+
+
 def write_weights(path: str | os.PathLike, net: Sequential) -> None:
-    write_text(path, json.dumps(weights_document(net), separators=(",", ":")) + "\n")
+    write_text(path, json.dumps(weights_document(net), separators=(",", ":"), allow_nan=False) + "\n")
 
 
 def read_weights(path: str | os.PathLike) -> dict:
