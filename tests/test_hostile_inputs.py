@@ -5,10 +5,14 @@ already written is lost or half-written; JSON that nnrun writes is strict JSON."
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 import math
 import os
+import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,9 @@ from typer.testing import CliRunner
 from nnrun import fileio
 from nnrun.cli import app
 from nnrun.config import (
+    ConfigError,
     load_config,
+    read_yaml,
     resolved_dict,
 )
 from nnrun.errors import NnrunError
@@ -76,6 +82,179 @@ def mlp(tmp_path_factory):
     (run / "config.yaml").write_text(yaml.safe_dump(resolved_dict(exp), sort_keys=False))
     (run / "summary.json").write_text(json.dumps({"name": "mlp", "status": "completed"}))
     return {"config": config, "run": run, "doc": weights_document(net), "net": net}
+
+
+
+# -- hostile configs -------------------------------------------------------------------------
+def laughs(levels: int) -> list[str]:
+    """a0: nine strings; a1: nine aliases of a0; ... a{levels-1}: 9**levels strings in all."""
+    items = ["a0: &a0 [" + ", ".join(["lol"] * 9) + "]"]
+    items += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return items
+
+
+def billion_laughs(levels: int = 9, key: str = "lols", indent: int = 0) -> str:
+    pad = " " * indent
+    return f"{pad}{key}:\n" + "".join(f"{pad}  {item}\n" for item in laughs(levels))
+
+
+def with_good(text: str) -> str:
+    return GOOD_TEXT + text
+
+
+def good_with(path: str, value) -> str:
+    config = copy.deepcopy(GOOD)
+    node = config
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+# (id, what the file holds: str or bytes, or a callable(tmp_path) -> either; text the error must contain)
+CONFIG_CASES: list[tuple[str, str | bytes | Callable, str]] = [
+    ("over 1 MiB", with_good("#" * MiB + "\n"), "limit for a config file is 1 MiB"),
+    ("64 MiB of zeros", lambda tmp: sparse(tmp / "bad.yaml", 64 * MiB), "limit for a config file is 1 MiB"),
+    ("billion laughs", with_good(billion_laughs()), "aliases expand to more than"),
+    ("billion laughs in the sweep", with_good("sweep:\n  params:\n" + billion_laughs(7, "x", indent=4)),
+     "aliases expand to more than"),
+    ("recursive alias", with_good("lols: &x [1, *x]\n"), "refers to itself"),
+    ("python object tag", with_good("lols: !!python/object:os.system {}\n"),
+     "tag !!python/object:os.system is not allowed"),
+    ("python apply tag", "name: !!python/object/apply:os.system ['echo hi']\n",
+     "tag !!python/object/apply:os.system is not allowed"),
+    ("custom tag", "name: !include other.yaml\n", "tag !include is not allowed"),
+    ("set tag", "name: !!set {a, b}\n", "tag !!set is not allowed"),
+    ("empty file", "", "the config is empty"),
+    ("only comments", "# name: x\n\n   \n", "the config is empty"),
+    ("top level list", "- data\n- model\n", "the top level is a list; it must be a mapping"),
+    ("top level string", "hello\n", "the top level is a string; it must be a mapping"),
+    ("invalid UTF-8", b"name: caf\xe9\n" + GOOD_TEXT.encode(), "not UTF-8 text (byte 0xe9 at offset 9)"),
+    ("UTF-16", GOOD_TEXT.encode("utf-16"), "not UTF-8 text"),
+    ("NUL character", b"name: a\x00b\n", "unacceptable character #x0000"),
+    ("duplicate key", with_good("optimizer: sgd\n"), "duplicate key 'optimizer' (first on line"),
+    ("duplicate nested key", good_with("train", {"epochs": 1}).replace("epochs: 1", "epochs: 1\n  epochs: 2"),
+     "duplicate key 'epochs'"),
+    ("deep nesting", "name: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than"),
+    ("5000-digit number", good_with("seed", 1).replace("seed: 1", "seed: 1" + "0" * 5000), "digits"),
+    ("key with a newline", with_good('"a\\nb": 1\n'), "'a\\nb': unknown key"),
+    ("long value", good_with("name", "x" * 100_000), "name: String should have at most 64 characters"),
+    ("source not a mapping", good_with("data", {"dataset": "digits", "train": 5}), "data.train: give {images, labels}"),
+    ("missing data file", good_with("data", {"train": {"csv": "no/such.csv"}}), "data.train.csv: no such file"),
+    ("data file is a folder", good_with("data", {"train": {"csv": "."}}), "data.train.csv: is a folder"),
+    ("data path not a string", good_with("data", {"train": {"csv": [1, 2]}}), "data.train.csv: expected a file path"),
+    ("invalid YAML", "name: x\nmodel:\n  layers: [\n    {type: dense\n", "invalid YAML"),
+    ("two documents", GOOD_TEXT + "---\n" + GOOD_TEXT, "invalid YAML: expected a single document in the stream, but found another"),
+]
+
+
+def make_config(tmp_path: Path, content) -> Path:
+    path = tmp_path / "bad.yaml"
+    if callable(content):
+        content(tmp_path)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate", "train"])
+@pytest.mark.parametrize("content, expected", [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES])
+def test_a_hostile_config_is_one_line_naming_the_file(tmp_path, command, content, expected):
+    path = make_config(tmp_path, content)
+    runs = tmp_path / "runs"
+    started = time.perf_counter()
+    result = runner.invoke(app, [command, str(path), *(["--runs-dir", str(runs)] if command == "train" else [])])
+    assert time.perf_counter() - started < 10
+    one_error_line(result, str(path), expected)
+    assert not runs.exists()  # a config error creates no run folder
+
+
+# (id, the --set values, text the error must contain); each names the --set it is about
+OVERRIDE_CASES = [
+    ("alias bomb", ["sweep.params.x={" + ", ".join(laughs(8)) + "}"], "aliases expand to more than"),
+    ("not KEY=VALUE", ["optimizer.lr"], "expected KEY=VALUE"),
+    ("empty key", ["=3"], "is not a dotted key"),
+    ("index out of range", ["model.layers[99].units=3"], "index 99 is out of range"),
+    ("unsafe tag", ["name=!!python/object/apply:os.system [ls]"], "tag !!python/object/apply:os.system is not allowed"),
+    ("newline in value", ["name=a\nb"], "name: String should match pattern"),
+]
+
+
+@pytest.mark.parametrize("sets, expected", [c[1:] for c in OVERRIDE_CASES], ids=[c[0] for c in OVERRIDE_CASES])
+def test_a_hostile_override_is_one_line(tmp_path, sets, expected):
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD_TEXT)
+    args = ["validate", str(path)]
+    for s in sets:
+        args += ["--set", s]
+    result = runner.invoke(app, args)
+    one_error_line(result, "" if expected.startswith("name:") else "--set", expected)
+
+
+def test_a_config_path_that_is_a_folder(tmp_path):
+    one_error_line(runner.invoke(app, ["validate", str(tmp_path)]), str(tmp_path), "is a folder")
+
+
+def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path):
+    path = tmp_path / "two\nlines.yaml"
+    one_error_line(runner.invoke(app, ["validate", str(path)]), "two\\nlines.yaml", "no such config file")
+
+
+def test_size_is_checked_before_reading(tmp_path):
+    path = tmp_path / "big.yaml"
+    sparse(path, 256 * MiB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="limit for a config file is 1 MiB"):
+            read_yaml(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MiB
+
+
+def test_special_files_are_read_no_further_than_the_limit():
+    with pytest.raises(ConfigError, match="limit for a config file is 1 MiB"):
+        read_yaml(Path("/dev/zero"))
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(with_good(billion_laughs(12)))
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="aliases expand to more than"):
+        load_config(path)
+    assert time.perf_counter() - started < 2
+
+
+def test_modest_anchors_aliases_and_merge_keys_still_work(tmp_path):
+    path = tmp_path / "anchors.yaml"
+    path.write_text("""\
+name: anchors
+data: {dataset: digits}
+model:
+  layers:
+    - &conv {type: conv2d, filters: 4, kernel_size: 3, padding: 1, activation: &act relu}
+    - <<: *conv
+      filters: 8
+    - {type: maxpool2d}
+    - {type: flatten}
+    - {type: dense, units: 16, activation: *act}
+    - {type: dense, units: 10, activation: softmax}
+""")
+    exp = load_config(path)
+    assert [layer.type for layer in exp.model.layers][:2] == ["conv2d", "conv2d"]
+    assert exp.model.layers[1].filters == 8 and exp.model.layers[1].padding == 1
+    assert exp.model.layers[4].activation == "relu"
+
+
+def test_a_date_like_name_stays_a_string(tmp_path):
+    path = tmp_path / "dated.yaml"
+    path.write_text(good_with("name", "x").replace("name: x", "name: 2025-01-31"))
+    assert load_config(path).name == "2025-01-31"
 
 
 
