@@ -29,7 +29,7 @@ from nnrun.config import (
     resolved_dict,
 )
 from nnrun.errors import NnrunError
-from nnrun.runs import weights_document, write_metrics
+from nnrun.runs import load_weights_into, read_weights, weights_document, write_metrics
 from nnrun.train import Callback
 from tests.test_config import GOOD
 
@@ -255,6 +255,162 @@ def test_a_date_like_name_stays_a_string(tmp_path):
     path = tmp_path / "dated.yaml"
     path.write_text(good_with("name", "x").replace("name: x", "name: 2025-01-31"))
     assert load_config(path).name == "2025-01-31"
+
+
+
+# -- hostile weights files -------------------------------------------------------------------
+def edit(change: Callable[[dict], None]) -> Callable[[dict], bytes]:
+    """A weights file: the good document with `change` applied to (a copy of) it."""
+    def make(doc: dict) -> bytes:
+        doc = copy.deepcopy(doc)
+        change(doc)
+        return json.dumps(doc).encode()
+    return make
+
+
+def dense(doc: dict) -> dict:
+    return doc["layers"][1]["params"]
+
+
+def setter(target: Callable[[dict], dict], key: str, value) -> Callable[[dict], None]:
+    return lambda doc: target(doc).__setitem__(key, value)
+
+
+def deleter(target: Callable[[dict], dict], key: str) -> Callable[[dict], None]:
+    return lambda doc: target(doc).__delitem__(key)
+
+
+def raw(text: str | bytes) -> Callable[[dict], bytes]:
+    return lambda doc: text.encode() if isinstance(text, str) else text
+
+
+def top(doc: dict) -> dict:
+    return doc
+
+
+def layer1(doc: dict) -> dict:
+    return doc["layers"][1]
+
+
+def w(doc: dict) -> dict:
+    return doc["layers"][1]["params"]["W"]
+
+
+def nan_at(i: int, value: float) -> Callable[[dict], None]:
+    def change(doc):
+        w(doc)["data"][i] = value
+    return change
+
+
+def truncated(doc: dict) -> bytes:
+    return json.dumps(doc).encode()[:5000]
+
+
+def padded(doc: dict) -> bytes:
+    return json.dumps(doc).encode() + b" " * (3 * MiB)
+
+
+# (id, the weights file's bytes made from the good document, text the error must contain)
+WEIGHTS_CASES: list[tuple[str, Callable[[dict], bytes], str]] = [
+    ("truncated JSON", truncated, "not valid JSON"),
+    ("empty file", raw(""), "not valid JSON"),
+    ("not JSON", raw("W = [1, 2]"), "not valid JSON"),
+    ("invalid UTF-8", raw(b'{"format": "nnrun.weights\xff"}'), "not UTF-8"),
+    ("deeply nested", raw("[" * 100_000 + "]" * 100_000), "not valid JSON"),
+    ("5000-digit number", raw('{"version": 1' + "0" * 5000 + "}"), "not valid JSON"),
+    ("a list", raw("[1, 2, 3]"), "not an nnrun weights file"),
+    ("wrong format", edit(setter(top, "format", "keras")), "not an nnrun weights file"),
+    ("wrong version", edit(setter(top, "version", 7)), "weights format version 7 is not supported"),
+    ("unknown dtype", edit(setter(top, "dtype", "float128")), "dtype: 'float128' is not float32 or float64"),
+    ("no layers", edit(deleter(top, "layers")), "layers: missing"),
+    ("layers a string", edit(setter(top, "layers", "dense")), "layers: expected a list, got a string"),
+    ("no input shape", edit(deleter(top, "input_shape")), "input_shape: missing"),
+    ("input shape of strings", edit(setter(top, "input_shape", ["1", "8", "8"])),
+     "input_shape: expected a list of whole numbers"),
+    ("layer a number", edit(lambda doc: doc["layers"].__setitem__(1, 3)), "layers[1]: expected an object, got a number"),
+    ("layer without type", edit(deleter(layer1, "type")), "layers[1].type: missing"),
+    ("layer without params", edit(deleter(layer1, "params")), "layers[1].params: missing"),
+    ("params a list", edit(setter(layer1, "params", [1, 2])), "layers[1].params: expected an object, got a list"),
+    ("param without shape", edit(deleter(w, "shape")), "layers[1].params.W.shape: missing"),
+    ("param without data", edit(deleter(w, "data")), "layers[1].params.W.data: missing"),
+    ("shape a string", edit(setter(w, "shape", "64, 10")), "layers[1].params.W.shape: expected a list"),
+    ("negative shape", edit(setter(w, "shape", [-64, -10])), "layers[1].params.W.shape: expected a list of whole numbers"),
+    ("data a string", edit(setter(w, "data", "0.1 0.2")), "layers[1].params.W.data: expected a list, got a string"),
+    ("data a single number", edit(setter(dense, "b", {"shape": [1], "data": 0.5})),
+     "layers[1].params.b.data: expected a list, got a number"),
+    ("data of strings", edit(lambda doc: w(doc).__setitem__("data", [str(v) for v in w(doc)["data"]])),
+     "layers[1].params.W.data: expected a flat list of numbers"),
+    ("data with null", edit(nan_at(3, None)), "layers[1] (dense) W: 1 value is not a finite float32 number"),
+    ("nested data", edit(lambda doc: w(doc).__setitem__("data", [w(doc)["data"]])),
+     "layers[1].params.W.data: expected a flat list of numbers"),
+    ("data too short", edit(lambda doc: w(doc)["data"].pop()), "layers[1].params.W: 639 values for shape [64, 10] (640 needed)"),
+    ("data too long", edit(lambda doc: w(doc)["data"].append(0.0)), "641 values for shape [64, 10] (640 needed)"),
+    ("NaN", edit(nan_at(5, math.nan)), "layers[1] (dense) W: 1 value is not a finite float32 number"),
+    ("infinity", edit(nan_at(5, math.inf)), "layers[1] (dense) W: 1 value is not a finite float32 number"),
+    ("too large for float32", edit(nan_at(5, 1e300)), "layers[1] (dense) W: 1 value is not a finite float32 number"),
+    ("extra parameter", edit(setter(dense, "gamma", {"shape": [1], "data": [1.0]})),
+     "layer 1 (dense) has a parameter 'gamma' that the model does not"),
+    ("missing parameter", edit(deleter(dense, "b")), "layer 1 (dense) has no parameter 'b' in the file"),
+    ("wrong layer type", edit(setter(layer1, "type", "conv2d")), "layer 1 is conv2d in the file but dense"),
+    ("far too large", padded, "weights for a model of 650 parameters take at most 1.0 MiB"),
+]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("make, expected", [c[1:] for c in WEIGHTS_CASES], ids=[c[0] for c in WEIGHTS_CASES])
+def test_a_hostile_weights_file_is_one_line_naming_the_file(mlp, tmp_path, command, make, expected):
+    runs = tmp_path / "runs"
+    if command == "train":
+        path = tmp_path / "weights.json"
+        args = ["train", str(mlp["config"]), "--init-weights", str(path), "--runs-dir", str(runs)]
+    else:
+        run = tmp_path / "run"
+        run.mkdir()
+        for name in ("config.yaml", "summary.json"):
+            (run / name).write_bytes((mlp["run"] / name).read_bytes())
+        path = run / "weights.json"
+        args = ["evaluate", str(run)]
+    path.write_bytes(make(mlp["doc"]))
+    one_error_line(runner.invoke(app, args), str(path), expected)
+    assert not runs.exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        ["weights.json"] if command == "train" else ["weights.json", "config.yaml", "summary.json"])
+
+
+def test_a_weights_file_too_large_for_its_model_is_refused_before_reading(mlp, tmp_path):
+    path = tmp_path / "weights.json"
+    sparse(path, 256 * MiB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="weights for a model of 650 parameters take at most 1.0 MiB"):
+            load_weights_into(mlp["net"], path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MiB
+
+
+def test_good_weights_still_load_and_round_trip(mlp, tmp_path):
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(mlp["doc"], indent=2))  # pretty-printed is fine too
+    doc = read_weights(path)
+    assert doc["arrays"]["layers.1.W"].shape == (64, 10) and doc["arrays"]["layers.1.W"].dtype == np.float32
+    before = mlp["net"].get_weights()
+    load_weights_into(mlp["net"], path)
+    for k, v in mlp["net"].get_weights().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_weights_with_non_finite_values_are_written_as_strict_json_and_refused_on_reading(mlp, tmp_path):
+    from nnrun.runs import write_weights
+
+    net = copy.deepcopy(mlp["net"])
+    net.layers[1].params["W"][0, 0] = math.nan
+    path = tmp_path / "weights.json"
+    write_weights(path, net)
+    assert strict_json(path.read_text())["layers"][1]["params"]["W"]["data"][0] is None
+    with pytest.raises(ConfigError, match=r"layers\[1\] \(dense\) W: 1 value is not a finite float32 number"):
+        read_weights(path)
 
 
 
