@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,23 @@ METRIC_COLUMNS = ["epoch", "lr", *EPOCH_METRICS, "seconds"]
 
 
 def create_run_dir(runs_dir: str | os.PathLike, name: str, now: float | None = None) -> Path:
-    """<runs_dir>/<YYYYMMDD-HHMMSS>-<name>, with -2, -3... when taken (mkdir is the lock)."""
+    """<runs_dir>/<YYYYMMDD-HHMMSS>-<name>, with -2, -3... when taken (mkdir is the lock, so runs
+    started in the same second get folders of their own). A runs folder that cannot hold a run
+    is ConfigError, with nothing left behind."""
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{name}"
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        path = claim_folder(runs_dir, stem)
+        check_writable(path)
+    except OSError as e:
+        reason = "it is a file" if runs_dir.is_file() else e.strerror or str(e)
+        raise ConfigError(f"{runs_dir}: cannot create a run folder there ({reason}); "
+                          "pass --runs-dir a folder you can write to") from None
+    return path
+
+
+def claim_folder(runs_dir: Path, stem: str) -> Path:
     for n in range(1, 10_000):
         path = runs_dir / (stem if n == 1 else f"{stem}-{n}")
         try:
@@ -39,6 +53,16 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str, now: float | None = N
         except FileExistsError:
             continue
     raise ConfigError(f"{runs_dir}: too many runs named {stem}")
+
+
+def check_writable(folder: Path) -> None:
+    """Create and delete a file in the new folder; on failure remove the folder and raise."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        folder.rmdir()
+        raise
 
 
 # -- weights --------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import errno
 import json
 import math
 import os
+import stat
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -29,7 +31,7 @@ from nnrun.config import (
     resolved_dict,
 )
 from nnrun.errors import NnrunError
-from nnrun.runs import load_weights_into, read_weights, weights_document, write_metrics
+from nnrun.runs import create_run_dir, load_weights_into, read_weights, weights_document, write_metrics
 from nnrun.train import Callback
 from tests.test_config import GOOD
 
@@ -461,6 +463,62 @@ def test_a_diverged_run_writes_strict_json_everywhere(tmp_path):
 
 
 # -- run folders and writes ------------------------------------------------------------------
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    now = time.time()
+    barrier = threading.Barrier(8)
+    made: list[Path] = []
+
+    def start():
+        barrier.wait()
+        made.append(create_run_dir(tmp_path / "runs", "same", now=now))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 8 and all(p.is_dir() for p in made)
+    assert sorted(p.name for p in made)[0] == time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-same"
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
+def test_a_read_only_runs_folder_is_found_before_training(mlp, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    runs.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        result = runner.invoke(app, ["train", str(mlp["config"]), "--runs-dir", str(runs)])
+        one_error_line(result, str(runs), "cannot create a run folder there")
+        assert list(runs.iterdir()) == []
+    finally:
+        runs.chmod(0o700)
+
+
+@pytest.mark.parametrize("under", ["the file itself", "a folder inside it"])
+def test_a_runs_folder_under_a_regular_file_is_found_before_training(mlp, tmp_path, under):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a regular file\n")
+    runs = blocker if under == "the file itself" else blocker / "runs"
+    result = runner.invoke(app, ["train", str(mlp["config"]), "--runs-dir", str(runs)])
+    one_error_line(result, str(runs), "cannot create a run folder there")
+    assert blocker.read_text() == "a regular file\n" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+def test_a_run_folder_where_no_file_can_be_made_is_removed_again(tmp_path, monkeypatch):
+    """What a read-only folder does to a user who is not root (mkdir may still succeed on some
+    file systems, e.g. a full quota): simulated, since the tests run as root."""
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(ConfigError, match="cannot create a run folder there .Read-only file system."):
+        create_run_dir(tmp_path / "runs", "x")
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+
 @pytest.mark.parametrize("writes_before_the_disk_fills", [0, 1, 5, 8, 11])
 def test_a_full_disk_keeps_every_file_complete_and_says_so(mlp, tmp_path, monkeypatch, writes_before_the_disk_fills):
     written: dict[Path, bytes] = {}
