@@ -20,15 +20,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nnrun import fileio
 from nnrun.cli import app
 from nnrun.config import (
     ConfigError,
+    apply_override,
     load_config,
+    parse_key,
     read_yaml,
     resolved_dict,
+    validate,
 )
 from nnrun.errors import NnrunError
 from nnrun.runs import create_run_dir, load_weights_into, read_weights, weights_document, write_metrics
@@ -557,3 +562,123 @@ def test_a_write_error_names_the_file_and_keeps_the_old_version(tmp_path, monkey
     assert caught.value.exit_code == 1 and str(path) in str(caught.value)
     assert json.loads(path.read_text()) == {"status": "completed"}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+
+# -- properties: whatever the input, load_config succeeds or raises ConfigError --------------
+KNOWN_KEYS = ["name", "seed", "data", "model", "loss", "optimizer", "schedule", "train", "sweep", "dataset",
+              "test", "validation_split", "scale", "csv", "npz", "images", "labels", "image_shape", "layers",
+              "dtype", "type", "units", "filters", "kernel_size", "padding", "stride", "activation", "init",
+              "rate", "lr", "momentum", "epochs", "batch_size", "early_stopping", "monitor", "params", "T"]
+
+
+LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(), st.text(max_size=12),
+                   st.sampled_from(["relu", "dense", "adam", "sgd", "digits", "cosine", "same", "auto", "x.csv"]))
+
+
+VALUES = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.text(max_size=8) | st.sampled_from(KNOWN_KEYS), inner, max_size=3), max_leaves=6)
+
+
+def key_paths(node, prefix: tuple = ()) -> list[tuple]:
+    """Every path into node: dict keys and list indices."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    paths = []
+    for k, v in items:
+        paths += [(*prefix, k), *key_paths(v, (*prefix, k))]
+    return paths
+
+
+def dotted_path(path: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+# Keys of the schema that GOOD does not use, so that mutations reach them too.
+SCHEMA_PATHS = ["data.train", "data.test", "data.train.csv", "data.train.images", "data.test.npz",
+                "data.test.image_shape", "data.scale", "train.early_stopping", "train.early_stopping.monitor",
+                "train.plateau_monitor", "schedule", "schedule.type", "schedule.T", "sweep", "sweep.params",
+                "sweep.params.x", "sweep.metric", "model.dtype", "model.layers[0].init",
+                "model.layers[0].init_params", "model.layers[-1].activation.type", "loss", "seed", "name"]
+
+
+def mutate(config: dict, path: str, value) -> None:
+    """config[path] = value (or deleted, for DROP), when the path can exist in config."""
+    try:
+        keys = parse_key(path)
+        if value is DROP:
+            apply_override(config, keys, None, path)  # makes sure the parents are there...
+            parent = config
+            for k in keys[:-1]:
+                parent = parent[k]
+            del parent[keys[-1]]  # ...then drops the key
+        else:
+            apply_override(config, keys, value, path)
+    except (ConfigError, KeyError, IndexError, TypeError):
+        pass  # a path through a value that is not a mapping or list: no mutation
+
+
+DROP = object()
+
+
+@st.composite
+def mutated_configs(draw) -> dict:
+    """GOOD with 1-4 random changes: a key dropped, a value replaced or added, anywhere in GOOD
+    (as it is by then) or at one of the schema's other keys."""
+    config = copy.deepcopy(GOOD)
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(SCHEMA_PATHS) | st.sampled_from([dotted_path(p) for p in key_paths(config)]))
+        mutate(config, path, draw(st.just(DROP) | VALUES))
+    return config
+
+
+@st.composite
+def overrides(draw) -> str:
+    key = draw(st.sampled_from([dotted_path(p) for p in key_paths(GOOD)] + SCHEMA_PATHS)
+               | st.sampled_from(KNOWN_KEYS) | st.text(max_size=12))
+    value = draw(st.text(max_size=16) | VALUES.map(json.dumps) | VALUES.map(yaml.safe_dump))
+    return f"{key}={value}"
+
+
+PROPERTY_SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=400,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("property")
+
+
+def loads_or_config_error(path: Path, sets: tuple[str, ...] = ()) -> None:
+    try:
+        load_config(path, sets)
+        event("valid")
+    except ConfigError as e:
+        event("ConfigError")
+        assert str(e).strip(), "an empty message"
+
+
+@PROPERTY_SETTINGS
+@given(config=mutated_configs(), sets=st.lists(overrides(), max_size=3))
+def test_any_mutated_config_loads_or_is_a_config_error(folder, config, sets):
+    path = folder / "mutated.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    loads_or_config_error(path, tuple(sets))
+
+
+@PROPERTY_SETTINGS
+@given(config=mutated_configs())
+def test_any_mutated_mapping_validates_or_is_a_config_error(folder, config):
+    try:
+        validate(config, "mutated.yaml", folder)
+        event("valid")
+    except ConfigError:
+        event("ConfigError")
+
+
+@PROPERTY_SETTINGS
+@given(text=st.text(max_size=200) | st.binary(max_size=200) | st.sampled_from(
+    [GOOD_TEXT[:n] for n in range(0, len(GOOD_TEXT), 7)]))
+def test_any_file_content_loads_or_is_a_config_error(folder, text):
+    path = folder / "random.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    loads_or_config_error(path)
