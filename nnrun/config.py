@@ -33,6 +33,7 @@ from pydantic import (
 from nnrun import fmt
 from nnrun.data.catalog import dataset_info
 from nnrun.errors import ConfigError
+from nnrun.fileio import TooLarge, read_limited, size_text
 from nnrun.metrics import EPOCH_METRICS
 from nnrun.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry, UnknownName
 
@@ -188,6 +189,8 @@ LayerConfig = Annotated[Union[tuple(Annotated[m, Tag(m.model_fields["type"].anno
 
 # -- data -----------------------------------------------------------------------------------
 def resolve_path(value: Any, info: ValidationInfo) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"expected a file path (a string), got {shown(value)}")
     path = Path(os.path.expanduser(str(value)))
     base = (info.context or {}).get("base_dir")
     if not path.is_absolute() and base is not None:
@@ -197,6 +200,8 @@ def resolve_path(value: Any, info: ValidationInfo) -> Path:
 
 def existing_file(value: Any, info: ValidationInfo) -> Path:
     path = resolve_path(value, info)
+    if path.is_dir():
+        raise ValueError(f"is a folder, not a file: {path}")
     if not path.is_file():
         raise ValueError(f"no such file: {path}")
     return path
@@ -225,7 +230,7 @@ class NpzSource(Strict):
 
 
 def source_tag(value: Any) -> str | None:
-    keys = value.keys() if isinstance(value, dict) else vars(value).keys()
+    keys = value.keys() if isinstance(value, dict) else getattr(value, "__dict__", {}).keys()
     return next((tag for tag, key in (("idx", "images"), ("csv", "csv"), ("npz", "npz")) if key in keys), None)
 
 
@@ -453,7 +458,7 @@ def parse_key(key: str, context: str = "--set") -> list[str | int]:
     for piece in re.split(r"\.(?![^\[]*\])", key.strip()):
         m = KEY_PIECE.fullmatch(piece)
         if not m:
-            raise ConfigError(f"{context}: {key!r} is not a dotted key like model.layers[0].units")
+            raise ConfigError(f"{context}: {shown(key)} is not a dotted key like model.layers[0].units")
         parts.append(int(m.group(1)) if m.group(1).isdigit() else m.group(1))
         parts.extend(int(i) for i in re.findall(r"\[(-?\d+)\]", m.group(2)))
     return parts
@@ -464,18 +469,35 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
 
     The value is read as JSON, then YAML, else kept as a string."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set optimizer.lr=0.01")
+        raise ConfigError(f"{setting(text)}: expected KEY=VALUE, e.g. --set optimizer.lr=0.01")
     key, raw = text.split("=", 1)
-    return parse_key(key, f"--set {text!r}"), parse_value(raw)
+    return parse_key(key, setting(text)), parse_value(raw, setting(text))
 
 
-def parse_value(raw: str) -> Any:
-    for parse in (json.loads, yaml.safe_load):
-        try:
-            return parse(raw)
-        except Exception:
-            continue
-    return raw
+def shown(value: Any, width: int = 60) -> str:
+    """repr(value), on one line and cut to about `width` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 4] + "..." + text[-1]  # keep the closing quote
+
+
+def setting(text: str) -> str:
+    """How error messages name a --set: --set 'optimizer.lr=-1'."""
+    return f"--set {shown(text)}"
+
+
+def parse_value(raw: str, where: str | None = None) -> Any:
+    """The value read as JSON, else as YAML, else the string itself; ConfigError for YAML that
+    no config may hold (an alias bomb, an unsafe tag)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return parse_yaml(raw)
+    except YamlRefused as e:
+        raise ConfigError(f"{where or shown(raw)}: {e.problem}") from None
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return raw
 
 
 SOURCE_KINDS = {"images": "idx", "labels": "idx", "csv": "csv", "npz": "npz"}
@@ -494,12 +516,12 @@ def checked_step(node: Any, key: str | int, where: str, text: str) -> str | int:
     """The key to take one step into node (a negative index made positive), or ConfigError."""
     if isinstance(node, list):
         if not isinstance(key, int):
-            raise ConfigError(f"--set {text!r}: {where} is a list; index it like {where}[0]")
+            raise ConfigError(f"{setting(text)}: {where} is a list; index it like {where}[0]")
         if not -len(node) <= key < len(node):
-            raise ConfigError(f"--set {text!r}: index {key} is out of range ({where} has {len(node)} items)")
+            raise ConfigError(f"{setting(text)}: index {key} is out of range ({where} has {len(node)} items)")
         return key % len(node)
     if isinstance(key, int):
-        raise ConfigError(f"--set {text!r}: {where} is not a list; use a dotted key")
+        raise ConfigError(f"{setting(text)}: {where} is not a list; use a dotted key")
     return key
 
 
@@ -540,46 +562,204 @@ def canonical_override(text: str) -> str:
     return f"{key}={json.dumps(absolute_paths(value, keys[-1]), separators=(',', ':'))}"
 
 
-def read_yaml(path: Path) -> dict:
+# -- reading YAML safely -------------------------------------------------------------------
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 64  # nesting levels; real configs use fewer than ten
+MAX_ALIAS_VALUES = 10_000  # values aliases may add beyond those written out
+MAX_DIGITS = 100  # Python refuses to convert integers of more than 4300 digits
+YAML_TAG = "tag:yaml.org,2002:"
+PLAIN_TAGS = {YAML_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}
+
+
+class YamlRefused(yaml.MarkedYAMLError):
+    """YAML that parses, but that a config must not hold: alias bombs, recursive aliases, tags
+    beyond plain data, duplicate keys, deep nesting, numbers too long to convert."""
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that stops at MAX_DEPTH while composing (the composer recurses) and reads
+    dates as strings (a run named 2025-01-31 stays a name)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != YAML_TAG + "timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise YamlRefused(problem=f"nested more than {MAX_DEPTH} levels deep; a config is a few "
+                                          "levels of mappings and lists", problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def tag_text(tag: str) -> str:
+    return "!!" + tag.removeprefix(YAML_TAG) if tag.startswith(YAML_TAG) else tag
+
+
+class TreeCheck:
+    """Walks a composed YAML graph (aliases are shared nodes, not yet expanded) and refuses what
+    safe_load would accept but a config must not hold."""
+
+    def __init__(self):
+        self.sizes: dict[int, int] = {}  # id(node) -> the number of values it stands for
+        self.open: set[int] = set()  # nodes being walked: meeting one again is a cycle
+        self.aliased = 0  # values added by aliases so far
+
+    def visit(self, node: yaml.Node) -> int:
+        check_node(node)
+        self.open.add(id(node))
+        total = 1 + sum(self.child(c, node) for c in children(node))
+        self.open.discard(id(node))
+        self.sizes[id(node)] = total
+        return total
+
+    def child(self, node: yaml.Node, parent: yaml.Node) -> int:
+        if id(node) in self.open:
+            raise YamlRefused(problem="an alias refers to itself (a recursive structure); a config must "
+                                      "be a tree", problem_mark=parent.start_mark)
+        if id(node) not in self.sizes:
+            return self.visit(node)
+        self.aliased += self.sizes[id(node)]
+        if self.aliased > MAX_ALIAS_VALUES:
+            raise YamlRefused(problem=f"aliases expand to more than {MAX_ALIAS_VALUES:,} values (an alias "
+                                      "bomb?); write the values out", problem_mark=parent.start_mark)
+        return self.sizes[id(node)]
+
+
+def children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def check_node(node: yaml.Node) -> None:
+    if node.tag not in PLAIN_TAGS:
+        raise YamlRefused(problem=f"tag {tag_text(node.tag)} is not allowed; a config holds plain mappings, "
+                                  "lists, strings, numbers and booleans", problem_mark=node.start_mark)
+    if node.tag == YAML_TAG + "int" and len(node.value) > MAX_DIGITS:
+        raise YamlRefused(problem=f"a number of {len(node.value):,} digits; numbers in a config have at "
+                                  f"most {MAX_DIGITS}", problem_mark=node.start_mark)
+    if isinstance(node, yaml.MappingNode):
+        check_unique_keys(node)
+
+
+def check_unique_keys(node: yaml.MappingNode) -> None:
+    """safe_load keeps the last of two equal keys without a word: a silently ignored setting."""
+    first_line: dict[tuple, int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == YAML_TAG + "merge":
+            continue
+        if (key.tag, key.value) in first_line:
+            raise YamlRefused(problem=f"duplicate key {key.value!r} (first on line "
+                                      f"{first_line[key.tag, key.value]}); give each key once",
+                              problem_mark=key.start_mark)
+        first_line[key.tag, key.value] = key.start_mark.line + 1
+
+
+def parse_yaml(text: str) -> Any:
+    """The data in YAML text, read like yaml.safe_load but refusing (YamlRefused) alias bombs,
+    recursive aliases, tags beyond plain data, duplicate keys and deep nesting."""
+    loader = ConfigLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        TreeCheck().visit(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text; ConfigError when it is missing, a folder, too large or not UTF-8."""
+    try:
+        data = read_limited(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give the experiment's YAML file") from None
+    except TooLarge as e:
+        raise ConfigError(f"{path}: the file is {e.size_text}; the limit for a config file is "
+                          f"{size_text(MAX_CONFIG_BYTES)} (is it the right file?)") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                          "save it as UTF-8") from None
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """':line:column: problem' on one line."""
+    mark = getattr(e, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    if context and not context.startswith("while "):  # "expected a single document in the stream"
+        problem = f"{context}, {problem}"
+    return f"{where}: {problem}" if isinstance(e, YamlRefused) else f"{where}: invalid YAML: {problem}"
+
+
+def type_name(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean"}.get(type(value), type(value).__name__)
+
+
+def read_yaml(path: Path) -> dict:
+    """The config file's top-level mapping; ConfigError (one line, naming the file) otherwise."""
+    text = read_config_text(path)
+    try:
+        data = parse_yaml(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{path}{yaml_problem(e)}") from None
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the config is empty; give at least data and model "
+                          "(see configs/quickstart.yaml)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys (name, data, model, ...)")
+        raise ConfigError(f"{path}: the top level is {type_name(data)}; it must be a mapping of keys "
+                          "(name, data, model, ...)")
     return data
 
 
 def dotted(loc: tuple) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{key_text(part)}" if out else key_text(part))
     return out
 
 
+def key_text(key: Any) -> str:
+    """A key as written in a dotted path; an odd one (a newline, spaces, a long string) quoted."""
+    return key if isinstance(key, str) and re.fullmatch(r"[\w-]{1,64}", key) else shown(key, 40)
+
+
 def clean_loc(loc: tuple) -> tuple:
-    """Drop the union-member tags pydantic inserts (model.layers.3.conv2d.kernel_size)."""
-    keep = []
+    """Drop the union-member tags pydantic inserts (model.layers.3.conv2d.kernel_size), but not
+    a key that repeats the tag just dropped (data.train.csv.csv is data.train.csv)."""
+    keep, dropped = [], None
     for part in loc:
-        if isinstance(part, str) and (part in LAYERS or part in OPTIMIZERS or part in SCHEDULES
-                                      or part in ("idx", "csv", "npz", "str", "dict")
-                                      or part.startswith(("tuple[", "int", "literal[", "float",
-                                                          "function-", "union["))):
-            if keep and keep[-1] != "data":
-                continue
+        if is_union_tag(part) and part != dropped and keep and keep[-1] != "data":
+            dropped = part
+            continue
         keep.append(part)
     return tuple(keep)
+
+
+def is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and (part in LAYERS or part in OPTIMIZERS or part in SCHEDULES
+                                      or part in ("idx", "csv", "npz", "str", "dict")
+                                      or part.startswith(("tuple[", "int", "literal[", "float",
+                                                          "function-", "union[")))
 
 
 def format_errors(err: ValidationError, source: str) -> list[str]:
@@ -587,23 +767,33 @@ def format_errors(err: ValidationError, source: str) -> list[str]:
     for e in err.errors():
         error = e.get("ctx", {}).get("error")
         loc = error.key if isinstance(error, AtKey) else dotted(clean_loc(e["loc"])) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        elif e["type"] == "union_tag_invalid":
-            tag = e.get("ctx", {}).get("tag")
-            msg = str(UnknownName(LAYERS.kind, tag, LAYERS))
-        elif e["type"] == "union_tag_not_found":
-            msg = f"each layer needs a 'type'; known: {', '.join(LAYERS)}"
-        elif e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, list)):
-            msg += f" (got {e['input']!r})"
-        line = f"{source}: {loc}: {msg}"
+        line = one_line(f"{source}: {loc}: {error_message(e)}")
         if line not in seen:
             seen.add(line)
             lines.append(line)
     return lines
+
+
+def error_message(e: dict) -> str:
+    """What is wrong, from one of pydantic's error records."""
+    if e["type"] == "extra_forbidden":
+        return "unknown key; remove it or check its spelling"
+    if e["type"] == "missing":
+        return "required key is missing"
+    if e["type"] == "union_tag_invalid":
+        return str(UnknownName(LAYERS.kind, e.get("ctx", {}).get("tag"), LAYERS))
+    if e["type"] == "union_tag_not_found":
+        return f"each layer needs a 'type'; known: {', '.join(LAYERS)}"
+    msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if e["type"] != "value_error" and "input" in e and not isinstance(e["input"], (dict, list)):
+        msg += f" (got {shown(e['input'])})"
+    return msg
+
+
+def one_line(text: str, width: int = 1000) -> str:
+    """One problem, one line: newlines escaped, an overlong line (a huge value) cut short."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 class ConfigErrors(ConfigError):

@@ -1,14 +1,28 @@
-"""Atomic file writes: a file is either its old self or completely new, never half-written."""
+"""Atomic file writes: a file is either its old self or completely new, never half-written.
+Also the size-capped reader, so that a huge file is refused before memory is spent on it."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from nnrun.errors import NnrunError
+
+
+class WriteError(NnrunError):
+    """A file could not be written (a full disk, a read-only folder): exit code 1."""
+
+    def __init__(self, path: Path, error: OSError):
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot write {path}: {reason}; every file already written keeps its "
+                         "last complete version")
+        self.path = path
 
 
 def _umask() -> int:
@@ -17,19 +31,30 @@ def _umask() -> int:
     return mask
 
 
+def commit(tmp: Path, path: Path) -> None:
+    """Give the finished temporary file the usual mode and rename it onto path."""
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+    os.replace(tmp, path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
+    An OSError (a full disk, say) becomes WriteError, and `path` keeps its previous version."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise WriteError(path, e) from e
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
+        commit(Path(tmp), path)
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise WriteError(path, e) from e
         raise
 
 
@@ -49,5 +74,54 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def json_safe(obj: Any) -> Any:
+    """obj with NaN and infinities replaced by None (null): strict JSON readers (jq, JavaScript)
+    refuse NaN and Infinity, and nnrun's readers treat null as a missing value."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
-    write_text(path, json.dumps(obj, indent=indent, allow_nan=True) + "\n")
+    """Strict JSON: NaN and infinities are written as null."""
+    write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
+
+
+# -- reading --------------------------------------------------------------------------------
+def size_text(n: int) -> str:
+    """Bytes in people's units: 512 B, 1 MiB, 3.2 KiB, 64.0 MiB, 1.5 GiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n // scale} {unit}" if n % scale == 0 else f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+class TooLarge(ValueError):
+    """A file over a size limit; `size` is None when it was only found out by reading."""
+
+    def __init__(self, size: int | None, limit: int):
+        self.size, self.limit = size, limit
+        super().__init__(self.size_text)
+
+    @property
+    def size_text(self) -> str:
+        if self.size is None:
+            return f"larger than {size_text(self.limit)}"
+        return f"{self.size:,} bytes ({size_text(self.size)})"
+
+
+def read_limited(path: str | os.PathLike, limit: int) -> bytes:
+    """The file's bytes; TooLarge, before anything is read, when it is larger than `limit`. A
+    file whose size is unknown beforehand (a pipe, /dev/zero) is read no further than the limit."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise TooLarge(size, limit)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(None, limit)
+    return data

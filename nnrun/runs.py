@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import yaml
 
 from nnrun import __version__
 from nnrun.errors import ConfigError
-from nnrun.fileio import write_json, write_text
+from nnrun.fileio import TooLarge, read_limited, size_text, write_json, write_text
 from nnrun.metrics import EPOCH_METRICS
 from nnrun.nn import Sequential
 
@@ -26,10 +28,23 @@ METRIC_COLUMNS = ["epoch", "lr", *EPOCH_METRICS, "seconds"]
 
 
 def create_run_dir(runs_dir: str | os.PathLike, name: str, now: float | None = None) -> Path:
-    """<runs_dir>/<YYYYMMDD-HHMMSS>-<name>, with -2, -3... when taken (mkdir is the lock)."""
+    """<runs_dir>/<YYYYMMDD-HHMMSS>-<name>, with -2, -3... when taken (mkdir is the lock, so runs
+    started in the same second get folders of their own). A runs folder that cannot hold a run
+    is ConfigError, with nothing left behind."""
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{name}"
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        path = claim_folder(runs_dir, stem)
+        check_writable(path)
+    except OSError as e:
+        reason = "it is a file" if runs_dir.is_file() else e.strerror or str(e)
+        raise ConfigError(f"{runs_dir}: cannot create a run folder there ({reason}); "
+                          "pass --runs-dir a folder you can write to") from None
+    return path
+
+
+def claim_folder(runs_dir: Path, stem: str) -> Path:
     for n in range(1, 10_000):
         path = runs_dir / (stem if n == 1 else f"{stem}-{n}")
         try:
@@ -40,39 +55,152 @@ def create_run_dir(runs_dir: str | os.PathLike, name: str, now: float | None = N
     raise ConfigError(f"{runs_dir}: too many runs named {stem}")
 
 
+def check_writable(folder: Path) -> None:
+    """Create and delete a file in the new folder; on failure remove the folder and raise."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        folder.rmdir()
+        raise
+
+
 # -- weights --------------------------------------------------------------------------------
 def weights_document(net: Sequential) -> dict:
     layers = []
     for layer in net.layers:
-        params = {k: {"shape": list(v.shape), "data": v.ravel().tolist()} for k, v in layer.params.items()}
+        params = {k: {"shape": list(v.shape), "data": json_numbers(v)} for k, v in layer.params.items()}
         layers.append({"type": layer.type, "config": layer.config(), "params": params})
     return {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "dtype": str(net.dtype),
             "input_shape": list(net.input_shape), "layers": layers}
 
 
+def json_numbers(array: np.ndarray) -> list:
+    """The array flattened to a list; NaN and infinities as None (null), which reading refuses."""
+    values = array.ravel().tolist()
+    if np.isfinite(array).all():
+        return values
+    return [v if math.isfinite(v) else None for v in values]
+
+
 def write_weights(path: str | os.PathLike, net: Sequential) -> None:
-    write_text(path, json.dumps(weights_document(net), separators=(",", ":")) + "\n")
+    write_text(path, json.dumps(weights_document(net), separators=(",", ":"), allow_nan=False) + "\n")
 
 
-def read_weights(path: str | os.PathLike) -> dict:
-    """Parse a weights file: {"input_shape": tuple, "layers": [...], "arrays": {name: array}}."""
-    doc = read_json(path, "weights file")
+# Generous room per parameter: a float's shortest repr, a comma, even pretty-printing.
+WEIGHTS_BYTES_PER_PARAM, WEIGHTS_BYTES_SLACK = 64, 1 << 20
+
+
+def weights_size_limit(num_params: int) -> int:
+    """The largest weights file a model of num_params parameters could need, and then some."""
+    return WEIGHTS_BYTES_SLACK + WEIGHTS_BYTES_PER_PARAM * num_params
+
+
+def read_weights(path: str | os.PathLike, num_params: int | None = None) -> dict:
+    """Parse and check a weights file: {"input_shape": tuple, "layers": [...], "arrays": {name:
+    array}}. Anything malformed or non-finite is one ConfigError line naming the file and the
+    key; given the model's num_params, a file far larger than it could need is refused unread."""
+    limit, why = None, ""
+    if num_params is not None:
+        limit = weights_size_limit(num_params)
+        why = f"weights for a model of {num_params:,} parameters take at most {size_text(limit)}"
+    doc = read_json(path, "weights file", limit, why)
     if not isinstance(doc, dict) or doc.get("format") != WEIGHTS_FORMAT:
         raise ConfigError(f"{path}: not an nnrun weights file (format should be {WEIGHTS_FORMAT!r})")
     if doc.get("version") != WEIGHTS_VERSION:
         raise ConfigError(f"{path}: weights format version {doc.get('version')} is not supported "
                           f"(this nnrun reads version {WEIGHTS_VERSION})")
-    dtype = np.dtype(doc.get("dtype", "float32"))
+    check = WeightsCheck(path)
+    dtype = check.dtype(doc.get("dtype", "float32"))
+    input_shape = check.shape(check.get(doc, "input_shape", list), "input_shape")
+    layers = check.get(doc, "layers", list)
     arrays = {}
-    for i, layer in enumerate(doc["layers"]):
-        for k, p in layer.get("params", {}).items():
-            arrays[f"layers.{i}.{k}"] = np.asarray(p["data"], dtype).reshape(p["shape"])
-    return {"input_shape": tuple(doc["input_shape"]), "layers": doc["layers"], "arrays": arrays}
+    for i, layer in enumerate(layers):
+        where = f"layers[{i}]"
+        check.kind(layer, dict, where)
+        layer_type = check.get(layer, "type", str, where)
+        for k, p in check.get(layer, "params", dict, where).items():
+            arrays[f"layers.{i}.{k}"] = check.array(p, dtype, f"{where}.params.{k}", f"{where} ({layer_type}) {k}")
+    return {"input_shape": input_shape, "layers": layers, "arrays": arrays}
+
+
+class WeightsCheck:
+    """The checks of one weights file; each failure is a ConfigError naming the file and key."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = path
+
+    def fail(self, where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}: {problem}; the file is damaged or was not "
+                           "written by nnrun")
+
+    def kind(self, value: Any, kind: type, where: str) -> Any:
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise self.fail(where, f"expected {JSON_KINDS[kind]}, got {json_kind(value)}")
+        return value
+
+    def get(self, doc: dict, key: str, kind: type, where: str = "") -> Any:
+        """doc[key], which must be there and of the JSON type `kind`."""
+        at = f"{where}.{key}" if where else key
+        if key not in doc:
+            raise self.fail(at, "missing")
+        return self.kind(doc[key], kind, at)
+
+    def dtype(self, name: Any) -> np.dtype:
+        if name not in ("float32", "float64"):
+            raise self.fail("dtype", f"{name!r} is not float32 or float64")
+        return np.dtype(name)
+
+    def shape(self, value: list, where: str) -> tuple[int, ...]:
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value):
+            raise self.fail(where, f"expected a list of whole numbers >= 0, got {str(value)[:60]}")
+        return tuple(value)
+
+    def array(self, param: Any, dtype: np.dtype, where: str, name: str) -> np.ndarray:
+        param = self.kind(param, dict, where)
+        shape = self.shape(self.get(param, "shape", list, where), f"{where}.shape")
+        values = self.numbers(self.get(param, "data", list, where), f"{where}.data")
+        if values.size != math.prod(shape):
+            raise self.fail(where, f"{values.size} values for shape {list(shape)} ({math.prod(shape)} needed)")
+        with np.errstate(over="ignore"):  # a value too large for float32 becomes inf, refused below
+            array = values.astype(dtype).reshape(shape)
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ConfigError(f"{self.path}: {name}: {bad} value{' is' if bad == 1 else 's are'} not a finite "
+                              f"{dtype} number (NaN, infinity, null or too large); use weights from a run "
+                              "that did not diverge")
+        return array
+
+    def numbers(self, data: list, where: str) -> np.ndarray:
+        """A flat list of numbers as float64 (null as NaN); strings, booleans, lists refused."""
+        try:
+            values = np.asarray(data)
+            if values.dtype.kind == "O" and all(v is None or type(v) in (int, float) for v in data):
+                values = np.asarray(data, np.float64)  # null -> NaN; ints beyond int64
+        except (ValueError, TypeError, OverflowError):  # ragged nesting
+            raise self.fail(where, "expected a flat list of numbers") from None
+        if values.ndim != 1 or values.dtype.kind not in "iuf":
+            raise self.fail(where, "expected a flat list of numbers")
+        return values
+
+
+JSON_KINDS = {list: "a list", dict: "an object", str: "a string"}
+
+
+def json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return JSON_KINDS.get(type(value), type(value).__name__)
 
 
 def load_weights_into(net: Sequential, path: str | os.PathLike) -> None:
-    """Load a weights file into a built network, with one clear line on any mismatch."""
-    doc = read_weights(path)
+    """Load a weights file into a built network, with one clear line on any mismatch; a file far
+    larger than the model could need is refused before it is read."""
+    doc = read_weights(path, net.num_params)
     problem = weights_mismatch(net, doc)
     if problem:
         raise ConfigError(f"{path}: weights do not match the model: {problem}")
@@ -85,12 +213,24 @@ def weights_mismatch(net: Sequential, doc: dict) -> str | None:
     if len(doc["layers"]) != len(net.layers):
         return f"{len(doc['layers'])} layers in the file, {len(net.layers)} in the model"
     for i, (saved, layer) in enumerate(zip(doc["layers"], net.layers, strict=True)):
-        if saved["type"] != layer.type:
-            return f"layer {i} is {saved['type']} in the file but {layer.type} in the model"
-        for k, p in layer.params.items():
-            shape = tuple(saved.get("params", {}).get(k, {}).get("shape", ()))
-            if shape != p.shape:
-                return f"layer {i} ({layer.type}) {k} has shape {shape} in the file, {p.shape} in the model"
+        problem = layer_mismatch(i, saved, layer)
+        if problem:
+            return problem
+    return None
+
+
+def layer_mismatch(i: int, saved: dict, layer) -> str | None:
+    if saved["type"] != layer.type:
+        return f"layer {i} is {saved['type']} in the file but {layer.type} in the model"
+    extra = sorted(saved["params"].keys() - layer.params.keys())
+    if extra:
+        return f"layer {i} ({layer.type}) has a parameter {extra[0]!r} that the model does not"
+    for k, p in layer.params.items():
+        if k not in saved["params"]:
+            return f"layer {i} ({layer.type}) has no parameter {k!r} in the file"
+        shape = tuple(saved["params"][k]["shape"])
+        if shape != p.shape:
+            return f"layer {i} ({layer.type}) {k} has shape {shape} in the file, {p.shape} in the model"
     return None
 
 
@@ -116,15 +256,31 @@ def write_summary(run_dir: Path, summary: dict) -> None:
     write_json(run_dir / "summary.json", summary)
 
 
-def read_json(path: str | os.PathLike, what: str = "run file") -> Any:
-    """The parsed JSON file; ConfigError in the one wording for every JSON file nnrun reads."""
+def read_json(path: str | os.PathLike, what: str = "run file", max_bytes: int | None = None,
+              limit_why: str = "") -> Any:
+    """The parsed JSON file; ConfigError in the one wording for every JSON file nnrun reads. With
+    max_bytes, a larger file is refused before it is read (`limit_why` says why it is too large)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = read_limited(path, max_bytes) if max_bytes is not None else path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path}: not a valid {what} ({type(e).__name__}: {e})") from None
+    except TooLarge as e:
+        why = limit_why or f"a {what} is at most {size_text(e.limit)}"
+        raise ConfigError(f"{path}: the file is {e.size_text}; {why}; is it the right file?") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what} ({e.strerror})") from None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a valid {what}: not UTF-8 text (byte 0x{data[e.start]:02x} "
+                          f"at offset {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not a valid {what}: not valid JSON ({e.msg} at line {e.lineno} "
+                          f"column {e.colno}; is it truncated?)") from None
+    except (ValueError, RecursionError) as e:  # a 5000-digit number; nesting deeper than Python's stack
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+        raise ConfigError(f"{path}: not a valid {what}: not valid JSON ({reason})") from None
 
 
 def read_json_or(path: str | os.PathLike, default: Any = None) -> Any:

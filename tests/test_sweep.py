@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -187,8 +188,18 @@ def test_ctrl_c_with_worker_processes_stops_them_and_resume_runs_the_rest(tmp_pa
 
     children_before = {p.pid for p in multiprocessing.active_children()}
     doc = S.plan_sweep(write_config(tmp_path), params=["train.epochs=20,150,150"])
+    class StopOnceT001HasACheckpoint(S.SweepReporter):
+        """Ctrl-C when the 20-epoch trial is in and t001 is under way (however slow its start)."""
+
+        def trial_done(self, trial, doc):
+            checkpoint = tmp_path / "runs" / doc["sweep_dir"] / "trials" / doc["trials"][1]["name"] / "checkpoint.npz"
+            deadline = time.monotonic() + 60
+            while not checkpoint.is_file() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+
     sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=2, trial_plots=False, plots=False,
-                            reporter=StopAfter(1))  # Ctrl-C when the 20-epoch trial is in, the others running
+                            reporter=StopOnceT001HasACheckpoint())
     assert [p for p in multiprocessing.active_children() if p.pid not in children_before] == []
     saved = S.read_sweep(sweep_dir)
     assert saved["status"] == "interrupted"

@@ -40,7 +40,9 @@ def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on e
 
 
 def print_error(message: str) -> None:
-    """`error: <message>` on stderr; the message is printed verbatim (brackets and all)."""
+    """`error: <message>` on stderr, on one line: the message is printed verbatim (brackets and
+    all), with any newline in it (a file name's, say) shown as \\n."""
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
     err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
@@ -58,7 +60,7 @@ def handle_errors(fn):
         except NnrunError as e:
             if STATE["debug"]:
                 raise
-            for line in str(e).splitlines() or [type(e).__name__]:
+            for line in getattr(e, "lines", None) or [str(e) or type(e).__name__]:  # one line per problem
                 print_error(line)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
