@@ -94,7 +94,7 @@ def param_fields(cls, skip=()) -> dict[str, tuple]:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 # -- activations ----------------------------------------------------------------------------

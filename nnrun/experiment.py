@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,7 +136,11 @@ def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLi
     Config errors (bad data, shapes, weights) raise before the folder is created."""
     data, net = prepare(exp, init_weights)
     run_dir = create_run_dir(runs_dir, exp.name) if folder is None else make_folder(Path(folder))
-    write_config(run_dir / "config.yaml", resolved_dict(exp))
+    try:
+        write_config(run_dir / "config.yaml", resolved_dict(exp))
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a folder without its config is no run
+        raise
     return run_into(run_dir, exp, data, net, callbacks, make_plots)
 
 
