@@ -24,7 +24,6 @@ from nnrun.plots.style import (
     colormap,
     colors_for,
     floats,
-    has_values,
     integer_epochs,
     message_figure,
     new_figure,
@@ -342,15 +341,13 @@ def _ranked_text(trial: Mapping, metric: float, ok: bool, metric_name: str) -> s
 @styled
 def sweep_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike,
                  title: str = "Sweep: accuracy curves", best: int | None = None) -> Path:
-    """Accuracy (validation, else train) vs epoch for many runs; the best run is bold: runs[best]
-    when given (the sweep's winner by its metric), else the one with the highest peak."""
+    """Accuracy (validation, else train) vs epoch for many runs; runs[best] (the sweep's winner
+    by its metric, when given) is bold. Labels are the caller's (a sweep puts each trial's
+    metric in it)."""
     runs = [(str(label), list(rows)) for label, rows in runs]
     if not runs:
         return message_figure(path, "No runs", title)
     curves = [(label, *run_curve(rows, "accuracy")) for label, rows in runs]
-    peaks = np.array([float(np.nanmax(acc)) if has_values(acc) else -np.inf for _, _, acc, _ in curves])
-    if best is None and np.isfinite(peaks).any():
-        best = int(np.argmax(peaks))
     few = len(runs) <= 8
     colors = colors_for(len(runs)) if few else [MUTED] * len(runs)
 
@@ -363,7 +360,7 @@ def sweep_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike,
     if best is not None:
         label, ep, acc, _ = curves[best]
         ax.plot(ep, acc, color=colors[best] if few else BAD_COLOR, linewidth=2.8, zorder=5,
-                marker="o" if len(ep) == 1 else None, label=f"best: {label} ({pct(peaks[best], 1)})")
+                marker="o" if len(ep) == 1 else None, label=f"best: {label}")
     if not few:
         ax.plot([], [], color=MUTED, linewidth=1.0, label=f"other runs ({len(runs) - 1})")
     integer_epochs(ax, np.concatenate([ep for _, ep, _, _ in curves]))

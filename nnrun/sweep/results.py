@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+from nnrun import fmt
 from nnrun.fileio import write_json, write_text
 from nnrun.fmt import finite
 from nnrun.runs import read_json, read_rows
@@ -118,5 +119,6 @@ def curves(sweep_dir: Path, doc: dict, trials: list[dict]) -> tuple[list[tuple[s
         rows = read_rows(sweep_dir / t["run_dir"]) if t["run_dir"] else []
         if rows:
             best = len(runs) if t["index"] == doc["best"] else best
-            runs.append((", ".join(short_params(t["params"])) or t["name"], rows))
+            label = ", ".join(short_params(t["params"])) or t["name"]
+            runs.append((f"{label} ({fmt.metric(doc['metric'], t['metric'])})", rows))
     return runs, best
