@@ -43,17 +43,17 @@ class Trainer:
 class Checkpoint(Callback):
     """Writes <run>/checkpoint.npz after every epoch; put it after the callbacks it saves."""
 
-    def __init__(self, path: str | os.PathLike, trainer: Trainer):
-        self.path, self.trainer = Path(path), trainer
+    def __init__(self, path: str | os.PathLike, trainer: Trainer, fingerprint: dict):
+        self.path, self.trainer, self.fingerprint = Path(path), trainer, fingerprint
 
     def on_train_begin(self, state):
-        save(self.path, state, self.trainer)  # a run stopped in its first epoch resumes from here
+        save(self.path, state, self.trainer, self.fingerprint)  # a run stopped in epoch 1 resumes from here
 
     def on_epoch_end(self, state, row):
-        save(self.path, state, self.trainer)
+        save(self.path, state, self.trainer, self.fingerprint)
 
 
-def save(path: Path, state: TrainState, trainer: Trainer) -> None:
+def save(path: Path, state: TrainState, trainer: Trainer, fingerprint: dict) -> None:
     arrays = prefixed("weights", state.last_complete_weights)
     arrays |= prefixed("optimizer", trainer.optimizer.state_dict())
     arrays |= prefixed("schedule", trainer.schedule.state_dict())
@@ -62,7 +62,7 @@ def save(path: Path, state: TrainState, trainer: Trainer) -> None:
         saved = callback.state_dict()
         arrays |= prefixed(f"callbacks/{i}", {k: v for k, v in saved.items() if isinstance(v, np.ndarray)})
         numbers.append({k: v for k, v in saved.items() if not isinstance(v, np.ndarray)})
-    meta = {"format": FORMAT, "version": VERSION, "rows": state.rows,
+    meta = {"format": FORMAT, "version": VERSION, "fingerprint": fingerprint, "rows": state.rows,
             "stopped": [state.status, state.error] if state.stopping else None,
             "shuffle": trainer.shuffle.bit_generator.state if trainer.shuffle is not None else None,
             "layers": trainer.net.random_state(), "callbacks": numbers,
@@ -87,13 +87,13 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ConfigError(f"{path}: no checkpoint to resume from (a run removes it when it ends); "
                           "train again without --resume")
-    if path.stat().st_size > MAX_BYTES:
-        raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a checkpoint")
     try:
+        if sum(member.file_size for member in zipfile.ZipFile(path).infolist()) > MAX_BYTES:
+            raise ValueError(f"it unpacks to more than {MAX_BYTES >> 30} GiB")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, NotImplementedError) as e:
         raise ConfigError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); "
                           "train again without --resume") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
@@ -101,13 +101,28 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return {"meta": meta, **arrays}
 
 
-def restore(saved: dict, trainer: Trainer) -> tuple[list[dict], tuple[Status, str | None] | None]:
+def restore(saved: dict, trainer: Trainer, fingerprint: dict, epochs: int,
+            path: Path) -> tuple[list[dict], tuple[Status, str | None] | None]:
     """Put every saved state back into the trainer's objects; returns the rows already done and,
-    when a callback had already ended training, its (status, error)."""
+    when a callback had already ended training, its (status, error). ConfigError naming the
+    file when the checkpoint does not belong to this config and data, or is damaged."""
+    meta = saved["meta"]
+    if meta.get("fingerprint") != fingerprint:
+        raise ConfigError(f"{path}: written for another config.yaml or other data than the run has now; "
+                          "put the run's config back, or train again without --resume")
+    try:
+        return restore_states(saved, trainer, epochs)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise ConfigError(f"{path}: does not fit this run ({type(e).__name__}: {e}); "
+                          "train again without --resume") from None
+
+
+def restore_states(saved: dict, trainer: Trainer, epochs: int) -> tuple[list[dict], tuple | None]:
     meta = saved["meta"]
     if meta["callback_types"] != [type(c).__name__ for c in trainer.callbacks]:
-        raise ConfigError("the checkpoint was written by a different training set-up; train again "
-                          "without --resume")
+        raise ValueError("written by a different training set-up")
+    if not isinstance(meta["rows"], list) or len(meta["rows"]) > epochs:
+        raise ValueError(f"its metrics rows are not a list of at most {epochs} epochs")
     trainer.net.set_weights(section(saved, "weights"))
     trainer.optimizer.load_state_dict(section(saved, "optimizer"))
     trainer.schedule.load_state_dict(section(saved, "schedule"))

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 import os
 import shutil
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import nn
+from nnrun import fmt, nn
 from nnrun.builder import Data, build_loss, build_network, build_optimizer, build_schedule, load_data
 from nnrun.checkpoint import FILE as CHECKPOINT
 from nnrun.checkpoint import Checkpoint, Trainer, restore
@@ -100,17 +102,32 @@ def trainer_for(exp: Experiment, net: nn.Sequential, has_val: bool) -> Trainer:
     return Trainer(net, build_optimizer(exp), schedule, shuffle, standard_callbacks(exp, has_val, schedule))
 
 
+@dataclass
+class Resume:
+    """A run's saved training state, already restored into `trainer`, and its old summary."""
+
+    trainer: Trainer
+    done: list[dict]
+    stopped: tuple[Status, str | None] | None
+    previous: dict
+
+
 def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data, callbacks: Sequence[Callback] = (),
-                   checkpoint: Path | None = None, resume: dict | None = None) -> TrainState:
+                   checkpoint: Path | None = None, resume: Resume | None = None) -> TrainState:
     """Train net on data as exp.train says, with the standard callbacks then `callbacks`;
-    saving a checkpoint after each epoch when given its path, and going on from a loaded
-    checkpoint when given `resume`."""
-    trainer = trainer_for(exp, net, data.val is not None)
-    done, stopped = restore(resume, trainer) if resume else ([], None)
-    saving = [Checkpoint(checkpoint, trainer)] if checkpoint else []
+    saving a checkpoint after each epoch when given its path, and going on from `resume`."""
+    trainer = resume.trainer if resume else trainer_for(exp, net, data.val is not None)
+    saving = [Checkpoint(checkpoint, trainer, fingerprint(exp, data))] if checkpoint else []
     return fit(net, data.train, data.val, build_loss(exp), trainer.optimizer, trainer.schedule,
-               exp.train.epochs, exp.train.batch_size, trainer.shuffle,
-               [*trainer.callbacks, *saving, *callbacks], done, stopped)
+               exp.train.epochs, exp.train.batch_size, trainer.shuffle, [*trainer.callbacks, *saving, *callbacks],
+               resume.done if resume else (), resume.stopped if resume else None)
+
+
+def fingerprint(exp: Experiment, data: Data) -> dict:
+    """What a checkpoint must match to be resumed: the resolved config and the data's sizes."""
+    text = json.dumps(resolved_dict(exp), sort_keys=True, default=str)
+    return {"config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "samples": [len(split[0]) if split is not None else 0 for split in (data.train, data.val, data.test)]}
 
 
 class MetricsWriter(Callback):
@@ -159,23 +176,23 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
     if not (run_dir / CHECKPOINT).is_file() and is_ok(summary.get("status")):
         raise RunFinished(f"{run_dir}: already {summary['status']}; nothing to resume")
     saved = load_checkpoint(run_dir / CHECKPOINT)
-    remove_leftovers(run_dir)
     exp = load_config(run_dir / "config.yaml")
     data, net = prepare(exp)
-    return run_into(run_dir, exp, data, net, callbacks, make_plots, saved, summary)
+    trainer = trainer_for(exp, net, data.val is not None)
+    done, stopped = restore(saved, trainer, fingerprint(exp, data), exp.train.epochs, run_dir / CHECKPOINT)
+    remove_leftovers(run_dir)
+    return run_into(run_dir, exp, data, net, callbacks, make_plots, Resume(trainer, done, stopped, summary))
 
 
 def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: Sequence[Callback],
-             make_plots: bool, resume: dict | None = None, previous: dict | None = None) -> Path:
+             make_plots: bool, resume: Resume | None = None) -> Path:
     """Train (or go on training) into run_dir and write its files; the checkpoint stays only
     while the run can be resumed."""
     started = time.perf_counter()
     summary = {"name": exp.name, "status": Status.FAILED, "seed": exp.seed, "run_dir": run_dir.name,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}
-    if resume is not None:
-        previous = previous or {}  # a killed run wrote no summary
-        summary.update(started=previous.get("started", summary["started"]),
-                       resumed=[*previous.get("resumed", []), summary["started"]])
+    earlier = resumed_summary(resume.previous, summary["started"]) if resume else {}
+    summary.update(earlier)
     try:
         state = fit_experiment(exp, net, data, [MetricsWriter(run_dir), *callbacks], run_dir / CHECKPOINT, resume)
         summary.update(run_summary(state, net, data))
@@ -193,15 +210,34 @@ def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, cal
             raise RunInterrupted(run_dir) from None
         raise
     finally:
-        summary["wall_seconds"] = (previous or {}).get("wall_seconds", 0.0) + time.perf_counter() - started
+        summary["wall_seconds"] = earlier.get("wall_seconds", 0.0) + time.perf_counter() - started
         write_summary(run_dir, summary)
-    if make_plots:
-        from nnrun.report import write_report
+    finish(run_dir, summary, make_plots)
+    return run_dir
 
-        write_report(run_dir)
+
+def resumed_summary(previous: dict, now: str) -> dict:
+    """What a resumed run's summary keeps of the last one (a killed run wrote none; a damaged
+    one is ignored): the first start, when it resumed, the time spent so far."""
+    started = previous.get("started") if isinstance(previous.get("started"), str) else now
+    resumed = previous.get("resumed") if isinstance(previous.get("resumed"), list) else []
+    seconds = fmt.finite(previous.get("wall_seconds")) or 0.0
+    return {"started": started, "resumed": [*map(str, resumed), now], "wall_seconds": seconds}
+
+
+def finish(run_dir: Path, summary: dict, make_plots: bool) -> None:
+    """The report, then the checkpoint goes: only now is the run complete. Ctrl-C in between
+    leaves it interrupted (and resumable), never 'completed' without its report."""
+    try:
+        if make_plots:
+            from nnrun.report import write_report
+
+            write_report(run_dir)
+    except KeyboardInterrupt:
+        write_summary(run_dir, {**summary, "status": Status.INTERRUPTED, "error": None})
+        raise RunInterrupted(run_dir) from None
     if summary["status"] != Status.INTERRUPTED:
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
-    return run_dir
 
 
 def run_summary(state: TrainState, net: nn.Sequential, data: Data) -> dict:

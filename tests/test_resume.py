@@ -208,3 +208,74 @@ def test_checkpoint_holds_no_pickled_object(reference, tmp_path):
     run_dir = train_run(load_config(cfg), tmp_path, callbacks=[StopAt(3, 1)], make_plots=False)
     with np.load(run_dir / CHECKPOINT, allow_pickle=False) as npz:
         assert all(npz[k].dtype != object for k in npz.files)
+
+
+def interrupted_run(cfg: Path, folder: Path) -> Path:
+    return train_run(load_config(cfg), folder, callbacks=[StopAt(3, 2)], make_plots=False)
+
+
+def test_a_checkpoint_for_another_config_is_refused_and_the_run_kept(reference, tmp_path):
+    cfg, _ = reference
+    run_dir = interrupted_run(cfg, tmp_path)
+    before = (run_dir / "summary.json").read_text()
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.01", "lr: 0.02"))
+    result = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert "written for another config.yaml" in result.output and "Traceback" not in result.output
+    assert (run_dir / "summary.json").read_text() == before  # still interrupted, still resumable
+
+
+@pytest.mark.parametrize("damage", ["callback_types", "rows", "shuffle", "stopped", "callbacks"])
+def test_a_damaged_checkpoint_is_one_line_exit_2_and_the_run_kept(reference, tmp_path, damage):
+    cfg, _ = reference
+    run_dir = interrupted_run(cfg, tmp_path)
+    before = (run_dir / "summary.json").read_text()
+    with np.load(run_dir / CHECKPOINT) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta[damage] = {"callback_types": ["Nope"], "rows": "x", "shuffle": {"state": 1}, "stopped": ["odd", None],
+                    "callbacks": []}[damage]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(run_dir / CHECKPOINT, **arrays)
+    result = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / CHECKPOINT}: does not fit this run" in result.output
+    assert (run_dir / "summary.json").read_text() == before
+
+
+def test_ctrl_c_while_the_report_is_written_leaves_a_resumable_run(reference, tmp_path, monkeypatch):
+    import nnrun.report
+
+    cfg, _ = reference
+    real = nnrun.report.write_report
+
+    def interrupted(run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nnrun.report, "write_report", interrupted)
+    result = runner.invoke(app, ["train", str(cfg), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 130
+    run_dir = next(tmp_path.iterdir())
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    assert result.output.strip().splitlines()[-1] == f"interrupted; resume with: nnrun train --resume {run_dir}"
+    monkeypatch.setattr(nnrun.report, "write_report", real)
+    assert runner.invoke(app, ["train", "--resume", str(run_dir)]).exit_code == 0
+    assert (run_dir / "report.html").is_file() and not (run_dir / CHECKPOINT).exists()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_resume_names_what_it_was_given(tmp_path):
+    (tmp_path / "c.yaml").write_text("x: 1\n")
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and f"{tmp_path / 'c.yaml'}: not a folder" in result.output
+    result = runner.invoke(app, ["train", "--resume", "nope", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and f"nope: no such run folder (nor {tmp_path / 'nope'})" in result.output
+
+
+def test_a_damaged_summary_does_not_stop_a_resume(reference, tmp_path):
+    cfg, full = reference
+    run_dir = interrupted_run(cfg, tmp_path)
+    (run_dir / "summary.json").write_text('{"wall_seconds": null, "resumed": 5, "started": 3}')
+    resume_run(run_dir, make_plots=False)
+    assert_same_run(run_dir, full)

@@ -162,7 +162,7 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         print_ranking(doc)
     out.print(str(sweep_dir), markup=False, soft_wrap=True)
     if doc["status"] == "interrupted":
-        err.print(f"interrupted; finish it with: nnrun sweep --resume {sweep_dir}")
+        err.print(f"interrupted; finish it with: nnrun sweep --resume {sweep_dir}", markup=False, soft_wrap=True)
         raise typer.Exit(130)
     if doc["best"] is None:
         print_error("no trial succeeded")

@@ -92,7 +92,13 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
 
 
 def exit_interrupted(run_dir: Path) -> None:
-    err.print(f"interrupted; resume with: nnrun train --resume {run_dir}", markup=False, soft_wrap=True)
+    from nnrun.checkpoint import FILE as CHECKPOINT
+
+    if (run_dir / CHECKPOINT).is_file():
+        err.print(f"interrupted; resume with: nnrun train --resume {run_dir}", markup=False, soft_wrap=True)
+    else:
+        err.print(f"interrupted before its first checkpoint; train again ({run_dir} holds nothing to resume)",
+                  markup=False, soft_wrap=True)
     raise typer.Exit(130)
 
 
@@ -108,7 +114,14 @@ def check_train_options(config, resume, set_, name, seed, init_weights) -> None:
 
 def resolve_resume(resume: Path, runs_dir: Path) -> Path:
     """A run folder given by its path, or by its name inside --runs-dir."""
-    return resume if resume.is_dir() or resume.is_absolute() else runs_dir / resume
+    from nnrun.errors import ConfigError
+
+    for candidate in (resume, runs_dir / resume):
+        if candidate.is_dir():
+            return candidate
+    if resume.exists():
+        raise ConfigError(f"{resume}: not a folder; --resume takes the run folder `nnrun train` printed")
+    raise ConfigError(f"{resume}: no such run folder (nor {runs_dir / resume})")
 
 
 def print_train_summary(summary: dict) -> None:

@@ -65,19 +65,31 @@ def run_trial(job: dict) -> dict:
 def train_into(folder: Path, job: dict, result: dict) -> None:
     """Train the trial into folder (resuming it when it has a checkpoint); an exception or
     Ctrl-C is recorded in result, not raised."""
-    from nnrun.checkpoint import FILE as CHECKPOINT
-    from nnrun.experiment import resume_run, train_run
+    from nnrun.experiment import train_run
 
     try:
-        if (folder / CHECKPOINT).is_file():
-            resume_run(folder, make_plots=job.get("plots", True))
-        else:
-            shutil.rmtree(folder, ignore_errors=True)  # what an attempt left without a checkpoint
+        if not resumed(folder, job):
+            shutil.rmtree(folder, ignore_errors=True)  # what an attempt left, with no usable checkpoint
             train_run(trial_experiment(job), folder=folder, make_plots=job.get("plots", True))
     except KeyboardInterrupt:
         result.update(status=Status.INTERRUPTED, error="interrupted")
     except Exception as e:  # recorded; the sweep goes on
         result["error"] = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
+
+
+def resumed(folder: Path, job: dict) -> bool:
+    """Go on with a trial from its checkpoint; False when there is none or it cannot be used (a
+    newer nnrun, a damaged file): then the trial starts again."""
+    from nnrun.checkpoint import FILE as CHECKPOINT
+    from nnrun.experiment import resume_run
+
+    if not (folder / CHECKPOINT).is_file():
+        return False
+    try:
+        resume_run(folder, make_plots=job.get("plots", True))
+    except ConfigError:
+        return False
+    return True
 
 
 def score(run_dir: Path, job: dict, result: dict) -> None:
