@@ -11,6 +11,8 @@ import inspect
 import json
 import os
 import re
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -36,6 +38,7 @@ from nnrun.errors import ConfigError
 from nnrun.fileio import TooLarge, read_limited, size_text
 from nnrun.metrics import EPOCH_METRICS
 from nnrun.nn import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry, UnknownName
+from nnrun.nn.registry import did_you_mean
 
 # The bounds each engine parameter's formula needs (nn/optimizers.py, nn/schedules.py): "name"
 # wherever a parameter of that name appears, "owner.name" for one registered class (it wins).
@@ -525,12 +528,15 @@ def checked_step(node: Any, key: str | int, where: str, text: str) -> str | int:
     return key
 
 
-def apply_override(config: dict, path: list, value: Any, text: str) -> None:
+def apply_override(config: dict, path: list, value: Any, text: str) -> tuple:
     """Set config[path] = value, creating mappings on the way; a negative index counts from
-    the end; a short form (`optimizer: sgd`) grows into {type: sgd} when a sub-key is set."""
+    the end; a short form (`optimizer: sgd`) grows into {type: sgd} when a sub-key is set.
+    Returns the path that was set, its indices counted from the start."""
     node: Any = config
+    steps = []
     for i, key in enumerate(path):
         key = checked_step(node, key, dotted(tuple(path[:i])) or "the top level", text)
+        steps.append(key)
         if i == len(path) - 1:
             break
         child = node[key] if isinstance(node, list) else node.get(key)
@@ -545,13 +551,19 @@ def apply_override(config: dict, path: list, value: Any, text: str) -> None:
         if any(SOURCE_KINDS.get(k, SOURCE_KINDS[key]) != SOURCE_KINDS[key] for k in node):
             node.clear()  # another kind of source: replace it rather than mix the two
     node[key] = absolute_paths(value, key)
+    return tuple(steps)
 
 
-def apply_overrides(raw: dict, texts) -> None:
-    """Apply KEY=VALUE texts in order (see apply_override)."""
+Overridden = Sequence[tuple[tuple, str]]  # (the path a --set wrote, its text), in order
+
+
+def apply_overrides(raw: dict, texts) -> Overridden:
+    """Apply KEY=VALUE texts in order (see apply_override); returns what each one set."""
+    done = []
     for text in texts:
         keys, value = parse_override(text)
-        apply_override(raw, keys, value, text)
+        done.append((apply_override(raw, keys, value, text), text))
+    return done
 
 
 def canonical_override(text: str) -> str:
@@ -762,22 +774,30 @@ def is_union_tag(part: Any) -> bool:
                                                           "function-", "union[")))
 
 
-def format_errors(err: ValidationError, source: str) -> list[str]:
+def format_errors(err: ValidationError, source: str, raw: Any = None, overridden: Overridden = ()) -> list[str]:
+    """One line per problem: its source (the file, or the --set that wrote an unknown key), its
+    dotted path, what is wrong."""
     lines, seen = [], set()
     for e in err.errors():
-        error = e.get("ctx", {}).get("error")
-        loc = error.key if isinstance(error, AtKey) else dotted(clean_loc(e["loc"])) or "(top level)"
-        line = one_line(f"{source}: {loc}: {error_message(e)}")
+        line = one_line(error_line(e, source, raw, overridden))
         if line not in seen:
             seen.add(line)
             lines.append(line)
     return lines
 
 
+def error_line(e: dict, source: str, raw: Any, overridden: Overridden) -> str:
+    error = e.get("ctx", {}).get("error")
+    if isinstance(error, AtKey):
+        return f"{source}: {error.key}: {error_message(e)}"
+    loc = clean_loc(e["loc"])
+    if e["type"] == "extra_forbidden":
+        return f"{key_source(loc, overridden, source)}: {dotted(loc)}: {unknown_key(loc, raw)}"
+    return f"{source}: {dotted(loc) or '(top level)'}: {error_message(e)}"
+
+
 def error_message(e: dict) -> str:
     """What is wrong, from one of pydantic's error records."""
-    if e["type"] == "extra_forbidden":
-        return "unknown key; remove it or check its spelling"
     if e["type"] == "missing":
         return "required key is missing"
     if e["type"] == "union_tag_invalid":
@@ -796,6 +816,83 @@ def one_line(text: str, width: int = 1000) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+# -- explaining an unknown key ------------------------------------------------------------------
+def key_source(loc: tuple, overridden: Overridden, source: str) -> str:
+    """The --set that put an unknown key at loc (the last one that wrote it, a mapping holding
+    it, or that mapping's type), else the file."""
+    for path, text in reversed(overridden):
+        if path[:len(loc)] == loc[:len(path)] or (path[-1:] == ("type",) and loc[:len(path) - 1] == path[:-1]):
+            return setting(text)
+    return source
+
+
+def unknown_key(loc: tuple, raw: Any) -> str:
+    """Why the key at loc is refused: it belongs to another type of the block, or it is unknown
+    (with the closest known key)."""
+    block, key = loc[:-1], loc[-1]
+    typed = typed_models(block)
+    value = value_at(raw, block)
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind in typed:
+        owners = [name for name, model in typed.items() if key in model.model_fields]
+        if owners:
+            return (f"is a key of {listed(owners)}, not of {kind}; replace the whole block: "
+                    f"{replacing_set(block, value, typed[kind])}")
+        known = ["type", *typed[kind].model_fields]
+    else:
+        known = [k for model in models_at(block) for k in model.model_fields]
+    hint = did_you_mean(key, dict.fromkeys(known))
+    return f"unknown key{hint}" if hint else "unknown key; remove it or check its spelling"
+
+
+def models_at(block: tuple) -> list[type[BaseModel]]:
+    """The schema models a mapping at this dotted path may be validated as."""
+    models: list[type[BaseModel]] = [Experiment]
+    for part in block:
+        if isinstance(part, str):
+            models = [m for model in models if part in model.model_fields
+                      for m in models_in(model.model_fields[part].annotation)]
+    return models
+
+
+def models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds, through unions, lists, Optional and Annotated."""
+    if isinstance(annotation, type) and not get_args(annotation) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in models_in(arg)]
+
+
+def typed_models(block: tuple) -> dict[str, type[BaseModel]]:
+    """The models a mapping at this path may be, by its `type`; {} for a mapping without one."""
+    if block[-1:] == ("activation",):
+        return ACTIVATION_PARAMS
+    models = models_at(block)
+    if not models or not all("type" in m.model_fields for m in models):
+        return {}
+    return {get_args(m.model_fields["type"].annotation)[0]: m for m in models}
+
+
+def value_at(raw: Any, path: tuple) -> Any:
+    for part in path:
+        try:
+            raw = raw[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def listed(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def replacing_set(block: tuple, value: dict, model: type[BaseModel]) -> str:
+    """A --set that replaces the block with the keys its type knows."""
+    kept = type_first({k: v for k, v in value.items() if k == "type" or k in model.model_fields})
+    flow = yaml.safe_dump(kept, default_flow_style=True, sort_keys=False, width=10_000).strip()
+    return f"--set {shlex.quote(f'{dotted(block)}={flow}')}"
+
+
 class ConfigErrors(ConfigError):
     """Several problems, one line each."""
 
@@ -804,11 +901,13 @@ class ConfigErrors(ConfigError):
         self.lines = lines
 
 
-def validate(raw: dict, source: str, base_dir: Path | None) -> Experiment:
+def validate(raw: dict, source: str, base_dir: Path | None, overridden: Overridden = ()) -> Experiment:
+    """The Experiment raw describes; ConfigErrors naming source (or the --set in overridden that
+    wrote an unknown key)."""
     try:
         exp = Experiment.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as e:
-        raise ConfigErrors(format_errors(e, source)) from None
+        raise ConfigErrors(format_errors(e, source, raw, overridden)) from None
     exp._source = source
     return exp
 
@@ -817,8 +916,8 @@ def load_config(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Exp
     """Read a YAML experiment, apply KEY=VALUE overrides and validate it."""
     path = Path(path)
     raw = read_yaml(path)
-    apply_overrides(raw, overrides)
-    return validate(raw, str(path), path.resolve().parent)
+    overridden = apply_overrides(raw, overrides)
+    return validate(raw, str(path), path.resolve().parent, overridden)
 
 
 def type_first(node: Any) -> Any:

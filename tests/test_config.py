@@ -48,17 +48,18 @@ def with_change(path: str, value) -> dict:
 # (description, config, text that the error line must contain)
 BAD = [
     ("unknown top-level key", with_change("epochs", 3), "epochs: unknown key"),
-    ("unknown nested key", with_change("train.epoch", 3), "train.epoch: unknown key"),
+    ("unknown nested key", with_change("train.epoch", 3), "train.epoch: unknown key (did you mean 'epochs'?)"),
     ("wrong type", with_change("train.epochs", "ten"), "train.epochs: Input should be a valid integer"),
     ("zero epochs", with_change("train.epochs", 0), "train.epochs: Input should be greater than 0"),
     ("negative rate", with_change("optimizer.lr", -0.1), "optimizer.lr: Input should be greater than 0"),
     ("unknown optimiser", with_change("optimizer.type", "adan"), "optimizer: unknown optimizer 'adan' (did you mean 'adam'?)"),
-    ("param of another optimiser", with_change("optimizer.momentum", 0.9), "optimizer.momentum: unknown key"),
+    ("param of another optimiser", with_change("optimizer.momentum", 0.9),
+     "optimizer.momentum: is a key of sgd, not of adam; replace the whole block: --set 'optimizer={type: adam, lr: 0.001}'"),
     ("unknown schedule", with_change("schedule", {"type": "cosin"}), "schedule: unknown schedule 'cosin' (did you mean 'cosine'?)"),
     ("unknown layer", with_change("model.layers[1].type", "maxpool"), "model.layers[1]: unknown layer type 'maxpool' (did you mean 'maxpool2d'?)"),
     ("layer without type", with_change("model.layers[2]", {"units": 3}), "model.layers[2]: each layer needs a 'type'"),
     ("unknown activation", with_change("model.layers[0].activation", "rlu"), "model.layers[0].activation: unknown activation 'rlu' (did you mean 'relu'?)"),
-    ("unknown layer key", with_change("model.layers[0].kernel", 3), "model.layers[0].kernel: unknown key"),
+    ("unknown layer key", with_change("model.layers[0].kernel", 3), "model.layers[0].kernel: unknown key (did you mean 'kernel_size'?)"),
     ("negative filters", with_change("model.layers[0].filters", -2), "model.layers[0].filters: Input should be greater than 0"),
     ("bad padding", with_change("model.layers[0].padding", "full"), "model.layers[0].padding"),
     ("kernel larger than input", with_change("model.layers[0].kernel_size", 11), "model.layers[0] (conv2d): kernel 11x11 is larger than its input 8x8"),
@@ -163,6 +164,64 @@ def test_overrides_validate_like_the_file(tmp_path):
         load_config(path, ("optimizer.lr=-1",))
     with pytest.raises(ConfigError, match=r"index 9 is out of range \(model.layers has 4 items\)"):
         load_config(path, ("model.layers[9].units=3",))
+
+
+# (--set given to the GOOD config, the whole error line after "error: ")
+WRONG_KEYS = [
+    ("optzimizer.lr=0.1", "--set 'optzimizer.lr=0.1': optzimizer: unknown key (did you mean 'optimizer'?)"),
+    ("train.epoch=3", "--set 'train.epoch=3': train.epoch: unknown key (did you mean 'epochs'?)"),
+    ("train.early_stopping.patiance=3",
+     "--set 'train.early_stopping.patiance=3': train.early_stopping.patiance: unknown key (did you mean 'patience'?)"),
+    ("model.layers[-1].unit=10", "--set 'model.layers[-1].unit=10': model.layers[3].unit: unknown key (did you mean 'units'?)"),
+    ("data.train={csv: x.csv, headr: true}",
+     "--set 'data.train={csv: x.csv, headr: true}': data.train.headr: unknown key (did you mean 'header'?)"),
+    ("zzz=1", "--set 'zzz=1': zzz: unknown key; remove it or check its spelling"),
+    ("optimizer={type: sgd, beta1: 0.8}", "--set 'optimizer={type: sgd, beta1: 0.8}': optimizer.beta1: is a key of "
+     "adam and adamw, not of sgd; replace the whole block: --set 'optimizer={type: sgd}'"),
+    ("schedule={type: cosine, k: 0.1}", "--set 'schedule={type: cosine, k: 0.1}': schedule.k: is a key of exponential, "
+     "inverse_time, exponential_fifth and sigmoid_complement, not of cosine; replace the whole block: "
+     "--set 'schedule={type: cosine}'"),
+    ("model.layers[3].type=conv2d", "--set 'model.layers[3].type=conv2d': model.layers[3].units: is a key of dense, "
+     "not of conv2d; replace the whole block: --set 'model.layers[3]={type: conv2d, activation: softmax}'"),
+    ("model.layers[0].activation={type: relu, alpha: 0.1}", "--set 'model.layers[0].activation={type: relu, alpha: "
+     "0.1}': model.layers[0].activation.alpha: is a key of leaky_relu and elu, not of relu; replace the whole block: "
+     "--set 'model.layers[0].activation={type: relu}'"),
+    ("model.layers[1]={type: relu, activation: tanh}", "--set 'model.layers[1]={type: relu, activation: tanh}': "
+     "model.layers[1].activation: is a key of dense, conv2d, maxpool2d, avgpool2d, flatten and dropout, not of relu; "
+     "replace the whole block: --set 'model.layers[1]={type: relu}'"),
+]
+
+
+@pytest.mark.parametrize("override, expected", WRONG_KEYS, ids=[w[0] for w in WRONG_KEYS])
+def test_an_unknown_key_names_its_set_the_closest_key_or_the_type_that_owns_it(tmp_path, monkeypatch, override,
+                                                                              expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.csv").write_text("1,2,0\n")
+    result = runner.invoke(app, ["validate", write_good(tmp_path), "--set", override])
+    assert result.exit_code == 2, result.output
+    assert f"error: {expected}" in result.stderr.splitlines(), result.stderr
+
+
+def test_an_unknown_key_in_the_file_names_the_file(tmp_path):
+    optimizer = {"type": "sgd", "lr": 0.1, "momentum": 0.9, "beta1": 0.9}
+    path = write_good(tmp_path, optimizer=optimizer, optimzer={"lr": 1})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ("train.epochs=2",))
+    assert caught.value.lines == [
+        f"{path}: optimizer.beta1: is a key of adam and adamw, not of sgd; replace the whole block: "
+        "--set 'optimizer={type: sgd, lr: 0.1, momentum: 0.9}'",
+        f"{path}: optimzer: unknown key (did you mean 'optimizer'?)",
+    ]
+
+
+def test_changing_a_blocks_type_names_that_set_and_a_replacement_that_validates(tmp_path):
+    path = write_good(tmp_path, optimizer={"type": "sgd", "lr": 0.1, "momentum": 0.9})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ("train.epochs=2", "optimizer.type=adam"))
+    replacement = "optimizer={type: adam, lr: 0.1}"
+    assert str(caught.value) == ("--set 'optimizer.type=adam': optimizer.momentum: is a key of sgd, not of adam; "
+                                 f"replace the whole block: --set '{replacement}'")
+    assert load_config(path, ("optimizer.type=adam", replacement)).optimizer.type == "adam"
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):

@@ -15,12 +15,16 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+def did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """' (did you mean 'relu'?)' when a known name is close to name, else ''."""
+    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
 def unknown_message(kind: str, name: Any, known: Iterable[str]) -> str:
     """The one wording of "no such name": the closest known name (if any is close) and all."""
     known = list(known)
-    match = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
-    hint = f" (did you mean {match[0]!r}?)" if match else ""
-    return f"unknown {kind} {name!r}{hint}; known: {', '.join(known)}"
+    return f"unknown {kind} {name!r}{did_you_mean(name, known)}; known: {', '.join(known)}"
 
 
 class UnknownName(ValueError):
