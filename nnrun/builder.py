@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnrun import nn
-from nnrun.config import Experiment
+from nnrun.config import DataConfig, Experiment
 from nnrun.data import (
+    MirrorsFailed,
     auto_divisor,
     check_labels_below,
+    dataset_info,
     get_dataset,
     load_csv,
     load_idx_pair,
@@ -75,16 +77,51 @@ def labels_file(source) -> str:
     return str(getattr(source, "labels", None) or describe(source))
 
 
+def dataset_splits(cfg: DataConfig) -> tuple[str, ...]:
+    """The splits the named dataset still provides: files given for a split replace it there."""
+    return tuple(split for split in ("train", "test") if cfg.dataset and getattr(cfg, split) is None)
+
+
+def needs_download(exp: Experiment) -> bool:
+    """Whether loading the data would download a named dataset first."""
+    splits = dataset_splits(exp.data)
+    return bool(splits) and not get_dataset(exp.data.dataset).is_local(splits)
+
+
+def load_named(cfg: DataConfig) -> dict[str, Split]:
+    """The splits the named dataset still provides, downloaded if need be; a failed download says
+    which config key would avoid it."""
+    splits = dataset_splits(cfg)
+    try:
+        return get_dataset(cfg.dataset).load(splits=splits) if splits else {}
+    except MirrorsFailed as failed:
+        raise failed.with_note(how_to_skip_the_download(cfg.dataset, splits)) from None
+
+
+def how_to_skip_the_download(dataset: str, splits: tuple[str, ...]) -> str:
+    if splits == ("test",):
+        return (f"{dataset} is needed only for the test split (data.train is your files): give data.test "
+                "files too, or --set data.dataset=null to train without a test split")
+    if splits == ("train",):
+        return f"{dataset} is needed only for the training split (data.test is your files): give data.train files too"
+    return ("or use your own files: data.train (and data.test) replace the dataset for their split, "
+            "e.g. --set data.train.images=FILE --set data.train.labels=FILE")
+
+
+def check_same_shape(exp: Experiment, train_shape: tuple, test_shape: tuple) -> None:
+    if test_shape != train_shape:
+        raise ConfigError(f"{exp.source}: data.test: samples have shape {test_shape} but the training "
+                          f"samples have {train_shape}; use data of the same shape")
+
+
 def load_data(exp: Experiment) -> Data:
     """Load train/test as the config says, hold out a stratified validation split, scale."""
     cfg = exp.data
-    # A named dataset is only loaded (perhaps downloaded) for the splits it still provides.
-    named = get_dataset(cfg.dataset).load() if cfg.dataset and not (cfg.train and cfg.test) else {}
+    named = load_named(cfg)
     train = load_source(cfg.train) if cfg.train else named["train"]
     test = load_source(cfg.test) if cfg.test else named.get("test")
-    if test is not None and test[0].shape[1:] != train[0].shape[1:]:
-        raise ConfigError(f"{exp.source}: data.test: samples have shape {test[0].shape[1:]} but the training "
-                          f"samples have {train[0].shape[1:]}; use data of the same shape")
+    if test is not None:
+        check_same_shape(exp, train[0].shape[1:], test[0].shape[1:])
     class_names = checked_class_names(cfg, named, train, test)
     val = None
     if cfg.validation_split > 0:
@@ -96,6 +133,23 @@ def load_data(exp: Experiment) -> Data:
     sources = {"train": describe(cfg.train) if cfg.train else cfg.dataset,
                "test": describe(cfg.test) if cfg.test else (cfg.dataset if test is not None else None)}
     return Data(scale(train), scale(val), scale(test), class_names, divisor, sources)
+
+
+def catalogue_input(exp: Experiment) -> tuple[tuple[int, ...], int]:
+    """The input shape and class count the data will have, without downloading the named
+    dataset: from its catalogue entry, checked against any files given for the other split."""
+    info = dataset_info(exp.data.dataset)
+    for split in ("train", "test"):
+        source = getattr(exp.data, split)
+        if source is None:
+            continue
+        x, y = load_source(source)
+        if split == "train":
+            check_same_shape(exp, train_shape=x.shape[1:], test_shape=info.input_shape)
+        else:
+            check_same_shape(exp, train_shape=info.input_shape, test_shape=x.shape[1:])
+        check_labels_below(y, len(info.class_names), labels_file(source), f"dataset {info.name}")
+    return info.input_shape, len(info.class_names)
 
 
 def layer_kwargs(layer_cfg) -> dict:

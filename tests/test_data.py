@@ -12,8 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from typer.testing import CliRunner
 
-from nnrun.config import unknown_name
+from nnrun.builder import load_data
+from nnrun.cli import app
+from nnrun.config import load_config, unknown_name
 from nnrun.data import (
     DATASETS,
     auto_divisor,
@@ -27,10 +31,12 @@ from nnrun.data import (
     scale_pixels,
     stratified_split,
 )
+from nnrun.data.catalog import IDX_FILES
 from nnrun.errors import DataError, DownloadError
 from tests.synthetic import idx_bytes, write_idx
 
 REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
 MNIST_TEST_DIR = REPO.parent / "shared" / "data" / "mnist-test"
 # ---------------------------------------------------------------- IDX
 
@@ -346,16 +352,121 @@ def test_env_var_mirrors_and_data_dir(served_mnist, tmp_path, monkeypatch, close
     assert (tmp_path / "envcache" / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
 
 
-def test_all_mirrors_failing_raises_download_error(served_mnist, tmp_path, monkeypatch, closed_port_url):
-    use_mirrors(monkeypatch, closed_port_url, served_mnist["bad"])
+def test_all_mirrors_failing_is_a_short_block_naming_urls_files_and_folder(served_mnist, tmp_path, monkeypatch,
+                                                                          closed_port_url):
+    use_mirrors(monkeypatch, closed_port_url, served_mnist["bad"], served_mnist["good"].replace("good", "none"))
     with pytest.raises(DownloadError) as caught:
         load_dataset("mnist", cache_dir=tmp_path / "cache")
-    message = str(caught.value)
-    assert "\n" not in message
-    assert "train-images-idx3-ubyte.gz" in message and closed_port_url in message
-    assert "checksum mismatch" in message
-    assert f"fetch the 4 files by hand into {tmp_path / 'cache' / 'mnist'}" in message
-    assert not (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").exists()
+    first = "train-images-idx3-ubyte.gz"
+    assert caught.value.lines == [
+        f"could not download mnist {first} from any mirror:",
+        f"  {closed_port_url}{first}: cannot connect (Connection refused)",
+        f"  {served_mnist['bad']}{first}: checksum mismatch",
+        f"  {served_mnist['good'].replace('good', 'none')}{first}: HTTP 404 File not found",
+        f"  to work offline, copy these files from a mirror into {tmp_path / 'cache' / 'mnist'} "
+        "(NNRUN_DATA_DIR sets the data folder):",
+        "    " + " ".join(DATASETS["mnist"].sha256),
+    ]
+    assert str(caught.value) == "\n".join(caught.value.lines)
+    assert not (tmp_path / "cache" / "mnist" / first).exists()
+
+
+def test_the_block_names_only_the_files_still_missing(served_mnist, tmp_path, monkeypatch, closed_port_url):
+    use_mirrors(monkeypatch, served_mnist["good"])
+    load_dataset("mnist", tmp_path / "cache", splits=("test",))
+    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(IDX_FILES["test"])
+    use_mirrors(monkeypatch, closed_port_url)
+    with pytest.raises(DownloadError) as caught:
+        load_dataset("mnist", tmp_path / "cache")
+    assert caught.value.lines[-1] == "    " + " ".join(IDX_FILES["train"])
+
+
+# ---------------------------------------------------------------- a named dataset and your own files
+FLAT_MODEL = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}
+
+
+def mnist_config(tmp_path: Path, **data) -> str:
+    path = tmp_path / "mnist.yaml"
+    path.write_text(yaml.safe_dump({"name": "m", "data": {"dataset": "mnist", **data}, "model": FLAT_MODEL,
+                                    "train": {"epochs": 1}}))
+    return str(path)
+
+
+def own_files(tmp_path: Path, shape=(28, 28), n=20) -> dict:
+    images = np.random.default_rng(0).integers(0, 256, size=(n, *shape), dtype=np.uint8)
+    return {"images": str(write_idx(tmp_path / "my-images.idx", images)),
+            "labels": str(write_idx(tmp_path / "my-labels.idx", (np.arange(n) % 10).astype(np.uint8)))}
+
+
+def offline(monkeypatch, tmp_path: Path, closed_port_url: str) -> Path:
+    """No mirror answers and the data folder is empty."""
+    monkeypatch.setenv("NNRUN_MIRRORS_MNIST", closed_port_url)
+    monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_files_for_a_split_replace_the_dataset_there_only(served_mnist, tmp_path, monkeypatch):
+    use_mirrors(monkeypatch, served_mnist["good"])
+    monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "cache"))
+    data = load_data(load_config(mnist_config(tmp_path, train=own_files(tmp_path, (6, 6)), validation_split=0)))
+    assert data.train[0].shape == (20, 1, 6, 6) and data.test[0].shape == (5, 1, 6, 6)
+    assert data.sources == {"train": str(tmp_path / "my-images.idx"), "test": "mnist"}
+    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(IDX_FILES["test"])
+
+
+@pytest.mark.parametrize("data, note", [
+    ({}, "  or use your own files: data.train (and data.test) replace the dataset for their split, "
+         "e.g. --set data.train.images=FILE --set data.train.labels=FILE"),
+    ({"train": "OWN"}, "  mnist is needed only for the test split (data.train is your files): give data.test files "
+                       "too, or --set data.dataset=null to train without a test split"),
+    ({"test": "OWN"}, "  mnist is needed only for the training split (data.test is your files): give data.train "
+                      "files too"),
+])
+def test_train_offline_says_which_key_avoids_the_download(tmp_path, monkeypatch, closed_port_url, data, note):
+    offline(monkeypatch, tmp_path, closed_port_url)
+    data = {split: own_files(tmp_path) for split in data}
+    result = runner.invoke(app, ["train", mnist_config(tmp_path, **data), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    missing = "train" if "train" not in data else "test"
+    assert f"error: could not download mnist {IDX_FILES[missing][0]} from any mirror:" in lines
+    assert f"error:   {closed_port_url}{IDX_FILES[missing][0]}: cannot connect (Connection refused)" in lines
+    assert lines[-1] == f"error: {note}"
+    block = lines[lines.index(f"error: could not download mnist {IDX_FILES[missing][0]} from any mirror:"):]
+    assert all(line.startswith("error:   ") for line in block[1:])
+
+
+def test_validate_offline_prints_the_summary_from_the_catalogue(tmp_path, monkeypatch, closed_port_url):
+    cache = offline(monkeypatch, tmp_path, closed_port_url)
+    for data, splits in (({}, "train and test splits are"), ({"train": own_files(tmp_path)}, "test split is")):
+        result = runner.invoke(app, ["validate", mnist_config(tmp_path, **data)])
+        assert result.exit_code == 0, result.output
+        assert "downloading" not in result.output and not cache.exists()
+        assert "input (1, 28, 28)" in result.stdout and "7,850" in result.stdout  # 784 * 10 + 10 parameters
+        assert (f"data: mnist's {splits} not downloaded yet (nnrun train fetches it); checked with its catalogue "
+                "entry: input (1, 28, 28), 10 classes") in result.stdout
+        assert result.stdout.splitlines()[-1].endswith("mnist.yaml: valid")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"train": "OWN"}, "data.test: samples have shape (1, 28, 28) but the training samples have (1, 6, 6)"),
+    ({"test": "OWN"}, "data.test: samples have shape (1, 6, 6) but the training samples have (1, 28, 28)"),
+])
+def test_validate_offline_checks_your_files_against_the_catalogue(tmp_path, monkeypatch, closed_port_url, data,
+                                                                  message):
+    offline(monkeypatch, tmp_path, closed_port_url)
+    path = mnist_config(tmp_path, **{split: own_files(tmp_path, (6, 6)) for split in data})
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 2 and result.stderr == f"error: {path}: {message}; use data of the same shape\n"
+
+
+def test_validate_loads_a_downloaded_dataset(served_mnist, tmp_path, monkeypatch):
+    use_mirrors(monkeypatch, served_mnist["good"])
+    monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "cache"))
+    load_dataset("mnist")
+    result = runner.invoke(app, ["validate", mnist_config(tmp_path, validation_split=0)])
+    assert result.exit_code == 0, result.output
+    assert "data: train 60, test 5; 10 classes; input (1, 6, 6)" in result.stdout
 
 
 # ---------------------------------------------------------------- splits and scaling

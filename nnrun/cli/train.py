@@ -32,16 +32,34 @@ def summary_table(net, title: str) -> Table:
 def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
              set_: list[str] = typer.Option([], "--set", help=SET_HELP)):
     """Validate a config and print the model summary (layers, output shapes, parameters)."""
-    from nnrun.builder import build_network, load_data
+    from nnrun.builder import build_network, load_data, needs_download
     from nnrun.config import load_config
 
     exp = load_config(config, tuple(set_))
+    if needs_download(exp):
+        validate_without_download(exp, config)
+        return
     data = load_data(exp)
     net = build_network(exp, data.input_shape, data.num_classes)
     out.print(summary_table(net, f"{exp.name}: {config}"))
     sizes = ", ".join(f"{k} {len(v[0])}" for k, v in
                       (("train", data.train), ("validation", data.val), ("test", data.test)) if v)
     out.print(f"data: {sizes}; {data.num_classes} classes; input {data.input_shape}")
+    out.print(f"{config}: valid")
+
+
+def validate_without_download(exp, config: Path) -> None:
+    """The summary of a config whose named dataset is not downloaded yet: shapes and classes
+    from the dataset's catalogue entry, so that validating never downloads."""
+    from nnrun.builder import build_network, catalogue_input, dataset_splits
+
+    input_shape, num_classes = catalogue_input(exp)
+    net = build_network(exp, input_shape, num_classes)
+    out.print(summary_table(net, f"{exp.name}: {config}"))
+    splits = dataset_splits(exp.data)
+    out.print(f"data: {exp.data.dataset}'s {' and '.join(splits)} split{'s are' if len(splits) > 1 else ' is'} "
+              f"not downloaded yet (nnrun train fetches it); checked with its catalogue entry: "
+              f"input {input_shape}, {num_classes} classes", markup=False, soft_wrap=True)
     out.print(f"{config}: valid")
 
 

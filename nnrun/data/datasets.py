@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -12,17 +13,18 @@ import numpy as np
 
 from nnrun.data.catalog import DatasetInfo, dataset_info
 from nnrun.data.checks import as_int_labels, check_labels_below
-from nnrun.data.download import fetch
+from nnrun.data.download import fetch_files, is_cached
 from nnrun.data.idx import load_idx_pair
 from nnrun.errors import DataError
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A catalogue entry that loads: load() returns {"train": (x, y), "test": (x, y)},
-    x (N, C, H, W) with the source's values, y int64 (N,)."""
+    """A catalogue entry that loads: load() returns {"train": (x, y), "test": (x, y)} (or the
+    splits asked for), x (N, C, H, W) with the source's values, y int64 (N,)."""
 
     info: DatasetInfo
 
@@ -34,8 +36,13 @@ class Dataset:
     def class_names(self) -> list[str]:
         return list(self.info.class_names)
 
-    def load(self, cache_dir: str | os.PathLike | None = None) -> Splits:
-        return load_dataset(self.info.name, cache_dir)
+    def load(self, cache_dir: str | os.PathLike | None = None, splits: Sequence[str] = SPLITS) -> Splits:
+        return load_dataset(self.info.name, cache_dir, splits)
+
+    def is_local(self, splits: Sequence[str] = SPLITS, cache_dir: str | os.PathLike | None = None) -> bool:
+        """Whether these splits load without a download (bundled, or already in the cache)."""
+        return bool(self.info.bundled) or all(
+            is_cached(self.name, f, cache_dir) for split in splits for f in self.info.files[split])
 
 
 def get_dataset(name: str) -> Dataset:
@@ -46,19 +53,23 @@ def get_dataset(name: str) -> Dataset:
         raise DataError(str(err)) from None
 
 
-def load_dataset(name: str, cache_dir: str | os.PathLike | None = None) -> Splits:
-    """Load a named dataset as {"train": (x, y), "test": (x, y)}, downloading it if needed."""
+def load_dataset(name: str, cache_dir: str | os.PathLike | None = None, splits: Sequence[str] = SPLITS) -> Splits:
+    """Load a named dataset as {"train": (x, y), "test": (x, y)} (only the splits asked for),
+    downloading their files if needed."""
     info = get_dataset(name).info
-    return load_bundled(info) if info.bundled else load_downloaded(info, cache_dir)
+    loaded = load_bundled(info) if info.bundled else load_downloaded(info, cache_dir, splits)
+    return {split: loaded[split] for split in splits}
 
 
-def load_downloaded(info: DatasetInfo, cache_dir: str | os.PathLike | None = None) -> Splits:
-    """Fetch (or reuse) the IDX files of an MNIST-style dataset and load both splits."""
-    paths = {split: [fetch(info.name, f, cache_dir) for f in files] for split, files in info.files.items()}
-    splits = {split: load_idx_pair(images, labels) for split, (images, labels) in paths.items()}
-    for split, (_, labels) in paths.items():
-        check_labels_below(splits[split][1], len(info.class_names), str(labels), f"dataset {info.name}")
-    return splits
+def load_downloaded(info: DatasetInfo, cache_dir: str | os.PathLike | None = None,
+                    splits: Sequence[str] = SPLITS) -> Splits:
+    """Fetch (or reuse) the IDX files of an MNIST-style dataset and load the splits asked for."""
+    files = {split: info.files[split] for split in splits}
+    paths = fetch_files(info.name, [f for pair in files.values() for f in pair], cache_dir)
+    loaded = {split: load_idx_pair(paths[images], paths[labels]) for split, (images, labels) in files.items()}
+    for split, (_, labels) in files.items():
+        check_labels_below(loaded[split][1], len(info.class_names), str(paths[labels]), f"dataset {info.name}")
+    return loaded
 
 
 def load_bundled(info: DatasetInfo) -> Splits:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,14 +76,59 @@ def quiet_pooch() -> Iterator[None]:
         logger.setLevel(previous)
 
 
+class MirrorsFailed(DownloadError):
+    """No mirror gave a dataset file. The message is a short block, one line each: what failed;
+    then, indented, each URL tried and why it failed, the files to fetch by hand and the folder
+    to put them in, and any notes (the config key that avoids the download)."""
+
+    def __init__(self, dataset: str, filename: str, tried: Sequence[tuple[str, str]], folder: Path,
+                 files: Sequence[str] = (), notes: Sequence[str] = ()):
+        self.dataset, self.filename, self.tried, self.folder = dataset, filename, list(tried), folder
+        self.files, self.notes = list(files) or [filename], list(notes)
+        self.lines = self.block()
+        super().__init__("\n".join(self.lines))
+
+    def block(self) -> list[str]:
+        tried = [f"  {url}: {reason}" for url, reason in self.tried] or [
+            f"  no mirror is configured; set {dataset_info(self.dataset).mirror_env_var} to base URLs"]
+        return [f"could not download {self.dataset} {self.filename} from any mirror:", *tried,
+                f"  to work offline, copy these files from a mirror into {self.folder} "
+                "(NNRUN_DATA_DIR sets the data folder):",
+                f"    {' '.join(self.files)}",
+                *(f"  {note}" for note in self.notes)]
+
+    def with_files(self, files: Sequence[str]) -> MirrorsFailed:
+        """The same failure, naming all the files still missing."""
+        return MirrorsFailed(self.dataset, self.filename, self.tried, self.folder, files, self.notes)
+
+    def with_note(self, note: str) -> MirrorsFailed:
+        return MirrorsFailed(self.dataset, self.filename, self.tried, self.folder, self.files, [*self.notes, note])
+
+
+ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")  # "[Errno 111] Connection refused"
+
+
 def failure_reason(err: Exception) -> str:
+    """Why one download failed, in a few words (requests' own text runs to hundreds of characters)."""
     text = str(err)
     if isinstance(err, ValueError) and "hash" in text.lower():
         return "checksum mismatch"
     if isinstance(err, requests.exceptions.ChunkedEncodingError):
         return "incomplete download (the connection closed before the end of the file)"
+    if isinstance(err, requests.exceptions.HTTPError) and err.response is not None:
+        return f"HTTP {err.response.status_code} {err.response.reason}"
+    if isinstance(err, requests.exceptions.Timeout):
+        return f"no answer within {DOWNLOAD_TIMEOUT_SECONDS} s"
+    if isinstance(err, requests.exceptions.ConnectionError):
+        return connection_reason(err)
     first_line = text.splitlines()[0] if text else type(err).__name__
     return first_line[:120]
+
+
+def connection_reason(err: requests.exceptions.ConnectionError) -> str:
+    cause = ERRNO_TEXT.search(str(err))
+    via = " through the proxy" if isinstance(err, requests.exceptions.ProxyError) else ""
+    return f"cannot connect{via}" + (f" ({cause.group(1).strip()})" if cause else "")
 
 
 def no_progress(report: DownloadProgress) -> None:
@@ -103,28 +149,46 @@ def download_from(name: str, url: str, target: Path, known_hash: str, show: Prog
     return path
 
 
+def cache_path(name: str, filename: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    return cache_root(cache_dir) / name / filename
+
+
+def is_cached(name: str, filename: str, cache_dir: str | os.PathLike | None = None) -> bool:
+    """Whether the dataset file is in the cache with its checksum: no download needed."""
+    target = cache_path(name, filename, cache_dir)
+    return target.is_file() and pooch.hashes.hash_matches(str(target), dataset_info(name).sha256[filename])
+
+
 def fetch(name: str, filename: str, cache_dir: str | os.PathLike | None = None,
           progress: ProgressFn | None = None) -> Path:
-    """The cached path of one dataset file, downloaded from the mirrors if it is not there yet.
+    """The cached path of one dataset file, downloaded from the mirrors if it is not there yet;
+    MirrorsFailed when no mirror gives it.
 
     Progress goes to `progress`, else to the callback of the enclosing download_progress() block.
     """
     info = dataset_info(name)
-    target = cache_root(cache_dir) / name / filename
-    known_hash = info.sha256[filename]
-    if target.is_file() and pooch.hashes.hash_matches(str(target), known_hash):
+    target = cache_path(name, filename, cache_dir)
+    if is_cached(name, filename, cache_dir):
         return target
     show = progress or installed_progress() or no_progress
     # pooch replaces a cached file whose checksum fails; if no mirror works, it stays unused
-    stale = "; the cached copy failed its checksum and was not used" if target.is_file() else ""
-    reasons = []
+    stale = ["the cached copy failed its checksum and was not used"] if target.is_file() else []
+    tried = []
     for base in mirrors_for(info):
         try:
-            return download_from(name, base + filename, target, known_hash, show)
+            return download_from(name, base + filename, target, info.sha256[filename], show)
         except Exception as err:  # any failure of one mirror means: try the next one
-            reasons.append(f"{base + filename}: {failure_reason(err)}")
-    raise DownloadError(
-        f"could not download {name} {filename} from any mirror ({'; '.join(reasons) or 'no mirrors configured'}){stale}; "
-        f"fetch the {len(info.sha256)} files by hand into {target.parent} "
-        f"or point data.train/data.test at local IDX files"
-    )
+            tried.append((base + filename, failure_reason(err)))
+    raise MirrorsFailed(name, filename, tried, target.parent, notes=stale)
+
+
+def fetch_files(name: str, filenames: Sequence[str], cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The cached paths of several files of a dataset, downloaded as needed; MirrorsFailed names
+    every file still missing when one cannot be downloaded."""
+    paths = {}
+    for i, filename in enumerate(filenames):
+        try:
+            paths[filename] = fetch(name, filename, cache_dir)
+        except MirrorsFailed as failed:
+            raise failed.with_files([f for f in filenames[i:] if not is_cached(name, f, cache_dir)]) from None
+    return paths
