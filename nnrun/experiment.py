@@ -112,10 +112,20 @@ class Resume:
     previous: dict
 
 
+class RunCallback(Callback):
+    """A callback that is also shown the run's data and network before training starts (a
+    display that describes them, say); the loop itself knows neither."""
+
+    def on_run_begin(self, data: Data, net: nn.Sequential) -> None: ...
+
+
 def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data, callbacks: Sequence[Callback] = (),
                    checkpoint: Path | None = None, resume: Resume | None = None) -> TrainState:
     """Train net on data as exp.train says, with the standard callbacks then `callbacks`;
     saving a checkpoint after each epoch when given its path, and going on from `resume`."""
+    for callback in callbacks:
+        if isinstance(callback, RunCallback):
+            callback.on_run_begin(data, net)
     trainer = resume.trainer if resume else trainer_for(exp, net, data.val is not None)
     saving = [Checkpoint(checkpoint, trainer, fingerprint(exp, data))] if checkpoint else []
     return fit(net, data.train, data.val, build_loss(exp), trainer.optimizer, trainer.schedule,

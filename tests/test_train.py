@@ -422,3 +422,75 @@ def test_hopeless_means_at_chance_no_better_than_epoch_one_or_worse_than_guessin
     (worse,) = hopeless_findings("val", [8.0, 7.0], [0.3, 0.31], 10, GUESS)
     assert worse == "val_loss 7 is above 2.3026, the loss of guessing every class equally"
     assert "not finite" in hopeless_findings("val", [8.0, math.inf], [0.3, 0.31], 10, GUESS)[0]
+
+
+# -- the live display -------------------------------------------------------------------------
+def epoch_row(epoch: int, seconds: float) -> dict:
+    return {"epoch": epoch, "lr": 0.01, "train_loss": 0.5, "train_accuracy": 0.75, "val_loss": 0.6,
+            "val_accuracy": 0.7, "seconds": seconds}
+
+
+def test_epoch_lines_keep_their_columns_and_show_sub_second_times():
+    from nnrun.cli.live import epoch_line
+
+    lines = [epoch_line(epoch_row(e, 0.0123 * e), 12) for e in range(1, 13)]
+    assert lines[0].startswith("epoch  1/12  loss") and lines[11].startswith("epoch 12/12  loss")
+    assert len({line.index("loss") for line in lines}) == 1
+    assert lines[0].endswith("  12ms") and lines[11].endswith("  148ms")
+    assert epoch_line(epoch_row(3, 1.26), 3).endswith("  1.3s") and epoch_line(epoch_row(3, 0.9996), 3).endswith("1.0s")
+
+
+def test_progress_bar_shows_a_dash_until_the_first_batch_and_the_runs_time_left(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from nnrun.cli import live
+    from nnrun.train import TrainState
+
+    now = [100.0]
+    monkeypatch.setattr(live.time, "perf_counter", lambda: now[0])
+    display = live.LiveDisplay(Console(file=io.StringIO(), force_terminal=True, width=120))
+    state = TrainState(net=None, epochs=10, batches=4, lr=0.01, epoch=1)
+    display.on_epoch_begin(state)
+    fields = display.progress.tasks[0].fields
+    assert (fields["epoch"], fields["loss"], fields["acc"], fields["left"]) == ("epoch  1/10", "-", "-", "-:--:--")
+    now[0] += 1.0  # a batch a second: the epoch takes 4 s, the run 40 s, 39 s of it left
+    state.batch, state.train_loss, state.train_accuracy = 1, 0.51234, 0.5
+    display.on_batch_end(state, 0.5, 0.5)
+    fields = display.progress.tasks[0].fields
+    assert (fields["loss"], fields["acc"], fields["left"]) == ("0.5123", "50.00%", "0:00:39")
+    display.on_epoch_end(state, epoch_row(1, 10.0))  # a slow validation: epochs take 10 s
+    state.epoch, state.batch = 2, 0
+    display.on_epoch_begin(state)
+    assert display.progress.tasks[0].fields["left"] == "0:01:30"  # 9 epochs of 10 s
+    now[0] += 2.0
+    state.batch = 2
+    display.on_batch_end(state, 0.5, 0.5)
+    assert display.progress.tasks[0].fields["left"] == "0:01:22"  # 2 batches of 1 s + 8 epochs of 10 s
+    display.close()
+
+
+def test_training_starts_with_a_line_about_data_and_model(tmp_path):
+    config = write_config(tmp_path)
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    assert lines[0] == "data: train 96, validation 24, test 30 samples of (1, 8, 8), 3 classes; model: 235 parameters"
+    assert lines[1].startswith("epoch 1/3  loss")
+    _, quiet = train(config, "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert quiet == []
+
+
+def test_the_blas_library_and_threads_are_named_when_threadpoolctl_is_there(monkeypatch):
+    import sys
+    import types
+
+    from nnrun.cli.live import blas_threads
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # not installed: nothing said
+    assert blas_threads() is None
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_info = lambda: [{"user_api": "openmp", "num_threads": 8},
+                                    {"user_api": "blas", "internal_api": "openblas", "num_threads": 2}]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+    assert blas_threads() == "openblas, 2 threads"
