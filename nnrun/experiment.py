@@ -112,10 +112,20 @@ class Resume:
     previous: dict
 
 
+class RunCallback(Callback):
+    """A callback that is also shown the run's data and network before training starts (a
+    display that describes them, say); the loop itself knows neither."""
+
+    def on_run_begin(self, data: Data, net: nn.Sequential) -> None: ...
+
+
 def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data, callbacks: Sequence[Callback] = (),
                    checkpoint: Path | None = None, resume: Resume | None = None) -> TrainState:
     """Train net on data as exp.train says, with the standard callbacks then `callbacks`;
     saving a checkpoint after each epoch when given its path, and going on from `resume`."""
+    for callback in callbacks:
+        if isinstance(callback, RunCallback):
+            callback.on_run_begin(data, net)
     trainer = resume.trainer if resume else trainer_for(exp, net, data.val is not None)
     saving = [Checkpoint(checkpoint, trainer, fingerprint(exp, data))] if checkpoint else []
     return fit(net, data.train, data.val, build_loss(exp), trainer.optimizer, trainer.schedule,
@@ -196,6 +206,7 @@ def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, cal
     try:
         state = fit_experiment(exp, net, data, [MetricsWriter(run_dir), *callbacks], run_dir / CHECKPOINT, resume)
         summary.update(run_summary(state, net, data))
+        summary["warnings"] = training_warnings(exp, state, data)
         if data.test is not None and state.rows:
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
             summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=state.weights)
@@ -255,6 +266,77 @@ def draw_training_plots(name: str, state: TrainState, run_dir: Path) -> None:
                           title=f"{name}: learning curves", best_epoch=state.best_epoch,
                           monitor=state.monitor)
     plots.lr_schedule(state.rows, run_dir / "plots" / "lr_schedule.png")
+
+
+
+# -- a run that completed but learned nothing -----------------------------------------------
+# "At chance" means up to a tenth of the way from chance (1/classes) to 100 %: 19 % for 10
+# classes, 55 % for 2. Validation-set noise stays well inside that; a run that learned
+# anything worth keeping does not.
+CHANCE_MARGIN = 0.1
+
+
+def training_warnings(exp: Experiment, state: TrainState, data: Data) -> list[str]:
+    """One warning, with its likely cause, when a run that completed ended at chance accuracy,
+    no better than its first epoch, or with a loss above that of guessing every class equally;
+    judged on validation metrics (train ones without validation data)."""
+    if not state.rows or not is_ok(state.status):
+        return []
+    split = "val" if state.rows[-1].get("val_accuracy") is not None else "train"
+    labels = (data.val if split == "val" else data.train)[1]
+    guess = build_loss(exp).value(np.full((len(labels), data.num_classes), 1 / data.num_classes), labels)
+    losses = [loss_value(row[f"{split}_loss"]) for row in state.rows]
+    accuracies = [float(row[f"{split}_accuracy"]) for row in state.rows]
+    findings = hopeless_findings(split, losses, accuracies, data.num_classes, guess)
+    if not findings:
+        return []
+    train_losses = [loss_value(row["train_loss"]) for row in state.rows]
+    cause = likely_cause(train_losses, losses, guess, exp.optimizer.lr)
+    return [f"training went nowhere: {'; '.join(findings)}. Likely cause: {cause}"]
+
+
+def loss_value(v) -> float:
+    """A recorded loss, infinite when it was not finite."""
+    f = fmt.finite(v)
+    return math.inf if f is None else f
+
+
+def hopeless_findings(split: str, losses: list[float], accuracies: list[float], classes: int,
+                      guess: float) -> list[str]:
+    chance, loss, acc = 1 / classes, f"{split}_loss", f"{split}_accuracy"
+    found = []
+    if accuracies[-1] <= chance + CHANCE_MARGIN * (1 - chance):
+        found.append(f"{acc} {fmt.pct(accuracies[-1])} is at chance ({fmt.pct(chance)} for {classes} classes)")
+    if len(losses) > 1 and losses[-1] >= losses[0] and accuracies[-1] <= accuracies[0]:
+        found.append(f"the last epoch is no better than the first ({loss} {loss_text(losses[0])} -> "
+                     f"{loss_text(losses[-1])}, {acc} {fmt.pct(accuracies[0])} -> {fmt.pct(accuracies[-1])})")
+    if losses[-1] > guess:
+        found.append(f"{loss} {loss_text(losses[-1])} is above {guess:.4f}, the loss of guessing every class equally")
+    return found
+
+
+def loss_text(v: float) -> str:
+    return fmt.significant(v, missing="not finite")
+
+
+def likely_cause(train_losses: list[float], losses: list[float], guess: float, lr: float) -> str:
+    """Steps too large blow the train loss up (a mean over the epoch's steps, it shows what the
+    end-of-epoch validation loss hides), or leave a network that predicts the same for every
+    input (its loss is then the guessing loss), or make the loss jump; steps too small barely
+    move the train loss, or move the (validation) loss down, but too slowly."""
+    rate = f"optimizer.lr={lr:g}"
+    high = f"the learning rate is too high ({rate}): try a tenth of it, or find one with nnrun lr-find"
+    low = f"the learning rate is too low ({rate}): try ten times it, or find one with nnrun lr-find"
+    steps = list(zip(losses, losses[1:], strict=False))
+    if max(train_losses) > 2 * guess or abs(losses[-1] - guess) <= 1e-3 * guess:
+        return high
+    if steps and max(train_losses) - min(train_losses) <= 0.01 * train_losses[0]:
+        return low
+    if steps and all(b <= a for a, b in steps):
+        return low
+    if steps:
+        return high
+    return f"check the learning rate ({rate}; nnrun lr-find finds one) and that the labels match the inputs"
 
 
 # -- the learning-rate range test -----------------------------------------------------------

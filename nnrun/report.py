@@ -80,6 +80,8 @@ figure.small img{max-width:min(100%,640px)}
 pre{background:#0f1720;color:#e4e7eb;padding:14px 16px;border-radius:8px;overflow:auto;font-size:13px;
 line-height:1.45;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace}
 .muted{color:var(--muted)}.err{color:var(--bad);font-weight:600}
+.warning{background:var(--warn-bg);color:var(--warn);border-left:4px solid var(--warn);border-radius:8px;
+padding:10px 14px;margin:0 0 14px}
 footer{color:var(--muted);font-size:12.5px;text-align:center;padding:10px 0 30px}
 @media print{nav{display:none}section{break-inside:avoid}}
 """
@@ -213,7 +215,13 @@ def summary_section(summary: dict) -> str:
              ("versions", escape(", ".join(f"{k} {v}" for k, v in versions.items())) or "–")]
     if summary.get("error"):
         pairs.insert(1, ("error", f'<span class="err">{escape(str(summary["error"]))}</span>'))
-    return f'<section id="summary"><h2>Summary</h2>{top}{kv_table(pairs)}</section>'
+    return f'<section id="summary"><h2>Summary</h2>{warnings_note(summary)}{top}{kv_table(pairs)}</section>'
+
+
+def warnings_note(summary: dict) -> str:
+    """The run's warnings (a run that completed but learned nothing), above everything else."""
+    warnings = summary.get("warnings") if isinstance(summary.get("warnings"), list) else []
+    return "".join(f'<p class="warning" role="alert"><b>Warning:</b> {escape(str(w))}</p>' for w in warnings)
 
 
 def curves_section(run_dir: Path, used: set) -> str:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from nnrun import fmt, plots
-from nnrun.metrics import classification_report, confusion_matrix
-from nnrun.plots import training
+from nnrun.metrics import classification_report, confusion_matrix, ema
+from nnrun.plots import evaluation, style, sweeps, training
 
 RNG = np.random.default_rng(0)
 DIGITS = [str(i) for i in range(10)]
@@ -259,7 +259,7 @@ def test_sweep_categorical(tmp_path):
     check_png(plots.sweep_plot(trials, ["optimizer"], "val_accuracy", tmp_path / "cat.png"), tmp_path)
 
 
-def test_sweep_two_params_heatmap(tmp_path):
+def heatmap_trials() -> list[dict]:
     trials = []
     for lr in (1e-3, 1e-2, 1e-1):
         for bs in (16, 32, 64, 128):
@@ -271,7 +271,11 @@ def test_sweep_two_params_heatmap(tmp_path):
                     "status": "failed" if failed else "ok",
                 }
             )
-    trials = trials[:-1]  # one combination never tried
+    return trials[:-1]  # one combination never tried
+
+
+def test_sweep_two_params_heatmap(tmp_path):
+    trials = heatmap_trials()
     check_png(plots.sweep_plot(trials, ["lr", "batch_size"], "val_accuracy", tmp_path / "s2.png"),
               tmp_path)
     check_png(plots.sweep_plot(trials, ["lr", "batch_size"], "val_loss", tmp_path / "s2l.png"),
@@ -316,3 +320,98 @@ def test_import_keeps_the_backend_and_never_loads_pyplot(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr
     check_png(out, tmp_path)
+
+
+# ------------------------------------------------------------------ tick labels
+
+
+@pytest.mark.parametrize("values, percent, expected", [
+    ([0.96, 0.9625, 0.965, 0.9675, 0.97], True, ["96.00%", "96.25%", "96.50%", "96.75%", "97.00%"]),
+    ([0.9, 0.925, 0.95, 0.975, 1.0], True, ["90.0%", "92.5%", "95.0%", "97.5%", "100.0%"]),
+    ([0.0, 0.2, 0.4], True, ["0%", "20%", "40%"]),
+    ([0.0, 2e-4, 4e-4, 6e-4, 8e-4, 1e-3], False, ["0.0000", "0.0002", "0.0004", "0.0006", "0.0008", "0.0010"]),
+    ([0.1, 0.2, 0.30000000000000004], False, ["0.1", "0.2", "0.3"]),
+    ([0.0, 0.25, 0.5], False, ["0.00", "0.25", "0.50"]),
+    ([-0.2, -1e-17, 0.2], False, ["-0.2", "0.0", "0.2"]),
+    ([1, 2, 3], False, ["1", "2", "3"]),
+    ([0.0, 2e-6, 4e-6, 6e-6, 8e-6, 1e-5], False, ["0", "2e-06", "4e-06", "6e-06", "8e-06", "1e-05"]),
+    ([1e-5, 1.005e-5, 1.01e-5], False, ["1.000e-05", "1.005e-05", "1.010e-05"]),
+    ([0.0, 2e6, 4e6], False, ["0", "2e+06", "4e+06"]),
+])
+def test_tick_labels_carry_the_decimals_their_step_needs(values, percent, expected):
+    assert style.tick_labels(values, percent) == expected
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plotting functions draw, drawn and kept instead of saved."""
+    drawn = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        drawn.append(fig)
+        return Path(path)
+
+    for module in (training, evaluation, sweeps):
+        monkeypatch.setattr(module, "save", keep)
+    return drawn
+
+
+def shown_tick_labels(axis) -> list[str]:
+    """The major tick labels inside the axis's view."""
+    lo, hi = sorted(axis.get_view_interval())
+    slack = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    return [label.get_text() for label, loc in zip(axis.get_ticklabels(), axis.get_ticklocs(), strict=True)
+            if lo - slack <= loc <= hi + slack and label.get_text()]
+
+
+def test_every_figures_tick_labels_are_distinct(tmp_path, figures):
+    sweep_trials = [{"params": {"lr": lr}, "metric": m, "status": "completed"}
+                    for lr, m in [(1e-3, 0.9612), (3e-3, 0.9655), (1e-2, 0.9702), (3e-2, 0.9688), (1e-1, 0.9641)]]
+    near = [{"epoch": e, "val_accuracy": top - 0.1 * math.exp(-0.5 * e), "val_loss": 0.5 / e}
+            for top in (0.85, 0.95, 0.97) for e in range(1, 11)]
+    yt, yp = fake_predictions()
+    plots.sweep_plot(sweep_trials, ["lr"], "val_accuracy", tmp_path / "sweep.png")
+    plots.sweep_plot([{**t, "metric": 1 - t["metric"]} for t in sweep_trials], ["lr"], "val_loss", tmp_path / "s.png")
+    plots.compare_curves([(str(i), near[10 * i:10 * i + 10]) for i in range(3)], tmp_path / "compare.png")
+    plots.lr_schedule([{"epoch": e, "lr": 0.001} for e in range(1, 13)], tmp_path / "lr.png")
+    plots.lr_schedule(history(20), tmp_path / "lr_log.png")
+    plots.learning_curves(history(), tmp_path / "curves.png")
+    plots.sweep_curves([(str(i), near[10 * i:10 * i + 10]) for i in range(3)], tmp_path / "curves.png")
+    plots.per_class_plot(classification_report(confusion_matrix(yt, yp, 10), DIGITS), tmp_path / "pc.png")
+    plots.sweep_plot(heatmap_trials(), ["lr", "batch_size"], "val_accuracy", tmp_path / "s2.png")
+    plots.sweep_plot(heatmap_trials(), ["lr", "batch_size"], "val_loss", tmp_path / "s2l.png")
+    assert len(figures) == 10
+    for fig in figures:
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                labels = shown_tick_labels(axis)
+                assert len(set(labels)) == len(labels), (fig.axes[0].get_title(), labels)
+    assert shown_tick_labels(figures[0].axes[0].yaxis) == ["96.2%", "96.4%", "96.6%", "96.8%", "97.0%"]
+    assert shown_tick_labels(figures[2].axes[0].yaxis)[-2:] == ["95.0%", "97.5%"]
+    assert shown_tick_labels(figures[3].axes[0].yaxis) == ["0.0000", "0.0002", "0.0004", "0.0006", "0.0008",
+                                                           "0.0010"]
+
+
+def test_weights_grid_and_title_are_centred(tmp_path, figures):
+    plots.weights_plot(RNG.normal(size=(16, 1, 3, 3)), tmp_path / "w.png", "conv",
+                       title="Layer 0 (conv2d): 16 learned 3x3 filters")
+    (fig,) = figures
+    grid, colorbar = fig.axes
+    image = grid.get_images()[0].get_window_extent()
+    title = grid.title.get_window_extent()
+    width = fig.bbox.width
+    assert abs((title.x0 + title.x1) / 2 - (image.x0 + image.x1) / 2) < 0.01 * width
+    left, right = image.x0, width - colorbar.get_tightbbox().x1
+    assert abs(left - right) < 0.05 * width, (left, right)  # no empty side
+
+
+def test_lr_range_shows_every_raw_loss_of_the_descent(tmp_path, figures):
+    lrs = np.geomspace(1e-6, 1, 100)
+    losses = 2.3 - 1.8 / (1 + np.exp(-(np.log10(lrs) + 3))) + RNG.normal(0, 0.25, 100)
+    losses[-8:] = np.linspace(3, 12, 8)
+    plots.lr_range_plot(lrs, losses, tmp_path / "lr.png", suggestion=1e-3)
+    lo, hi = figures[0].axes[0].get_ylim()
+    lowest = int(np.nanargmin(ema(losses)))
+    assert lo <= losses.min() and hi >= losses[:lowest + 1].max()
+    assert hi < losses.max()  # the blow-up at the end is still clipped

@@ -331,3 +331,29 @@ def test_a_trial_whose_files_vanished_fails_alone_in_a_parallel_resume(tmp_path)
     assert saved["status"] == "completed"
     assert [t["status"] for t in saved["trials"]] == ["failed", "failed"]
     assert all("d.npz" in t["error"] for t in saved["trials"])
+
+
+# -- the ranking table ------------------------------------------------------------------------
+def test_the_ranking_shows_each_trials_rank_and_its_id():
+    import io
+
+    from rich.console import Console
+
+    from nnrun.cli.sweep import ranks, trials_table
+
+    def trial(index, metric, status="completed"):
+        return {"index": index, "params": {"optimizer.lr": 0.1 * (index + 1)}, "status": status, "metric": metric,
+                "best_epoch": 2, "seconds": 1.0, "error": None}
+
+    doc = {"param_names": ["optimizer.lr"], "metric": "val_accuracy", "mode": "max"}
+    ranked = [trial(3, 0.95), trial(0, 0.95), trial(2, 0.90), trial(1, None, "failed")]
+    assert ranks(ranked) == ["1", "1", "3", "-"]
+    console = Console(file=io.StringIO(), width=120)
+    console.print(trials_table(doc, ranked, "ranking", best=3, ranked=True))
+    cells = [line.replace("│", " ").replace("┃", " ").split() for line in console.file.getvalue().splitlines()]
+    assert [row[:2] for row in cells if any("t00" in c for c in row)] == [
+        ["1", "t003"], ["1", "t000"], ["3", "t002"], ["-", "t001"]]
+    assert next(row for row in cells if "trial" in row)[:2] == ["rank", "trial"]
+    console = Console(file=io.StringIO(), width=120)
+    console.print(trials_table(doc, ranked, "finished"))  # the live table of finished trials: no ranks
+    assert "rank" not in console.file.getvalue() and "t003" in console.file.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 
 import matplotlib.image as mpimg
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from nnrun.builder import build_network, load_data
 from nnrun.cli import app
 from nnrun.config import load_config
+from nnrun.experiment import hopeless_findings, likely_cause
 from nnrun.nn import make_loss
 from nnrun.runs import create_run_dir, load_weights_into, read_weights
 from nnrun.train import evaluate_arrays
@@ -366,3 +368,129 @@ def test_flat_image_shape_keeps_square_csv_features_flat(tmp_path):
     result = runner.invoke(app, ["validate", str(tmp_path / "exp.yaml"),
                                  "--set", "data.train.image_shape=[16]"])
     assert result.exit_code == 0, result.output  # ...unless told otherwise
+
+
+# -- a run that completes but learns nothing ------------------------------------------------
+@pytest.mark.parametrize("lr, cause", [(1e6, "too high (optimizer.lr=1e+06)"), (1e-7, "too low (optimizer.lr=1e-07)")])
+def test_a_hopeless_run_completes_with_a_warning_and_its_likely_cause(tmp_path, lr, cause):
+    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": lr})
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output  # it did complete
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert "training went nowhere" in warning and cause in warning, warning
+    assert "warning" not in result.stdout and lines[-1].endswith("-tiny")  # the folder is still last
+    run_dir = tmp_path / "runs" / lines[-1].split("/")[-1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["warnings"] == [warning.removeprefix("warning: ")]
+    report = (run_dir / "report.html").read_text()
+    assert 'class="warning"' in report and "training went nowhere" in report
+
+
+def test_a_run_that_learns_has_no_warning(tmp_path):
+    config = write_config(tmp_path)
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0 and "warning" not in result.output
+    summary = json.loads((tmp_path / "runs" / lines[-1].split("/")[-1] / "summary.json").read_text())
+    assert summary["warnings"] == []
+    assert 'class="warning"' not in (tmp_path / "runs" / lines[-1].split("/")[-1] / "report.html").read_text()
+
+
+GUESS = math.log(10)  # cross-entropy of guessing each of 10 classes equally
+
+
+@pytest.mark.parametrize("train_losses, val_losses, cause", [
+    ([6.4e6, 5.8, 2.63, 2.56], [13.1, 2.67, 2.64, 2.54], "too high"),  # blew up in the first epoch
+    ([3.353, 2.320, 2.310, 2.310], [2.3120, 2.3083, 2.3050, GUESS], "too high"),  # collapsed to guessing
+    ([2.40, 2.35, 2.45, 2.38], [2.40, 2.46, 2.38, 2.44], "too high"),  # jumps about
+    ([2.3667, 2.3667, 2.3666, 2.3666], [2.3473, 2.3472, 2.3472, 2.3473], "too low"),  # barely moves
+    ([2.6597, 2.6350, 2.6819, 2.6423], [2.5283, 2.5276, 2.5266, 2.5266], "too low"),  # never rises
+    ([2.629, 2.549, 2.531, 2.470], [2.466, 2.417, 2.366, 2.354], "too low"),  # falls, too slowly
+    ([2.5], [2.4], "check the learning rate"),  # one epoch: no telling
+])
+def test_the_likely_cause_of_a_hopeless_run(train_losses, val_losses, cause):
+    assert cause in likely_cause(train_losses, val_losses, GUESS, 0.01)
+
+
+def test_hopeless_means_at_chance_no_better_than_epoch_one_or_worse_than_guessing():
+    assert hopeless_findings("val", [2.0, 1.0], [0.5, 0.9], 10, GUESS) == []
+    (chance,) = hopeless_findings("val", [2.0, 1.9], [0.10, 0.19], 10, GUESS)  # 10 % + a tenth of 90 %
+    assert chance == "val_accuracy 19.00% is at chance (10.00% for 10 classes)"
+    assert hopeless_findings("val", [2.0, 1.9], [0.10, 0.20], 10, GUESS) == []
+    assert hopeless_findings("train", [2.0, 1.9], [0.5, 0.54], 2, GUESS)[0].startswith("train_accuracy 54.00%")
+    (same,) = hopeless_findings("val", [1.0, 1.1], [0.6, 0.6], 10, GUESS)
+    assert same.startswith("the last epoch is no better than the first (val_loss 1 -> 1.1")
+    (worse,) = hopeless_findings("val", [8.0, 7.0], [0.3, 0.31], 10, GUESS)
+    assert worse == "val_loss 7 is above 2.3026, the loss of guessing every class equally"
+    assert "not finite" in hopeless_findings("val", [8.0, math.inf], [0.3, 0.31], 10, GUESS)[0]
+
+
+# -- the live display -------------------------------------------------------------------------
+def epoch_row(epoch: int, seconds: float) -> dict:
+    return {"epoch": epoch, "lr": 0.01, "train_loss": 0.5, "train_accuracy": 0.75, "val_loss": 0.6,
+            "val_accuracy": 0.7, "seconds": seconds}
+
+
+def test_epoch_lines_keep_their_columns_and_show_sub_second_times():
+    from nnrun.cli.live import epoch_line
+
+    lines = [epoch_line(epoch_row(e, 0.0123 * e), 12) for e in range(1, 13)]
+    assert lines[0].startswith("epoch  1/12  loss") and lines[11].startswith("epoch 12/12  loss")
+    assert len({line.index("loss") for line in lines}) == 1
+    assert lines[0].endswith("  12ms") and lines[11].endswith("  148ms")
+    assert epoch_line(epoch_row(3, 1.26), 3).endswith("  1.3s") and epoch_line(epoch_row(3, 0.9996), 3).endswith("1.0s")
+
+
+def test_progress_bar_shows_a_dash_until_the_first_batch_and_the_runs_time_left(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from nnrun.cli import live
+    from nnrun.train import TrainState
+
+    now = [100.0]
+    monkeypatch.setattr(live.time, "perf_counter", lambda: now[0])
+    display = live.LiveDisplay(Console(file=io.StringIO(), force_terminal=True, width=120))
+    state = TrainState(net=None, epochs=10, batches=4, lr=0.01, epoch=1)
+    display.on_epoch_begin(state)
+    fields = display.progress.tasks[0].fields
+    assert (fields["epoch"], fields["loss"], fields["acc"], fields["left"]) == ("epoch  1/10", "-", "-", "-:--:--")
+    now[0] += 1.0  # a batch a second: the epoch takes 4 s, the run 40 s, 39 s of it left
+    state.batch, state.train_loss, state.train_accuracy = 1, 0.51234, 0.5
+    display.on_batch_end(state, 0.5, 0.5)
+    fields = display.progress.tasks[0].fields
+    assert (fields["loss"], fields["acc"], fields["left"]) == ("0.5123", "50.00%", "0:00:39")
+    display.on_epoch_end(state, epoch_row(1, 10.0))  # a slow validation: epochs take 10 s
+    state.epoch, state.batch = 2, 0
+    display.on_epoch_begin(state)
+    assert display.progress.tasks[0].fields["left"] == "0:01:30"  # 9 epochs of 10 s
+    now[0] += 2.0
+    state.batch = 2
+    display.on_batch_end(state, 0.5, 0.5)
+    assert display.progress.tasks[0].fields["left"] == "0:01:22"  # 2 batches of 1 s + 8 epochs of 10 s
+    display.close()
+
+
+def test_training_starts_with_a_line_about_data_and_model(tmp_path):
+    config = write_config(tmp_path)
+    result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    assert lines[0] == "data: train 96, validation 24, test 30 samples of (1, 8, 8), 3 classes; model: 235 parameters"
+    assert lines[1].startswith("epoch 1/3  loss")
+    _, quiet = train(config, "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert quiet == []
+
+
+def test_the_blas_library_and_threads_are_named_when_threadpoolctl_is_there(monkeypatch):
+    import sys
+    import types
+
+    from nnrun.cli.live import blas_threads
+
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # not installed: nothing said
+    assert blas_threads() is None
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_info = lambda: [{"user_api": "openmp", "num_threads": 8},
+                                    {"user_api": "blas", "internal_api": "openblas", "num_threads": 2}]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+    assert blas_threads() == "openblas, 2 threads"

@@ -17,9 +17,14 @@ def params_text(params: dict, sep: str) -> str:
     return sep.join(f"{k}={fmt.value(v)}" for k, v in params.items())
 
 
-def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = None) -> Table:
+def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = None,
+                 ranked: bool = False) -> Table:
+    """One row per trial, named by its id (t003, as its folder); `ranked` trials (best first)
+    also get their rank."""
     table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
+    if ranked:
+        table.add_column("rank", justify="right")
+    table.add_column("trial", justify="right")
     for name in doc["param_names"]:
         table.add_column(name)
     errors = any(t["error"] for t in trials)
@@ -29,13 +34,27 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = N
     table.add_column("seconds", justify="right")
     if errors:
         table.add_column("error", overflow="fold")
-    for t in trials:
+    for rank, t in zip(ranks(trials) if ranked else [None] * len(trials), trials, strict=True):
         style = "bold green" if t["index"] == best else ("red" if not is_ok(t["status"]) else None)
-        table.add_row(str(t["index"]), *(fmt.value(t["params"].get(k)) for k in doc["param_names"]),
+        table.add_row(*([rank] if ranked else []), f"t{t['index']:03d}",
+                      *(fmt.value(t["params"].get(k)) for k in doc["param_names"]),
                       t["status"], fmt.metric(doc["metric"], t["metric"]), fmt.value(t["best_epoch"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
                       *([(t["error"] or "")[:80]] if errors else []), style=style)
     return table
+
+
+def ranks(ranking: list[dict]) -> list[str]:
+    """Each trial's place in a ranking (best first): tied metrics share a place (1, 2, 2, 4);
+    trials that failed have none."""
+    places, previous = [], None
+    for position, t in enumerate(ranking, start=1):
+        if not is_ok(t["status"]) or t["metric"] is None:
+            places.append("-")
+            continue
+        places.append(places[-1] if previous is not None and t["metric"] == previous else str(position))
+        previous = t["metric"]
+    return places
 
 
 class LiveSweepReporter:
@@ -94,7 +113,7 @@ def print_ranking(doc: dict) -> None:
     from nnrun.sweep import ranking
 
     best = doc["best"]
-    out.print(trials_table(doc, ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best))
+    out.print(trials_table(doc, ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best, ranked=True))
     if best is not None:
         t = doc["trials"][best]
         out.print(f"best: t{best:03d} {params_text(t['params'], ', ')}  {doc['metric']} "

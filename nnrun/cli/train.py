@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
@@ -101,6 +102,8 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
     summary = read_json(run_dir / "summary.json")
     if not quiet:
         print_train_summary(summary)
+        for warning in summary.get("warnings") or []:
+            print_warning(warning)
         out.print(str(run_dir), markup=False, soft_wrap=True)
     if summary["status"] == Status.INTERRUPTED:
         exit_interrupted(run_dir)
@@ -140,6 +143,11 @@ def resolve_resume(resume: Path, runs_dir: Path) -> Path:
     if resume.exists():
         raise ConfigError(f"{resume}: not a folder; --resume takes the run folder `nnrun train` printed")
     raise ConfigError(f"{resume}: no such run folder (nor {runs_dir / resume})")
+
+
+def print_warning(message: str) -> None:
+    """`warning: <message>` on stderr: the run completed (exit code 0) but should not be trusted."""
+    err.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def print_train_summary(summary: dict) -> None:

@@ -34,6 +34,7 @@ from nnrun.plots.style import (
     save,
     styled,
     text_color,
+    value_axis,
 )
 
 
@@ -206,6 +207,7 @@ def per_class_plot(report: Mapping, path: PathLike, title: str = "Per-class metr
     ax.tick_params(axis="x", length=0)
     ax.grid(axis="x", visible=False)
     ax.set_ylim(0, 1.05)
+    value_axis(ax)
     ax.set_xlim(-0.6, k - 0.4)
     ax.set_ylabel("Score")
     ax.set_xlabel("Class")
@@ -277,7 +279,7 @@ def _mosaic_figure(tiles: np.ndarray) -> tuple[Figure, Axes]:
     n, th, tw = tiles.shape
     mosaic, rows, cols = _mosaic(tiles)
     tile_in = float(np.clip(0.25 + 0.09 * max(th, tw), 0.5, 1.1))
-    fig = new_figure((max(6.0, cols * tile_in + 2.0), max(3.0, rows * tile_in * th / tw + 0.9)))
+    fig = new_figure((max(6.0, cols * tile_in + 2.0), max(3.0, rows * tile_in * th / tw + 0.9)), "compressed")
     ax = fig.add_subplot()
     im = ax.imshow(mosaic, cmap=colormap(WEIGHT_CMAP).with_extremes(bad="white"), vmin=-1.0, vmax=1.0,
                    interpolation="nearest", origin="upper")

@@ -14,6 +14,7 @@ around each drawing function, because artists read rcParams when they are create
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import Formatter, MaxNLocator
 
 from nnrun.fileio import atomic_path
 from nnrun.fmt import finite
@@ -92,8 +93,10 @@ def styled(draw: Draw) -> Draw:
     return in_style  # type: ignore[return-value]
 
 
-def new_figure(figsize: tuple[float, float] = WIDE) -> Figure:
-    fig = Figure(figsize=figsize, layout="constrained")
+def new_figure(figsize: tuple[float, float] = WIDE, layout: str = "constrained") -> Figure:
+    """A figure on its own Agg canvas; ``layout="compressed"`` for fixed-aspect images, whose
+    space it shares out evenly instead of leaving it on one side."""
+    fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -144,9 +147,66 @@ def integer_epochs(ax: Axes, epochs: np.ndarray) -> None:
         ax.set_xlim(known[0] - 0.5, known[0] + 0.5)
 
 
+MAX_TICK_DECIMALS = 12
+
+
+class TickFormatter(Formatter):
+    """The one tick formatter of every percent and value axis: all labels of an axis share one
+    number of decimals, the fewest that write each tick exactly, so 2.5 % steps read 92.5%,
+    95.0% and close ticks never read alike (96.25%, 96.50%, not 96%, 96%). Axes whose largest
+    tick is below 1e-3 or from 1e5 up are in scientific notation, with shared mantissa decimals.
+    ``percent`` shows fractions of 1 as percentages."""
+
+    def __init__(self, percent: bool = False):
+        self.percent = percent
+        self.notation, self.decimals = "f", 0
+
+    def set_locs(self, locs) -> None:
+        super().set_locs(locs)
+        self.notation, self.decimals = tick_notation([self.scaled(v) for v in locs])
+
+    def __call__(self, x, pos=None) -> str:
+        return number_text(self.scaled(x), self.notation, self.decimals) + ("%" if self.percent else "")
+
+    def scaled(self, x) -> float:
+        return 100.0 * float(x) if self.percent else float(x)
+
+
+def tick_notation(values: Sequence[float]) -> tuple[str, int]:
+    """("f" or "e", decimals): the fewest decimals that write every value exactly and distinctly."""
+    known = sorted({v for v in values if math.isfinite(v)})
+    largest = max((abs(v) for v in known), default=0.0)
+    notation = "e" if largest and (largest < 1e-3 or largest >= 1e5) else "f"
+    steps = [b - a for a, b in zip(known, known[1:], strict=False)]
+    tolerance = 1e-3 * (min(steps) if steps else (largest or 1.0))
+    for decimals in range(MAX_TICK_DECIMALS + 1):
+        texts = [number_text(v, notation, decimals) for v in known]
+        exact = all(abs(float(t) - v) <= tolerance for t, v in zip(texts, known, strict=True))
+        if exact and len(set(texts)) == len(texts):
+            return notation, decimals
+    return notation, MAX_TICK_DECIMALS
+
+
+def number_text(v: float, notation: str, decimals: int) -> str:
+    if notation == "e" and v == 0:
+        return "0"
+    text = f"{v:.{decimals}{notation}}"
+    return text.lstrip("-") if float(text) == 0 else text  # no "-0.00" from a rounding error
+
+
+def tick_labels(values: Sequence[float], percent: bool = False) -> list[str]:
+    """The labels an axis with these tick values shows."""
+    return TickFormatter(percent).format_ticks(list(values))
+
+
+def value_axis(ax: Axes, axis: str = "y") -> None:
+    """Tick labels with the decimals their step needs (losses, learning rates, scores)."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(TickFormatter())
+
+
 def percent_axis(ax: Axes, axis: str = "y") -> None:
-    """Tick labels as percentages of 1.0 (accuracies are fractions)."""
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    """Tick labels as percentages of 1.0 (accuracies are fractions), with the decimals their step needs."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(TickFormatter(percent=True))
 
 
 def bare_axes(ax: Axes) -> None:

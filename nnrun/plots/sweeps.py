@@ -32,6 +32,7 @@ from nnrun.plots.style import (
     save,
     styled,
     text_color,
+    value_axis,
 )
 from nnrun.status import OK_STATUSES, Status
 
@@ -104,6 +105,8 @@ def _metric_text(metric_name: str, v: float) -> str:
 def _metric_axis(ax: Axes, metric_name: str, metrics: np.ndarray, axis: str = "y") -> None:
     if _as_percent(metric_name, metrics):
         percent_axis(ax, axis)
+    else:
+        value_axis(ax, axis)
 
 
 def _mark_failed(ax: Axes, x: np.ndarray, ok: np.ndarray) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
 
 from nnrun.fmt import compact, finite, metric, pct, significant
 from nnrun.metrics import ema
@@ -30,6 +29,7 @@ from nnrun.plots.style import (
     run_curve,
     save,
     styled,
+    value_axis,
 )
 
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -94,6 +94,7 @@ def _curve_panel(ax: Axes, ep: np.ndarray, train: np.ndarray, val: np.ndarray, k
     ax.set_title(kind.capitalize())
     ax.set_xlabel("Epoch")
     ax.set_ylabel(kind)
+    value_axis(ax)
     integer_epochs(ax, ep)
 
 
@@ -126,7 +127,7 @@ def lr_schedule(rows: Sequence[Mapping], path: PathLike, title: str = "Learning-
     if (known > 0).all() and known.max() / known.min() > 10:
         ax.set_yscale("log")
     else:
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: compact(float(v))))
+        value_axis(ax)
         ax.set_ylim(bottom=0)
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Learning rate")
@@ -161,6 +162,7 @@ def compare_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike
         ax.set_ylabel(name.lower())
         integer_epochs(ax, np.concatenate(all_epochs))
     percent_axis(ax_acc)
+    value_axis(ax_loss)
     fig.legend(handles=handles, loc="outside right upper", title="solid = validation\ndotted = train",
                title_fontsize=8, alignment="left")
     fig.suptitle(title)
@@ -176,7 +178,8 @@ def lr_range_plot(lrs, losses, path: PathLike, suggestion: float | None = None,
                   title: str = "Learning-rate range test") -> Path:
     """Loss vs learning rate (log x): raw loss faint, smoothed (EMA) bold, suggestion marked.
 
-    The y-range is clipped so a final divergence does not flatten the curve.
+    The y-range shows every loss, raw and smoothed, up to the lowest smoothed loss; above
+    that, a final divergence is clipped so it does not flatten the curve.
     """
     lrs = floats(np.ravel(np.asarray(lrs, dtype=object)))
     losses = floats(np.ravel(np.asarray(losses, dtype=object)))
@@ -192,21 +195,29 @@ def lr_range_plot(lrs, losses, path: PathLike, suggestion: float | None = None,
     ax.set_xscale("log")
     if lrs.min() == lrs.max():
         ax.set_xlim(lrs.min() / 2, lrs.max() * 2)
-    _clip_divergence(ax, smooth[np.isfinite(smooth)])
+    _loss_limits(ax, losses, smooth)
     suggested = finite(suggestion)
     if suggested is not None and suggested > 0:
         _mark_suggestion(ax, suggested, lrs, smooth)
     ax.set_xlabel("Learning rate (log scale)")
     ax.set_ylabel("Loss")
+    value_axis(ax)
     ax.set_title(title)
     ax.legend(loc="best")
     return save(fig, path)
 
 
-def _clip_divergence(ax: Axes, smooth: np.ndarray) -> None:
-    """Show at most 1.5x the initial drop above the start, so the blow-up at the end stays small."""
-    lo, first, top = float(smooth.min()), float(smooth[0]), float(smooth.max())
-    hi = min(top, first + 1.5 * max(first - lo, 1e-12))
+def _loss_limits(ax: Axes, raw: np.ndarray, smooth: np.ndarray) -> None:
+    """From the lowest raw or smoothed loss to the highest before the smoothed minimum, or to
+    1.5x the smoothed curve's initial drop above its start if that is higher: the blow-up at the
+    end may leave the frame, the descent never does."""
+    lowest = int(np.nanargmin(smooth))
+    start, bottom = float(smooth[np.isfinite(smooth)][0]), float(smooth[lowest])
+    both = np.concatenate([raw, smooth])
+    descent = np.concatenate([raw[:lowest + 1], smooth[:lowest + 1]])
+    lo, top = float(np.nanmin(both[np.isfinite(both)])), float(np.nanmax(both[np.isfinite(both)]))
+    hi = max(float(np.nanmax(descent[np.isfinite(descent)])),
+             min(top, start + 1.5 * max(start - bottom, 1e-12)))
     if hi > lo:
         pad = 0.08 * (hi - lo)
         ax.set_ylim(lo - pad, hi + pad)
