@@ -833,7 +833,7 @@ def unknown_key(loc: tuple, raw: Any) -> str:
     typed = typed_models(block)
     value = value_at(raw, block)
     kind = value.get("type") if isinstance(value, dict) else None
-    if kind in typed:
+    if isinstance(kind, str) and kind in typed:
         owners = [name for name, model in typed.items() if key in model.model_fields]
         if owners:
             return (f"is a key of {listed(owners)}, not of {kind}; replace the whole block: "
