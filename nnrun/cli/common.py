@@ -7,6 +7,8 @@ Only nnrun/cli/ imports typer; each command module is a thin layer over the libr
 from __future__ import annotations
 
 import functools
+import shlex
+import sys
 from enum import Enum
 
 import typer
@@ -102,6 +104,11 @@ class Executor(str, Enum):
 
 def value_of(choice: Enum | None) -> str | None:
     return None if choice is None else choice.value
+
+
+def command_line() -> str:
+    """The command as typed, to record in the run folder (the program's own path left out)."""
+    return shlex.join(["nnrun", *sys.argv[1:]])
 
 
 def version_callback(value: bool):

@@ -12,6 +12,7 @@ from nnrun.cli.common import (
     RUNS_DIR_HELP,
     SET_HELP,
     app,
+    command_line,
     err,
     examples,
     handle_errors,
@@ -84,7 +85,8 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
             run_dir = resume_run(resolve_resume(resume, runs_dir), display)
         else:
             overrides = [*set_, *([f"name={name}"] if name else []), *([f"seed={seed}"] if seed is not None else [])]
-            run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display)
+            run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display,
+                                command=command_line())
     except RunFinished as done:
         out.print(str(done), markup=False, soft_wrap=True)
         return
