@@ -62,7 +62,7 @@ def test_sweep_help_lists_the_metrics_and_the_param_syntax_uncut():
     text = help_text("sweep")
     flat = " ".join(text.replace("│", " ").split())
     assert all(m.value in flat for m in Metric)
-    for spec in ("KEY=V1,V2,...", "KEY=log:LOW:HIGH:N", "KEY=lin:LOW:HIGH:N", "KEY=int:LOW:HIGH:STEP"):
+    for spec in ("KEY=V1,V2,...", "KEY=log:LOW:HIGH[:N]", "KEY=lin:LOW:HIGH[:N]", "KEY=int:LOW:HIGH[:STEP]"):
         assert re.search(rf"^\s+{re.escape(spec)}\s+\w", text, re.MULTILINE), spec
     assert "…" not in text
 

@@ -75,8 +75,9 @@ RUNS_DIR_HELP = "Folder that holds the run folders."
 RUNS_DIR_ENV = "NNRUN_RUNS_DIR"
 
 
-# The choices of options, so that help lists them and the shell completes them; their values are
-# the library's names (tests/test_cli_help.py checks that they stay the same).
+# The choices of options, so that help lists them and the shell completes them. Their values are
+# the library's names, spelled out rather than imported so that completing a word never loads
+# NumPy (tests/test_cli_help.py checks that they stay the same).
 class Split(str, Enum):
     test = "test"
     validation = "validation"

@@ -121,11 +121,12 @@ METRIC_HELP = (f"What ranks the trials: {', '.join(m.value for m in Metric)} "
                "(default: val_accuracy; test_accuracy without validation).")
 PARAM_SYNTAX = """
 --param KEY=SPEC, repeatable; several make the product (the grid):
-  KEY=V1,V2,...          these values
-  KEY=log:LOW:HIGH:N     N values evenly spaced in log scale
-  KEY=lin:LOW:HIGH:N     N values evenly spaced
-  KEY=int:LOW:HIGH:STEP  the integers LOW, LOW+STEP, ... HIGH
-A --param replaces the param of the same key in the config's sweep: section."""
+  KEY=V1,V2,...            these values
+  KEY=log:LOW:HIGH[:N]     N values (default 5) evenly spaced in log scale
+  KEY=lin:LOW:HIGH[:N]     N values (default 5) evenly spaced
+  KEY=int:LOW:HIGH[:STEP]  the integers LOW, LOW+STEP, ... up to HIGH
+With --random N, N trials sample the ranges instead of the grid. A --param
+replaces the param of the same key in the config's sweep: section."""
 
 
 @app.command(epilog=escape(PARAM_SYNTAX) + "\n" + examples(
