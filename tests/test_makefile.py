@@ -4,6 +4,7 @@ what to try next."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,8 +23,10 @@ def clone(tmp_path) -> Path:
 
 
 def planned(folder: Path, target: str) -> list[str]:
-    """The commands `make target` would run there."""
-    result = subprocess.run(["make", "-n", target], cwd=folder, capture_output=True, text=True, check=True)
+    """The commands `make target` would run there (also when the tests run under `make test`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=folder, env=env,
+                            capture_output=True, text=True, check=True)
     return result.stdout.splitlines()
 
 

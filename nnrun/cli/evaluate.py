@@ -93,9 +93,8 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
              no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG pictures."),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
     """Score a trained run on a split; write evaluation-<split>.json, plots and report.html."""
-    from nnrun.evaluate import evaluate_run, resolve_run, split_key
+    from nnrun.evaluate import evaluate_run, resolve_run
 
-    split_key(split.value)  # an unknown split fails before anything is loaded
     run_dir = resolve_run(run, runs_dir)
     doc = evaluate_run(run_dir, split.value, tuple(set_), make_plots=not no_plots)
     if quiet:
