@@ -1,31 +1,47 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One stamp per layer, so that `make demo` installs only what nnrun needs to run and `make test`
+# adds the test tools (pytest, hypothesis, ruff) and Dask; either works from a fresh clone.
+RUNTIME := $(VENV)/.installed-runtime
+DEV     := $(VENV)/.installed-dev
 
-.PHONY: install test demo lint bench clean
+.PHONY: install install-dev test demo lint bench clean
 
-install: $(STAMP)
+install: $(RUNTIME)
 
-$(STAMP): pyproject.toml
+install-dev: $(DEV)
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-test: install lint
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV): $(RUNTIME)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+test: $(DEV) lint
 	$(BIN)/python -m pytest
 
-demo: install
+demo: $(RUNTIME)
 	$(BIN)/nnrun train configs/quickstart.yaml
 	@run=$$(ls -td runs/*-quickstart | head -1); \
 	  echo "run folder: $$run"; echo "plots:      $$run/plots/"; \
 	  [ -f "$$run/report.html" ] && echo "report:     $$run/report.html" || true
+	@echo; echo "Try next:"; \
+	  echo "  $(BIN)/nnrun evaluate latest                  # confusion matrix, per-class scores"; \
+	  echo "  $(BIN)/nnrun lr-find configs/digits-mlp.yaml  # a learning rate to start from"; \
+	  echo "  $(BIN)/nnrun sweep configs/digits-mlp.yaml -p optimizer.lr=0.01,0.1,1"; \
+	  echo "  $(BIN)/nnrun --help                           # every command, with examples"
 
-lint: install
+lint: $(DEV)
 	$(BIN)/ruff check nnrun tests experiments
 
-bench: install
+bench: $(RUNTIME)
 	$(BIN)/python experiments/benchmark.py
 	$(BIN)/python experiments/bench_sweep.py
 

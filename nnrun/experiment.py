@@ -28,8 +28,10 @@ from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import remove_leftovers, write_json, write_text
 from nnrun.metrics import SmoothedLoss, ema
 from nnrun.runs import (
+    blas,
     create_run_dir,
     load_weights_into,
+    local_time,
     read_summary,
     versions,
     write_config,
@@ -155,10 +157,12 @@ class MetricsWriter(Callback):
 
 
 def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLike | None = None,
-              callbacks: Sequence[Callback] = (), make_plots: bool = True, folder: PathLike | None = None) -> Path:
+              callbacks: Sequence[Callback] = (), make_plots: bool = True, folder: PathLike | None = None,
+              command: str | None = None) -> Path:
     """Train the experiment and write its run folder, <runs_dir>/<time>-<name> (or `folder`
     itself, which must not exist yet); returns the folder's path. `callbacks` (a live display,
-    say) run after the standard ones.
+    say) run after the standard ones; `command`, the command line that started it, goes into
+    the summary.
 
     Config errors (bad data, shapes, weights) raise before the folder is created."""
     data, net = prepare(exp, init_weights)
@@ -168,7 +172,7 @@ def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLi
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # a folder without its config is no run
         raise
-    return run_into(run_dir, exp, data, net, callbacks, make_plots)
+    return run_into(run_dir, exp, data, net, callbacks, make_plots, command=command)
 
 
 def make_folder(folder: Path) -> Path:
@@ -195,12 +199,13 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
 
 
 def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: Sequence[Callback],
-             make_plots: bool, resume: Resume | None = None) -> Path:
+             make_plots: bool, resume: Resume | None = None, command: str | None = None) -> Path:
     """Train (or go on training) into run_dir and write its files; the checkpoint stays only
     while the run can be resumed."""
     started = time.perf_counter()
     summary = {"name": exp.name, "status": Status.FAILED, "seed": exp.seed, "run_dir": run_dir.name,
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}
+               **({"command": command} if command else {}),
+               "started": local_time(), "versions": versions(), "blas": blas()}
     earlier = resumed_summary(resume.previous, summary["started"]) if resume else {}
     summary.update(earlier)
     try:
@@ -229,11 +234,13 @@ def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, cal
 
 def resumed_summary(previous: dict, now: str) -> dict:
     """What a resumed run's summary keeps of the last one (a killed run wrote none; a damaged
-    one is ignored): the first start, when it resumed, the time spent so far."""
+    one is ignored): the command that started it, the first start, when it resumed, the time spent
+    so far."""
     started = previous.get("started") if isinstance(previous.get("started"), str) else now
     resumed = previous.get("resumed") if isinstance(previous.get("resumed"), list) else []
     seconds = fmt.finite(previous.get("wall_seconds")) or 0.0
-    return {"started": started, "resumed": [*map(str, resumed), now], "wall_seconds": seconds}
+    command = {"command": previous["command"]} if isinstance(previous.get("command"), str) else {}
+    return {**command, "started": started, "resumed": [*map(str, resumed), now], "wall_seconds": seconds}
 
 
 def finish(run_dir: Path, summary: dict, make_plots: bool) -> None:

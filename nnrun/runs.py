@@ -11,6 +11,7 @@ import os
 import platform
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,37 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
 
 
 def versions() -> dict:
+    """The versions that decide a run's numbers (the others, YAML's or rich's, cannot change them)."""
     return {"python": platform.python_version(), "numpy": np.__version__, "nnrun": __version__}
+
+
+def blas() -> dict | None:
+    """The BLAS library numpy calls and its threads, which can change a run's last digits. Only
+    threadpoolctl (optional, not a dependency) sees the library in use; without it, numpy's build
+    names the library and the threads stay unknown."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return built_blas()
+    loaded = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    if not loaded:
+        return built_blas()
+    return {"library": loaded[0].get("internal_api"), "version": loaded[0].get("version"),
+            "threads": loaded[0].get("num_threads")}
+
+
+def built_blas() -> dict | None:
+    """The BLAS of numpy's build configuration (numpy 1.26 and later), None when not known."""
+    try:
+        info = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        return {"library": info["name"], "version": info.get("version"), "threads": None}
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def local_time() -> str:
+    """Now, to the second, with the UTC offset: 2026-11-30T10:15:00+01:00."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:

@@ -148,8 +148,10 @@ def error_of(args) -> str:
     return lines[0]
 
 
-def test_unknown_split(run):
-    assert "unknown split" in error_of(["evaluate", str(run), "--split", "holdout"])
+def test_unknown_split_is_a_usage_error_naming_the_splits(run):
+    result = runner.invoke(app, ["evaluate", str(run), "--split", "holdout"])
+    assert result.exit_code == 2
+    assert all(word in result.output for word in ("holdout", "test", "validation", "train"))
 
 
 def test_missing_run_folder(tmp_path):

@@ -7,23 +7,109 @@ Only nnrun/cli/ imports typer; each command module is a thin layer over the libr
 from __future__ import annotations
 
 import functools
+import shlex
+import sys
+from enum import Enum
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from nnrun import __version__
 from nnrun.cli.display import show_downloads
 from nnrun.errors import NnrunError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Config-driven neural-network experiments, written from scratch in NumPy.")
+
+class FlagsTakeNoValue:
+    """typer's help gives each flag a type column (`--debug <bool>`) as if it took a value;
+    a flag takes none, so its column stays empty."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class Command(FlagsTakeNoValue, TyperCommand):
+    """A command whose help paragraphs flow to the terminal's width (typer would keep the
+    docstring's line breaks, and break lines twice at 80 columns)."""
+
+    def __init__(self, *args, help: str | None = None, **kwargs):
+        super().__init__(*args, help=help and reflow(help), **kwargs)
+
+
+def reflow(text: str) -> str:
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in text.split("\n\n"))
+
+
+class Group(FlagsTakeNoValue, TyperGroup):
+    pass
+
+
+class App(typer.Typer):
+    """A typer app whose commands are all `Command`s."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: its examples, one command line each (a `#` comment may follow)."""
+    # typer dedents an epilog by its lines after the first: the leading newline keeps the indent
+    return "\nExamples:\n" + "\n".join(f"  {escape(line)}" for line in lines)
+
+
+app = App(cls=Group, no_args_is_help=True, pretty_exceptions_enable=False,
+          help="Config-driven neural-network experiments, written from scratch in NumPy.",
+          epilog=examples("nnrun train configs/quickstart.yaml", "nnrun evaluate latest",
+                          "nnrun COMMAND --help      # each command's options and examples"))
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 STATE = {"debug": False}
 
 SET_HELP = "Override a config key: --set optimizer.lr=0.01 (repeatable)."
 RUNS_DIR_HELP = "Folder that holds the run folders."
+RUNS_DIR_ENV = "NNRUN_RUNS_DIR"
+
+
+# The choices of options, so that help lists them and the shell completes them. Their values are
+# the library's names, spelled out rather than imported so that completing a word never loads
+# NumPy (tests/test_cli_help.py checks that they stay the same).
+class Split(str, Enum):
+    test = "test"
+    validation = "validation"
+    train = "train"
+
+
+class Metric(str, Enum):
+    val_accuracy = "val_accuracy"
+    val_loss = "val_loss"
+    train_accuracy = "train_accuracy"
+    train_loss = "train_loss"
+    test_accuracy = "test_accuracy"
+    test_loss = "test_loss"
+
+
+class Mode(str, Enum):
+    max = "max"
+    min = "min"
+
+
+class Executor(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+def value_of(choice: Enum | None) -> str | None:
+    return None if choice is None else choice.value
+
+
+def command_line() -> str:
+    """The command as typed, to record in the run folder (the program's own path left out)."""
+    return shlex.join(["nnrun", *sys.argv[1:]])
 
 
 def version_callback(value: bool):

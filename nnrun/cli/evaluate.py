@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out
+from nnrun.cli.common import RUNS_DIR_ENV, RUNS_DIR_HELP, SET_HELP, Split, app, examples, handle_errors, out
 from nnrun.fmt import duration, fixed, pct
 from nnrun.status import status_tone
 
@@ -81,21 +81,22 @@ def confusions_table(doc: dict) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=examples("nnrun evaluate latest",
+                             "nnrun evaluate runs/20261130-101500-cnn --split validation",
+                             "nnrun evaluate latest --split train --no-plots"))
 @handle_errors
 def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
-             split: str = typer.Option("test", "--split", help="Which data to score: test, validation or train."),
+             split: Split = typer.Option(Split.test, "--split", help="Which data to score."),
              set_: list[str] = typer.Option([], "--set", help=SET_HELP + " E.g. --set data.test.images=FILE "
                                                                          "--set data.test.labels=FILE scores other data."),
-             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
+             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP),
              no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG pictures."),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
     """Score a trained run on a split; write evaluation-<split>.json, plots and report.html."""
-    from nnrun.evaluate import evaluate_run, resolve_run, split_key
+    from nnrun.evaluate import evaluate_run, resolve_run
 
-    split_key(split)  # an unknown split fails before anything is loaded
     run_dir = resolve_run(run, runs_dir)
-    doc = evaluate_run(run_dir, split, tuple(set_), make_plots=not no_plots)
+    doc = evaluate_run(run_dir, split.value, tuple(set_), make_plots=not no_plots)
     if quiet:
         return
     out.print(f"{run_dir} ({doc['split']} split, {doc['num_samples']} samples)", markup=False, soft_wrap=True)
@@ -120,9 +121,9 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
 TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "red"}
 
 
-@app.command()
+@app.command(epilog=examples("nnrun runs", "nnrun runs --runs-dir other-runs"))
 @handle_errors
-def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP)):
+def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP)):
     """List the runs in --runs-dir, newest first."""
     from nnrun.evaluate import list_runs
 
@@ -152,10 +153,11 @@ def best_epoch(record: dict) -> str:
 
 
 # -- compare --------------------------------------------------------------------------------
-@app.command()
+@app.command(epilog=examples("nnrun compare runs/20261130-101500-cnn latest",
+                             "nnrun compare RUN1 RUN2 RUN3 --out comparisons"))
 @handle_errors
 def compare(run: list[str] = typer.Argument(..., help="Two or more runs: folders, names inside --runs-dir, or `latest`."),
-            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
+            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP),
             out_dir: Path = typer.Option(Path("."), "--out", help="Folder to write compare.png in.")):
     """Config differences and final metrics of several runs; writes compare.png (learning curves)."""
     from nnrun.evaluate import compare_runs, resolve_run

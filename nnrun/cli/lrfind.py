@@ -6,17 +6,18 @@ from pathlib import Path
 
 import typer
 
-from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, handle_errors, out
+from nnrun.cli.common import RUNS_DIR_ENV, RUNS_DIR_HELP, SET_HELP, app, examples, handle_errors, out
 
 
-@app.command("lr-find")
+@app.command("lr-find", epilog=examples("nnrun lr-find configs/digits-mlp.yaml",
+                                        "nnrun lr-find configs/cnn.yaml --min-lr 1e-5 --max-lr 0.1 --steps 50"))
 @handle_errors
 def lr_find(config: Path = typer.Argument(..., help="Experiment YAML file."),
             min_lr: float = typer.Option(1e-6, "--min-lr", help="First learning rate of the ramp."),
             max_lr: float = typer.Option(1.0, "--max-lr", help="Last learning rate of the ramp."),
             steps: int = typer.Option(100, "--steps", help="Batches of the ramp (at least 5)."),
             set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
+            runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP),
             name: str | None = typer.Option(None, "--name", help="Name of the folder (default: the config's name)."),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the folder.")):
     """Find a learning rate: train once while the rate grows from --min-lr to --max-lr.

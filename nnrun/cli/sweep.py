@@ -6,10 +6,25 @@ from pathlib import Path
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from nnrun import fmt
-from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
+from nnrun.cli.common import (
+    RUNS_DIR_ENV,
+    RUNS_DIR_HELP,
+    SET_HELP,
+    Executor,
+    Metric,
+    Mode,
+    app,
+    err,
+    examples,
+    handle_errors,
+    out,
+    print_error,
+    value_of,
+)
 from nnrun.status import is_ok
 
 
@@ -121,27 +136,40 @@ def print_ranking(doc: dict) -> None:
                   markup=False, soft_wrap=True)
 
 
-@app.command()
+METRIC_HELP = (f"What ranks the trials: {', '.join(m.value for m in Metric)} "
+               "(default: val_accuracy; test_accuracy without validation).")
+PARAM_SYNTAX = """
+--param KEY=SPEC, repeatable; several make the product (the grid):
+  KEY=V1,V2,...            these values
+  KEY=log:LOW:HIGH[:N]     N values (default 5) evenly spaced in log scale
+  KEY=lin:LOW:HIGH[:N]     N values (default 5) evenly spaced
+  KEY=int:LOW:HIGH[:STEP]  the integers LOW, LOW+STEP, ... up to HIGH
+With --random N, N trials sample the ranges instead of the grid. A --param
+replaces the param of the same key in the config's sweep: section."""
+
+
+@app.command(epilog=escape(PARAM_SYNTAX) + "\n" + examples(
+    "nnrun sweep configs/digits-mlp.yaml -p optimizer.lr=0.01,0.1,1 --dry-run",
+    "nnrun sweep configs/digits-mlp.yaml -p optimizer.lr=0.1,1 -p seed=0,1,2",
+    "nnrun sweep configs/digits-mlp.yaml -p optimizer.lr=log:1e-4:1:9 --random 5",
+    "nnrun sweep experiments/lr-sweep.yaml     # params from its sweep: section"))
 @handle_errors
 def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file (optional with --resume)."),
-          param: list[str] = typer.Option([], "--param", "-p",
-                                          help="Swept key: KEY=V1,V2,... or KEY=log:LOW:HIGH:N, lin:LOW:HIGH:N, "
-                                               "int:LOW:HIGH[:STEP] (repeatable; several make the product; "
-                                               "overrides the same key of the config's sweep: section)."),
+          param: list[str] = typer.Option([], "--param", "-p", metavar="KEY=SPEC",
+                                          help="Swept key and its values (repeatable; syntax below)."),
           set_: list[str] = typer.Option([], "--set", help=SET_HELP + " Applied to every trial."),
-          random: int | None = typer.Option(None, "--random", min=1,
+          random: int | None = typer.Option(None, "--random", min=1, metavar="N",
                                                help="Random search: N trials sampled from the params."),
           seed: int | None = typer.Option(None, "--seed", help="Seed of the random search (default: the config's)."),
-          metric: str | None = typer.Option(None, "--metric",
-                                               help="val_accuracy (default; test_accuracy without validation), "
-                                                    "val_loss, train_accuracy, train_loss, test_accuracy, test_loss."),
-          mode: str | None = typer.Option(None, "--mode", help="max or min (default: min for losses)."),
-          workers: int | None = typer.Option(None, "--workers", "-j", min=1,
+          metric: Metric | None = typer.Option(None, "--metric", metavar="METRIC", help=METRIC_HELP),
+          mode: Mode | None = typer.Option(None, "--mode", help="Best is max or min (default: min for losses)."),
+          workers: int | None = typer.Option(None, "--workers", "-j", min=1, metavar="N",
                                                 help="Parallel trials (default: the number of cores)."),
-          executor: str = typer.Option("local", "--executor", help="local (processes) or dask."),
+          executor: Executor = typer.Option(Executor.local, "--executor",
+                                            help="Where trials run: local processes or a Dask cluster."),
           scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
           resume: Path | None = typer.Option(None, "--resume", help="Sweep folder to complete: runs only the missing trials."),
-          runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
+          runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP),
           name: str | None = typer.Option(None, "--name", help="Sweep name (default: the config's name)."),
           trial_plots: bool = typer.Option(True, "--trial-plots/--no-trial-plots",
                                            help="Draw each trial's learning curves."),
@@ -166,13 +194,13 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
                               "--metric, --mode, --seed, --name and --dry-run")
         doc = None
     else:
-        doc = S.plan_sweep(config, param, set_, metric, mode, random, seed, name)
+        doc = S.plan_sweep(config, param, set_, value_of(metric), value_of(mode), random, seed, name)
         if dry_run:
             print_plan(doc)
             return
     reporter = LiveSweepReporter(quiet)
     try:
-        sweep_dir = S.run_sweep(doc, runs_dir=runs_dir, resume=resume, workers=workers, executor=executor,
+        sweep_dir = S.run_sweep(doc, runs_dir=runs_dir, resume=resume, workers=workers, executor=executor.value,
                                 scheduler=scheduler, trial_plots=trial_plots, reporter=reporter)
     finally:
         reporter.close()

@@ -8,7 +8,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nnrun.cli.common import RUNS_DIR_HELP, SET_HELP, app, err, handle_errors, out, print_error
+from nnrun.cli.common import (
+    RUNS_DIR_ENV,
+    RUNS_DIR_HELP,
+    SET_HELP,
+    app,
+    command_line,
+    err,
+    examples,
+    handle_errors,
+    out,
+    print_error,
+)
 from nnrun.fmt import pct
 from nnrun.status import Status
 
@@ -28,7 +39,8 @@ def summary_table(net, title: str) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=examples("nnrun validate configs/quickstart.yaml",
+                             "nnrun validate configs/quickstart.yaml --set 'model.layers[0].filters=8'"))
 @handle_errors
 def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
              set_: list[str] = typer.Option([], "--set", help=SET_HELP)):
@@ -65,11 +77,13 @@ def validate_without_download(exp, config: Path) -> None:
 
 
 # -- train ----------------------------------------------------------------------------------
-@app.command()
+@app.command(epilog=examples("nnrun train configs/quickstart.yaml",
+                             "nnrun train configs/digits-mlp.yaml --set optimizer.lr=0.01",
+                             "nnrun train --resume runs/20261130-101500-cnn"))
 @handle_errors
 def train(config: Path | None = typer.Argument(None, help="Experiment YAML file (not with --resume)."),
           set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-          runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
+          runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP),
           name: str | None = typer.Option(None, "--name", help="Run name (default: the config's name)."),
           seed: int | None = typer.Option(None, "--seed", help="Random seed (default: the config's seed)."),
           init_weights: Path | None = typer.Option(None, "--init-weights", help="Start from this weights.json."),
@@ -90,7 +104,8 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
             run_dir = resume_run(resolve_resume(resume, runs_dir), display)
         else:
             overrides = [*set_, *([f"name={name}"] if name else []), *([f"seed={seed}"] if seed is not None else [])]
-            run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display)
+            run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display,
+                                command=command_line())
     except RunFinished as done:
         out.print(str(done), markup=False, soft_wrap=True)
         return

@@ -1,7 +1,7 @@
 """Fetching a named dataset's files into the cache, through pooch (SHA-256 check, atomic writes).
 
-The cache is the cache_dir argument, else $NNRUN_DATA_DIR, else ~/.cache/nnrun, one folder per
-dataset. Mirrors are tried in order. Progress goes to a callback (see nnrun.data.progress);
+The cache is the cache_dir argument, else $NNRUN_DATA_DIR, else the platform's cache folder
+(~/.cache/nnrun on Linux, or $XDG_CACHE_HOME/nnrun), one folder per dataset. Mirrors are tried in order. Progress goes to a callback (see nnrun.data.progress);
 nothing here prints.
 """
 
@@ -25,8 +25,10 @@ DOWNLOAD_TIMEOUT_SECONDS = 60
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The download cache: cache_dir, else $NNRUN_DATA_DIR, else ~/.cache/nnrun."""
-    chosen = cache_dir or os.environ.get("NNRUN_DATA_DIR") or Path.home() / ".cache" / "nnrun"
+    """The download cache: cache_dir, else $NNRUN_DATA_DIR, else the platform's cache folder
+    (pooch.os_cache: $XDG_CACHE_HOME/nnrun, by default ~/.cache/nnrun, on Linux;
+    ~/Library/Caches/nnrun on macOS)."""
+    chosen = cache_dir or os.environ.get("NNRUN_DATA_DIR") or pooch.os_cache("nnrun")
     return Path(chosen).expanduser()
 
 

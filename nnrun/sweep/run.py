@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.errors import ConfigError
-from nnrun.runs import create_run_dir
+from nnrun.runs import create_run_dir, local_time
 from nnrun.status import Status
 from nnrun.sweep.executors import check_executor, default_workers, run_jobs, unzip_into
 from nnrun.sweep.plan import SWEEP_FORMAT, plan_sweep
@@ -73,7 +73,7 @@ def start_sweep(sweep_dir: Path, doc: dict, workers: int | None, executor: str, 
     (sweep_dir / "trials").mkdir(parents=True, exist_ok=True)
     remove_staging(sweep_dir)
     pending = [t for t in doc["trials"] if t["status"] == Status.PENDING]
-    doc.update(status=Status.RUNNING, started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    doc.update(status=Status.RUNNING, started=local_time(),
                workers=worker_count(workers or doc.get("workers"), len(pending)),
                executor=executor, sweep_dir=sweep_dir.name)
     save(sweep_dir, doc)
