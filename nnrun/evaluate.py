@@ -3,7 +3,8 @@
 evaluate_run() rebuilds the run's network from its resolved config.yaml, loads weights.json,
 scores one split of the data (the same seeded split training used) and writes
 evaluation-<split>.json, plots under plots/ and a refreshed report.html. list_runs() (runs and
-sweeps, a sweep as one record) and compare_runs() read run folders only. `latest` is the newest run directly in the runs folder, never a sweep's trial.
+sweeps, a sweep as one record) and compare_runs() read run folders; compare_runs() writes only
+its picture. `latest` is the newest run directly in the runs folder, never a sweep's trial.
 Errors a user can fix raise ConfigError (exit 2).
 """
 
@@ -379,17 +380,28 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(dicts: Sequence[dict]) -> dict[str, list]:
     """Dotted keys whose values differ between the configs -> one value per config
-    (MISSING where a config lacks the key), in first-seen key order."""
+    (MISSING where a config lacks the key), in their order in the configs."""
     flats = [flatten(d) for d in dicts]
-    keys: dict[str, None] = {}
-    for f in flats:
-        keys.update(dict.fromkeys(f))
     diffs = {}
-    for key in keys:
+    for key in key_order(flats):
         values = [f.get(key, MISSING) for f in flats]
         if any(v != values[0] for v in values[1:]):
             diffs[key] = values
     return diffs
+
+
+def key_order(flats: Sequence[dict]) -> list[str]:
+    """Every key of the flattened configs in its place in the configs: a key only a later config
+    has goes right after the key it follows there (a dense layer's `units` after its `activation`,
+    not after the last key of the first config)."""
+    order: list[str] = []
+    for flat in flats:
+        previous = None
+        for key in flat:
+            if key not in order:
+                order.insert(order.index(previous) + 1 if previous is not None else 0, key)
+            previous = key
+    return order
 
 
 def read_config(run_dir: Path) -> dict:
@@ -403,8 +415,16 @@ def read_config(run_dir: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
-def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike = ".") -> dict:
-    """Config differences and final metrics of several runs; writes <out_dir>/compare.png."""
+# The keys of each run's metrics in compare_runs(), in this order (`nnrun compare --json/--csv`).
+COMPARE_FIELDS = ("run", "path", "name", "status", "epochs", "final_train_loss", "final_train_accuracy",
+                  "final_val_loss", "final_val_accuracy", "best_epoch", "monitor", "best_val_accuracy",
+                  "test_loss", "test_accuracy", "wall_seconds")
+
+
+def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None,
+                 runs_dir: str | os.PathLike = "runs") -> dict:
+    """Config differences and final metrics of several runs; draws their curves into
+    <out_dir>/compare.png, or without out_dir into <runs_dir>/compare/<YYYYMMDD-HHMMSS>.png."""
     from nnrun import plots
 
     run_dirs = [Path(d) for d in run_dirs]
@@ -414,27 +434,49 @@ def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
         resolve_run(d, d.parent)  # checks the folder is complete, with one clear line if not
     labels = unique_labels(run_dirs)
     configs = [read_config(d) for d in run_dirs]
-    metrics = []
-    for label, d in zip(labels, run_dirs, strict=True):
-        summary = read_summary(d) or {}
-        rows = read_rows(d)
-        final = rows[-1] if rows else (summary.get("final") or {})
-        record = run_record(d)
-        metrics.append({"run": label, "path": str(d), "name": summary.get("name"),
-                        "status": summary.get("status", "unreadable"), "epochs": record["epochs"],
-                        "final_train_loss": finite(final.get("train_loss")),
-                        "final_train_accuracy": finite(final.get("train_accuracy")),
-                        "final_val_loss": finite(final.get("val_loss")),
-                        "final_val_accuracy": finite(final.get("val_accuracy")),
-                        "best_epoch": record["best_epoch"], "monitor": record["monitor"],
-                        "best_val_accuracy": record["best_val_accuracy"],
-                        "test_loss": finite(summary.get("test_loss")),
-                        "test_accuracy": finite(summary.get("test_accuracy")),
-                        "wall_seconds": finite(summary.get("wall_seconds"))})
+    metrics = [final_metrics(label, d) for label, d in zip(labels, run_dirs, strict=True)]
+    path = Path(out_dir) / "compare.png" if out_dir is not None else new_compare_path(Path(runs_dir))
     plot = plots.compare_curves([(label, read_rows(d)) for label, d in zip(labels, run_dirs, strict=True)],
-                                Path(out_dir) / "compare.png", title=f"Comparing {len(run_dirs)} runs")
+                                path, title=f"Comparing {len(run_dirs)} runs")
     return {"runs": labels, "paths": [str(d) for d in run_dirs],
             "differences": config_differences(configs), "metrics": metrics, "plot": str(plot)}
+
+
+def final_metrics(label: str, run_dir: Path) -> dict:
+    """One run's metrics for compare_runs (COMPARE_FIELDS)."""
+    summary = read_summary(run_dir) or {}
+    rows = read_rows(run_dir)
+    final = rows[-1] if rows else (summary.get("final") or {})
+    record = run_record(run_dir)
+    return {"run": label, "path": str(run_dir), "name": summary.get("name"),
+            "status": summary.get("status", "unreadable"), "epochs": record["epochs"],
+            "final_train_loss": finite(final.get("train_loss")),
+            "final_train_accuracy": finite(final.get("train_accuracy")),
+            "final_val_loss": finite(final.get("val_loss")),
+            "final_val_accuracy": finite(final.get("val_accuracy")),
+            "best_epoch": record["best_epoch"], "monitor": record["monitor"],
+            "best_val_accuracy": record["best_val_accuracy"],
+            "test_loss": finite(summary.get("test_loss")),
+            "test_accuracy": finite(summary.get("test_accuracy")),
+            "wall_seconds": finite(summary.get("wall_seconds"))}
+
+
+def new_compare_path(runs_dir: Path, now: float | None = None) -> Path:
+    """<runs_dir>/compare/<YYYYMMDD-HHMMSS>.png, with -2, -3... when taken."""
+    stem = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    folder = runs_dir / "compare"
+    path, n = folder / f"{stem}.png", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.png"
+    return path
+
+
+def compare_records(result: dict) -> list[dict]:
+    """One record per compared run: its metrics (COMPARE_FIELDS), then `config`, the differing
+    keys with this run's value (MISSING where its config lacks the key)."""
+    return [metrics | {"config": {key: values[i] for key, values in result["differences"].items()}}
+            for i, metrics in enumerate(result["metrics"])]
 
 
 def unique_labels(run_dirs: Sequence[Path]) -> list[str]:

@@ -15,6 +15,7 @@ from nnrun.cli import app
 from nnrun.cli.evaluate import fitted_runs_table
 from nnrun.errors import ConfigError
 from nnrun.evaluate import (
+    COMPARE_FIELDS,
     MISSING,
     RUN_FIELDS,
     compare_runs,
@@ -22,6 +23,7 @@ from nnrun.evaluate import (
     evaluate_run,
     flatten,
     list_runs,
+    new_compare_path,
     resolve_run,
 )
 from nnrun.fmt import pct
@@ -203,6 +205,17 @@ def test_config_differences():
     assert config_differences([a, a]) == {}
 
 
+def test_config_differences_in_config_order():
+    """A key only the second config has sits where that config has it, not at the end."""
+    cnn = {"model": {"layers": [{"type": "maxpool2d", "activation": "linear", "pool_size": 2}]},
+           "optimizer": {"type": "adam", "lr": 0.1, "beta1": 0.9}, "train": {"epochs": 1}}
+    mlp = {"model": {"layers": [{"type": "dense", "activation": "relu", "units": 8}]},
+           "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9}, "train": {"epochs": 2}}
+    assert list(config_differences([cnn, mlp])) == [
+        "model.layers[0].type", "model.layers[0].activation", "model.layers[0].units", "model.layers[0].pool_size",
+        "optimizer.type", "optimizer.momentum", "optimizer.beta1", "train.epochs"]
+
+
 def test_compare_runs(runs_dir, tmp_path):
     _, mlp, cnn = (Path(r["path"]) for r in list_runs(runs_dir))
     result = compare_runs([cnn, mlp], tmp_path / "out")
@@ -210,11 +223,33 @@ def test_compare_runs(runs_dir, tmp_path):
     assert diffs["name"] == ["quickstart", "mlp"] and diffs["optimizer.lr"] == [0.002, 0.01]
     assert diffs["train.epochs"] == [1, 2] and diffs["model.layers[1].type"] == ["maxpool2d", "dense"]
     assert "seed" not in diffs and "loss" not in diffs
+    keys = list(diffs)
+    assert keys.index("model.layers[1].units") < keys.index("optimizer.lr") < keys.index("train.epochs")
     assert [m["epochs"] for m in result["metrics"]] == [1, 2]
+    assert all(list(m) == list(COMPARE_FIELDS) for m in result["metrics"])
     summary = json.loads((mlp / "summary.json").read_text())
     assert result["metrics"][1]["test_accuracy"] == summary["test_accuracy"]
     png_ok(Path(result["plot"]))
     assert Path(result["plot"]) == tmp_path / "out" / "compare.png"
+
+
+def test_compare_writes_into_the_runs_folder_by_default(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, mlp, cnn = (r["folder"] for r in list_runs(runs_dir))
+    result = invoke("compare", cnn, "latest", "--runs-dir", str(runs_dir))
+    assert list(tmp_path.iterdir()) == []
+    plot = next((runs_dir / "compare").glob("*.png"))
+    assert f"wrote {plot}" in result.stdout and result.stderr.startswith("latest: ")
+    png_ok(plot)
+    assert [r["kind"] for r in list_runs(runs_dir)] == ["sweep", "run", "run"]  # compare/ is no run
+
+
+def test_new_compare_path_never_replaces_a_picture(tmp_path):
+    first = new_compare_path(tmp_path, now=0)
+    assert first.parent == tmp_path / "compare" and first.suffix == ".png"
+    first.parent.mkdir()
+    first.write_bytes(b"")
+    assert new_compare_path(tmp_path, now=0) == first.with_name(f"{first.stem}-2.png")
 
 
 def test_compare_command(runs_dir, tmp_path):
@@ -224,6 +259,32 @@ def test_compare_command(runs_dir, tmp_path):
                   "compare.png"):
         assert words in result.output
     png_ok(tmp_path / "compare.png")
+
+
+def test_compare_at_80_columns(runs_dir, tmp_path):
+    records = list_runs(runs_dir, trials=True)
+    folders = [r["folder"] for r in records if r["kind"] != "sweep"]
+    out = invoke("compare", *folders, "--runs-dir", str(runs_dir), "--out", str(tmp_path),
+                 env={"COLUMNS": "80"}).stdout
+    assert_fits(out)
+    metrics_line = next(line for line in out.splitlines() if line.startswith("│ test acc"))
+    for r in records[1:]:
+        assert pct(r["test_accuracy"]) in metrics_line
+
+
+def test_compare_json_and_csv(runs_dir, tmp_path):
+    _, mlp, cnn = list_runs(runs_dir)
+    args = ("compare", cnn["folder"], mlp["folder"], "--runs-dir", str(runs_dir), "--out", str(tmp_path))
+    result = invoke(*args, "--json")
+    records = json.loads(result.stdout)
+    assert [r["run"] for r in records] == [cnn["folder"], mlp["folder"]]
+    assert [list(r) for r in records] == [[*COMPARE_FIELDS, "config"]] * 2
+    assert records[1]["config"]["optimizer.lr"] == 0.01 and records[1]["test_accuracy"] == mlp["test_accuracy"]
+    assert "compare.png" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(invoke(*args, "--csv").stdout)))
+    assert list(rows[0])[:len(COMPARE_FIELDS)] == list(COMPARE_FIELDS)
+    assert [k for k in rows[0] if k.startswith("config.")] == [f"config.{k}" for k in records[0]["config"]]
+    assert rows[0]["config.optimizer.lr"] == "0.002" and rows[1]["config.model.layers[1].units"] == "16"
 
 
 def test_compare_errors(runs_dir, tmp_path):

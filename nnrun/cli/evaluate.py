@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -296,40 +298,77 @@ def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR
 
 
 # -- compare --------------------------------------------------------------------------------
+COMPARE_ROWS = (("status", lambda m: str(m["status"])), ("epochs", lambda m: show(m["epochs"])),
+                ("train loss", lambda m: fixed(m["final_train_loss"])),
+                ("train acc", lambda m: pct(m["final_train_accuracy"])),
+                ("val loss", lambda m: fixed(m["final_val_loss"])),
+                ("val acc", lambda m: pct(m["final_val_accuracy"])),
+                ("best epoch", best_epoch), ("val acc, best epoch", lambda m: pct(m["best_val_accuracy"])),
+                ("test loss", lambda m: fixed(m["test_loss"])), ("test acc", lambda m: pct(m["test_accuracy"])),
+                ("wall time", lambda m: duration(m["wall_seconds"])))
+
+
+def run_header(label: str) -> str:
+    """A run folder's name on two lines, time (or trial number) over the rest, so that runs
+    side by side fit in 80 columns: '20261130-101500-quickstart' -> '20261130-101500\nquickstart'."""
+    head = re.match(r"(.*/)?(\d{8}-\d{6}|t\d{3})-(.+)$", label)
+    return f"{head[1] or ''}{head[2]}\n{head[3]}" if head else label
+
+
+def differences_table(result: dict) -> Table:
+    table = Table(title="Config differences", title_justify="left")
+    table.add_column("key", overflow="fold")
+    for label in result["runs"]:
+        table.add_column(escape(run_header(label)), overflow="fold")
+    for key, values in result["differences"].items():
+        table.add_row(Text(key), *(Text(show(v)) for v in values))
+    return table
+
+
+def metrics_table(result: dict) -> Table:
+    table = Table(title="Final metrics", title_justify="left")
+    table.add_column("metric", overflow="fold")
+    for label in result["runs"]:
+        table.add_column(escape(run_header(label)), justify="right", overflow="fold")
+    for name, cell in COMPARE_ROWS:
+        table.add_row(name, *(cell(m) for m in result["metrics"]))
+    return table
+
+
+def print_compare_records(result: dict, fmt: str) -> None:
+    from nnrun.evaluate import COMPARE_FIELDS, compare_records
+
+    records = compare_records(result)
+    if fmt == "json":
+        print_json(records)
+        return
+    keys = list(result["differences"])
+    print_csv([r | {f"config.{k}": r["config"][k] for k in keys} for r in records],
+              [*COMPARE_FIELDS, *(f"config.{k}" for k in keys)])
+
+
 @app.command()
 @handle_errors
 def compare(run: list[str] = typer.Argument(..., help="Two or more runs: folders, names inside --runs-dir, or `latest`."),
             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help=RUNS_DIR_HELP),
-            out_dir: Path = typer.Option(Path("."), "--out", help="Folder to write compare.png in.")):
-    """Config differences and final metrics of several runs; writes compare.png (learning curves)."""
-    from nnrun.evaluate import compare_runs, resolve_run
+            out_dir: Path | None = typer.Option(None, "--out", help="Folder to write compare.png in "
+                                                             "(default: <runs-dir>/compare/<time>.png)."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON record per run."),
+            as_csv: bool = typer.Option(False, "--csv", help="Print one CSV row per run.")):
+    """Config differences and final metrics of several runs; draws their learning curves."""
+    from nnrun.evaluate import compare_runs
 
-    run_dirs = [resolve_run(r, runs_dir) for r in run]
-    result = compare_runs(run_dirs, out_dir)
-    labels = result["runs"]
+    fmt = output_format(as_json, as_csv)
+    run_dirs = [resolve(r, runs_dir) for r in run]
+    result = compare_runs(run_dirs, out_dir, runs_dir)
+    if fmt != "table":
+        print_compare_records(result, fmt)
+        err.print(f"wrote {result['plot']}", markup=False, soft_wrap=True)
+        return
+    width = table_width()
     if result["differences"]:
-        table = Table(title="Config differences", title_justify="left")
-        table.add_column("key")
-        for label in labels:
-            table.add_column(label, overflow="fold")
-        for key, values in result["differences"].items():
-            table.add_row(key, *(show(v) for v in values))
-        print_table(table, table_width())
+        print_table(differences_table(result), width)
     else:
         out.print("the configs are identical")
-    table = Table(title="Final metrics", title_justify="left")
-    table.add_column("metric")
-    for label in labels:
-        table.add_column(label, justify="right", overflow="fold")
-    rows = [("status", lambda m: str(m["status"])), ("epochs", lambda m: show(m["epochs"])),
-            ("train loss", lambda m: fixed(m["final_train_loss"])),
-            ("train acc", lambda m: pct(m["final_train_accuracy"])),
-            ("val loss", lambda m: fixed(m["final_val_loss"])),
-            ("val acc", lambda m: pct(m["final_val_accuracy"])),
-            ("best epoch", best_epoch), ("val acc, best epoch", lambda m: pct(m["best_val_accuracy"])),
-            ("test loss", lambda m: fixed(m["test_loss"])), ("test acc", lambda m: pct(m["test_accuracy"])),
-            ("wall time", lambda m: duration(m["wall_seconds"]))]
-    for name, fmt in rows:
-        table.add_row(name, *(fmt(m) for m in result["metrics"]))
-    print_table(table, table_width())
+    print_table(metrics_table(result), width)
     out.print(f"wrote {result['plot']}", markup=False, soft_wrap=True)
