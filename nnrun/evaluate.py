@@ -2,8 +2,10 @@
 
 evaluate_run() rebuilds the run's network from its resolved config.yaml, loads weights.json,
 scores one split of the data (the same seeded split training used) and writes
-evaluation-<split>.json, plots under plots/ and a refreshed report.html. list_runs() and
-compare_runs() read run folders only. Errors a user can fix raise ConfigError (exit 2).
+evaluation-<split>.json, plots under plots/ and a refreshed report.html. list_runs() (runs and
+sweeps, a sweep as one record) and compare_runs() read run folders; compare_runs() writes only
+its picture. `latest` is the newest run directly in the runs folder, never a sweep's trial.
+Errors a user can fix raise ConfigError (exit 2).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import yaml
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_json
 from nnrun.fmt import finite
-from nnrun.runs import read_rows, read_summary
+from nnrun.metrics import RUN_METRICS
+from nnrun.runs import read_json_or, read_rows, read_summary
 
 SPLITS = {"test": "test", "validation": "val", "val": "val", "train": "train"}
 RUN_FILES = ("config.yaml", "summary.json")
@@ -33,29 +36,15 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and all((path / f).is_file() for f in RUN_FILES)
 
 
-def candidate_dirs(runs_dir: Path) -> list[Path]:
-    """Run folders directly in runs_dir, and the trials of sweep folders (*-sweep-*/trials/*)."""
-    found = []
-    if not runs_dir.is_dir():
-        return found
-    for child in sorted(runs_dir.iterdir()):
-        if is_run_dir(child):
-            found.append(child)
-        elif child.is_dir() and "-sweep-" in child.name and (child / "trials").is_dir():
-            found.extend(g for g in sorted((child / "trials").iterdir()) if is_run_dir(g))
-    return found
+def is_sweep_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "sweep.json").is_file() or (path / "trials").is_dir())
 
 
 def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = "runs") -> Path:
     """A run folder from a path, a folder name inside runs_dir, or `latest`."""
     runs_dir = Path(runs_dir)
     if str(run) == "latest":
-        runs = list_runs(runs_dir)
-        if not runs:
-            where = f"{runs_dir} does not exist" if not runs_dir.is_dir() else f"no runs in {runs_dir}"
-            raise ConfigError(f"latest: {where}; train one with `nnrun train CONFIG` "
-                              f"or point --runs-dir at the folder that holds your runs")
-        return Path(runs[0]["path"])
+        return latest_run(runs_dir)
     path = Path(run)
     if not path.exists() and not path.is_absolute() and (runs_dir / path).exists():
         path = runs_dir / path
@@ -67,6 +56,22 @@ def resolve_run(run: str | os.PathLike, runs_dir: str | os.PathLike = "runs") ->
                           "weights.json and summary.json)")
     check_run_files(path, RUN_FILES)
     return path
+
+
+def latest_run(runs_dir: str | os.PathLike = "runs") -> Path:
+    """The newest run directly in runs_dir. A sweep's trials are never `latest`: the newest
+    trial is only the last one to finish, often not the one worth looking at."""
+    runs_dir = Path(runs_dir)
+    records = list_runs(runs_dir)
+    runs = [r for r in records if r["kind"] == "run"]
+    if runs:
+        return Path(runs[0]["path"])
+    if records:
+        raise ConfigError(f"latest: no runs in {runs_dir}, only sweeps, whose trials are never `latest`; "
+                          "give a trial's folder (`nnrun runs --all` lists them)")
+    where = f"{runs_dir} does not exist" if not runs_dir.is_dir() else f"no runs in {runs_dir}"
+    raise ConfigError(f"latest: {where}; train one with `nnrun train CONFIG` "
+                      f"or point --runs-dir at the folder that holds your runs")
 
 
 def check_run_files(run_dir: Path, names) -> None:
@@ -238,36 +243,115 @@ def refresh_report(run_dir: Path) -> None:
 
 
 # -- listing --------------------------------------------------------------------------------
-def run_record(run_dir: Path, runs_dir: Path | None = None) -> dict:
-    summary = read_summary(run_dir)
-    rows = read_rows(run_dir)
+# The keys of every record list_runs() returns, in this order (`nnrun runs --json/--csv`).
+RUN_FIELDS = ("kind", "folder", "name", "started", "status", "epochs", "best_epoch", "monitor",
+              "best_val_accuracy", "test_accuracy", "wall_seconds", "trials", "metric", "metric_value",
+              "best_trial", "sweep", "path")
+
+
+def blank_record(kind: str, path: Path, runs_dir: Path | None) -> dict:
+    return dict.fromkeys(RUN_FIELDS) | {"kind": kind, "folder": relative_folder(path, runs_dir), "path": str(path)}
+
+
+def relative_folder(path: Path, runs_dir: Path | None) -> str:
     try:
-        folder = str(run_dir.relative_to(runs_dir)) if runs_dir is not None else run_dir.name
+        return str(path.relative_to(runs_dir)) if runs_dir is not None else path.name
     except ValueError:
-        folder = run_dir.name
+        return path.name
+
+
+def run_record(run_dir: Path, runs_dir: Path | None = None, kind: str = "run") -> dict:
+    """A run folder's record (RUN_FIELDS; the sweep fields empty)."""
+    record = blank_record(kind, run_dir, runs_dir)
+    summary = read_summary(run_dir)
     if summary is None:
-        return {"folder": folder, "path": str(run_dir), "name": None, "started": None,
-                "status": "unreadable", "epochs": None, "best_epoch": None, "monitor": None,
-                "best_val_accuracy": None, "test_accuracy": None, "wall_seconds": None}
+        return record | {"status": "unreadable"}
     best = summary.get("best") or {}
-    return {"folder": folder, "path": str(run_dir), "name": summary.get("name"),
-            "started": summary.get("started"), "status": summary.get("status"),
-            "epochs": summary.get("epochs_run", len(rows)),
-            "best_epoch": summary.get("best_epoch"), "monitor": summary.get("monitor"),
-            "best_val_accuracy": finite(best.get("val_accuracy")),
-            "test_accuracy": finite(summary.get("test_accuracy")),
-            "wall_seconds": finite(summary.get("wall_seconds"))}
+    return record | {
+        "name": summary.get("name"), "started": summary.get("started"), "status": summary.get("status"),
+        "epochs": summary.get("epochs_run", len(read_rows(run_dir))),
+        "best_epoch": summary.get("best_epoch"), "monitor": summary.get("monitor"),
+        "best_val_accuracy": finite(best.get("val_accuracy")),
+        "test_accuracy": finite(summary.get("test_accuracy")),
+        "wall_seconds": finite(summary.get("wall_seconds"))}
 
 
-def list_runs(runs_dir: str | os.PathLike = "runs") -> list[dict]:
-    """One record per run folder under runs_dir, newest first."""
+def read_sweep_doc(sweep_dir: Path) -> dict | None:
+    """sweep.json with a list of trials, or None when missing or unreadable."""
+    doc = read_json_or(sweep_dir / "sweep.json")
+    return doc if isinstance(doc, dict) and isinstance(doc.get("trials"), list) else None
+
+
+def trial_dirs(sweep_dir: Path) -> list[Path]:
+    trials = sweep_dir / "trials"
+    return [d for d in sorted(trials.iterdir()) if is_run_dir(d)] if trials.is_dir() else []
+
+
+def best_trial(doc: dict) -> dict | None:
+    """The sweep's best trial (sweep.json's `best` is its index), or None before one finished."""
+    best, trials = doc.get("best"), doc["trials"]
+    ok = isinstance(best, int) and not isinstance(best, bool) and 0 <= best < len(trials)
+    return trials[best] if ok and isinstance(trials[best], dict) else None
+
+
+def sweep_metric(doc: dict) -> str | None:
+    """The metric that ranks the sweep's trials (val_accuracy, test_loss, ...)."""
+    return doc.get("metric") if doc.get("metric") in RUN_METRICS else None
+
+
+def sweep_record(sweep_dir: Path, runs_dir: Path | None = None) -> dict:
+    """A sweep as one record: its status and trial count, its best trial's metric (named by
+    `metric`), folder and accuracies."""
+    record = blank_record("sweep", sweep_dir, runs_dir)
+    doc = read_sweep_doc(sweep_dir)
+    if doc is None:
+        return record | {"status": "unreadable", "trials": len(trial_dirs(sweep_dir))}
+    record |= {"name": doc.get("name"), "started": doc.get("started"), "status": doc.get("status"),
+               "trials": len(doc["trials"]), "metric": sweep_metric(doc),
+               "wall_seconds": finite(doc.get("wall_seconds"))}
+    best = best_trial(doc)
+    if best is None or not is_run_dir(sweep_dir / str(best.get("run_dir"))):
+        return record
+    best_run = run_record(sweep_dir / best["run_dir"], runs_dir)
+    return record | {"metric_value": finite(best.get("metric")), "best_trial": best_run["folder"],
+                     "best_val_accuracy": best_run["best_val_accuracy"],
+                     "test_accuracy": best_run["test_accuracy"]}
+
+
+def trial_records(sweep_dir: Path, runs_dir: Path | None = None) -> list[dict]:
+    """The sweep's trial folders in trial order, each with its metric as sweep.json has it."""
+    doc = read_sweep_doc(sweep_dir) or {"trials": []}
+    metrics = {t["run_dir"]: t.get("metric") for t in doc["trials"]
+               if isinstance(t, dict) and isinstance(t.get("run_dir"), str)}
+    sweep = relative_folder(sweep_dir, runs_dir)
+    return [run_record(d, runs_dir, "trial") | {
+        "sweep": sweep, "metric": sweep_metric(doc),
+        "metric_value": finite(metrics.get(f"trials/{d.name}"))} for d in trial_dirs(sweep_dir)]
+
+
+def list_runs(runs_dir: str | os.PathLike = "runs", trials: bool = False) -> list[dict]:
+    """One record (RUN_FIELDS) per run folder and per sweep folder in runs_dir, newest first;
+    `kind` says which. With trials, each sweep's trials (kind `trial`) follow its record."""
     runs_dir = Path(runs_dir)
-    dirs = candidate_dirs(runs_dir)
-    records = [run_record(d, runs_dir) for d in dirs]
+    records = []
+    for record in newest_first(runs_dir):
+        records.append(record)
+        if trials and record["kind"] == "sweep":
+            records.extend(trial_records(Path(record["path"]), runs_dir))
+    return records
+
+
+def newest_first(runs_dir: Path) -> list[dict]:
+    """The records of the runs and sweeps directly in runs_dir, newest first."""
+    found = []
+    for child in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
+        if is_run_dir(child):
+            found.append((run_record(child, runs_dir), child / "summary.json"))
+        elif is_sweep_dir(child):
+            found.append((sweep_record(child, runs_dir), child / "sweep.json"))
     # "started" has one-second resolution; the summary's write time orders runs within a second.
-    order = sorted(range(len(dirs)), reverse=True,
-                   key=lambda i: (records[i]["started"] or "", mtime(dirs[i] / "summary.json")))
-    return [records[i] for i in order]
+    found.sort(key=lambda pair: (str(pair[0]["started"] or ""), mtime(pair[1])), reverse=True)
+    return [record for record, _ in found]
 
 
 def mtime(path: Path) -> float:
@@ -296,17 +380,28 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(dicts: Sequence[dict]) -> dict[str, list]:
     """Dotted keys whose values differ between the configs -> one value per config
-    (MISSING where a config lacks the key), in first-seen key order."""
+    (MISSING where a config lacks the key), in their order in the configs."""
     flats = [flatten(d) for d in dicts]
-    keys: dict[str, None] = {}
-    for f in flats:
-        keys.update(dict.fromkeys(f))
     diffs = {}
-    for key in keys:
+    for key in key_order(flats):
         values = [f.get(key, MISSING) for f in flats]
         if any(v != values[0] for v in values[1:]):
             diffs[key] = values
     return diffs
+
+
+def key_order(flats: Sequence[dict]) -> list[str]:
+    """Every key of the flattened configs in its place in the configs: a key only a later config
+    has goes right after the key it follows there (a dense layer's `units` after its `activation`,
+    not after the last key of the first config)."""
+    order: list[str] = []
+    for flat in flats:
+        previous = None
+        for key in flat:
+            if key not in order:
+                order.insert(order.index(previous) + 1 if previous is not None else 0, key)
+            previous = key
+    return order
 
 
 def read_config(run_dir: Path) -> dict:
@@ -320,8 +415,16 @@ def read_config(run_dir: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
-def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike = ".") -> dict:
-    """Config differences and final metrics of several runs; writes <out_dir>/compare.png."""
+# The keys of each run's metrics in compare_runs(), in this order (`nnrun compare --json/--csv`).
+COMPARE_FIELDS = ("run", "path", "name", "status", "epochs", "final_train_loss", "final_train_accuracy",
+                  "final_val_loss", "final_val_accuracy", "best_epoch", "monitor", "best_val_accuracy",
+                  "test_loss", "test_accuracy", "wall_seconds")
+
+
+def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike | None = None,
+                 runs_dir: str | os.PathLike = "runs") -> dict:
+    """Config differences and final metrics of several runs; draws their curves into
+    <out_dir>/compare.png, or without out_dir into <runs_dir>/compare/<YYYYMMDD-HHMMSS>.png."""
     from nnrun import plots
 
     run_dirs = [Path(d) for d in run_dirs]
@@ -331,27 +434,49 @@ def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
         resolve_run(d, d.parent)  # checks the folder is complete, with one clear line if not
     labels = unique_labels(run_dirs)
     configs = [read_config(d) for d in run_dirs]
-    metrics = []
-    for label, d in zip(labels, run_dirs, strict=True):
-        summary = read_summary(d) or {}
-        rows = read_rows(d)
-        final = rows[-1] if rows else (summary.get("final") or {})
-        record = run_record(d)
-        metrics.append({"run": label, "path": str(d), "name": summary.get("name"),
-                        "status": summary.get("status", "unreadable"), "epochs": record["epochs"],
-                        "final_train_loss": finite(final.get("train_loss")),
-                        "final_train_accuracy": finite(final.get("train_accuracy")),
-                        "final_val_loss": finite(final.get("val_loss")),
-                        "final_val_accuracy": finite(final.get("val_accuracy")),
-                        "best_epoch": record["best_epoch"], "monitor": record["monitor"],
-                        "best_val_accuracy": record["best_val_accuracy"],
-                        "test_loss": finite(summary.get("test_loss")),
-                        "test_accuracy": finite(summary.get("test_accuracy")),
-                        "wall_seconds": finite(summary.get("wall_seconds"))})
+    metrics = [final_metrics(label, d) for label, d in zip(labels, run_dirs, strict=True)]
+    path = Path(out_dir) / "compare.png" if out_dir is not None else new_compare_path(Path(runs_dir))
     plot = plots.compare_curves([(label, read_rows(d)) for label, d in zip(labels, run_dirs, strict=True)],
-                                Path(out_dir) / "compare.png", title=f"Comparing {len(run_dirs)} runs")
+                                path, title=f"Comparing {len(run_dirs)} runs")
     return {"runs": labels, "paths": [str(d) for d in run_dirs],
             "differences": config_differences(configs), "metrics": metrics, "plot": str(plot)}
+
+
+def final_metrics(label: str, run_dir: Path) -> dict:
+    """One run's metrics for compare_runs (COMPARE_FIELDS)."""
+    summary = read_summary(run_dir) or {}
+    rows = read_rows(run_dir)
+    final = rows[-1] if rows else (summary.get("final") or {})
+    record = run_record(run_dir)
+    return {"run": label, "path": str(run_dir), "name": summary.get("name"),
+            "status": summary.get("status", "unreadable"), "epochs": record["epochs"],
+            "final_train_loss": finite(final.get("train_loss")),
+            "final_train_accuracy": finite(final.get("train_accuracy")),
+            "final_val_loss": finite(final.get("val_loss")),
+            "final_val_accuracy": finite(final.get("val_accuracy")),
+            "best_epoch": record["best_epoch"], "monitor": record["monitor"],
+            "best_val_accuracy": record["best_val_accuracy"],
+            "test_loss": finite(summary.get("test_loss")),
+            "test_accuracy": finite(summary.get("test_accuracy")),
+            "wall_seconds": finite(summary.get("wall_seconds"))}
+
+
+def new_compare_path(runs_dir: Path, now: float | None = None) -> Path:
+    """<runs_dir>/compare/<YYYYMMDD-HHMMSS>.png, with -2, -3... when taken."""
+    stem = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    folder = runs_dir / "compare"
+    path, n = folder / f"{stem}.png", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.png"
+    return path
+
+
+def compare_records(result: dict) -> list[dict]:
+    """One record per compared run: its metrics (COMPARE_FIELDS), then `config`, the differing
+    keys with this run's value (MISSING where its config lacks the key)."""
+    return [metrics | {"config": {key: values[i] for key, values in result["differences"].items()}}
+            for i, metrics in enumerate(result["metrics"])]
 
 
 def unique_labels(run_dirs: Sequence[Path]) -> list[str]:

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from nnrun.cli.common import RUNS_DIR_ENV, RUNS_DIR_HELP, SET_HELP, Split, app, examples, handle_errors, out
-from nnrun.fmt import duration, fixed, pct
+from nnrun.cli.common import (
+    RUNS_DIR_ENV,
+    RUNS_DIR_HELP,
+    SET_HELP,
+    Split,
+    app,
+    err,
+    examples,
+    handle_errors,
+    out,
+)
+from nnrun.errors import ConfigError
+from nnrun.fmt import duration, fixed, metric, pct
 from nnrun.status import status_tone
 
 RUN_HELP = "A run folder, a folder name inside --runs-dir, or `latest`."
@@ -22,14 +43,61 @@ def show(v: Any) -> str:
     return str(v)
 
 
-def print_wide(table: Table) -> None:
-    """On a terminal rich fits the table to the window; into a pipe or file it would squeeze it
-    into 80 columns, so print it there as wide as it needs."""
-    if out.is_terminal:
+def table_width() -> int | None:
+    """The width tables must fit: $COLUMNS when set, else the terminal's; None into a pipe or a
+    file, where a table prints as wide as it needs (scripts should use --json or --csv)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns)
+    return out.width if out.is_terminal else None
+
+
+def natural_width(table: Table) -> int:
+    return out.measure(table, options=out.options.update_width(10_000)).maximum
+
+
+def print_table(table: Table, width: int | None) -> None:
+    """Print the table fitted to `width` (None: as wide as it needs)."""
+    if out.is_terminal and width == out.width:
         out.print(table)
         return
-    need = out.measure(table, options=out.options.update_width(1000)).maximum
-    Console(file=out.file, width=max(out.width, need), highlight=False, color_system=None).print(table)
+    color = out.color_system if out.is_terminal else None
+    Console(file=out.file, width=width or natural_width(table), highlight=False, color_system=color).print(table)
+
+
+def resolve(run: str, runs_dir: Path, quiet: bool = False) -> Path:
+    """The run folder RUN names; `latest` is said on stderr (stdout stays the command's output)."""
+    from nnrun.evaluate import resolve_run
+
+    run_dir = resolve_run(run, runs_dir)
+    if run == "latest" and not quiet:
+        err.print(f"latest: {run_dir}", markup=False, soft_wrap=True)
+    return run_dir
+
+
+def output_format(as_json: bool, as_csv: bool) -> str:
+    if as_json and as_csv:
+        raise ConfigError("--json and --csv: give one of them")
+    return "json" if as_json else "csv" if as_csv else "table"
+
+
+def print_json(records: list[dict]) -> None:
+    typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+
+
+def csv_value(v: Any) -> str:
+    """Empty for None, strings as they are, anything else as JSON (true, 0.002, {})."""
+    if v is None:
+        return ""
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def print_csv(records: list[dict], fields: Sequence[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows([csv_value(r.get(f)) for f in fields] for r in records)
+    typer.echo(buf.getvalue(), nl=False)
 
 
 # -- evaluate -------------------------------------------------------------------------------
@@ -93,9 +161,9 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
              no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG pictures."),
              quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
     """Score a trained run on a split; write evaluation-<split>.json, plots and report.html."""
-    from nnrun.evaluate import evaluate_run, resolve_run
+    from nnrun.evaluate import evaluate_run
 
-    run_dir = resolve_run(run, runs_dir)
+    run_dir = resolve(run, runs_dir, quiet)
     doc = evaluate_run(run_dir, split.value, tuple(set_), make_plots=not no_plots)
     if quiet:
         return
@@ -121,28 +189,37 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
 TONE_STYLE = {"ok": "green", "warn": "yellow", "bad": "red"}
 
 
-@app.command(epilog=examples("nnrun runs", "nnrun runs --runs-dir other-runs"))
-@handle_errors
-def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP)):
-    """List the runs in --runs-dir, newest first."""
-    from nnrun.evaluate import list_runs
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell: Callable[[dict], str | Text]
+    justify: str = "left"
 
-    records = list_runs(runs_dir)
-    if not records:
-        out.print(f"no runs in {runs_dir}; train one with `nnrun train CONFIG`", markup=False)
-        return
-    table = Table(title=f"{len(records)} run{'s' if len(records) != 1 else ''} in {runs_dir}", title_justify="left")
-    for col, justify in (("folder", "left"), ("name", "left"), ("date", "left"), ("status", "left"),
-                         ("epochs", "right"), ("best epoch", "right"), ("val acc", "right"), ("test acc", "right"),
-                         ("wall time", "right")):
-        table.add_column(col, justify=justify, no_wrap=col in ("folder", "date"))
-    for r in records:
-        status = str(r["status"])
-        table.add_row(r["folder"], str(r["name"] or "-"), (r["started"] or "-").replace("T", " "),
-                      f"[{TONE_STYLE[status_tone(status)]}]{status}[/]", show(r["epochs"] if r["epochs"] is not None else "-"),
-                      best_epoch(r), pct(r["best_val_accuracy"]), pct(r["test_accuracy"]),
-                      duration(r["wall_seconds"]))
-    print_wide(table)
+
+def folder_cell(record: dict) -> str:
+    """A sweep's folder with its best trial under it; a trial indented under its sweep."""
+    if record["kind"] == "trial":
+        return "  " + Path(record["folder"]).name
+    if record["kind"] == "sweep" and record["best_trial"]:
+        trial = Path(record["best_trial"]).name.split("-")[0]
+        name = record["metric"] or "metric"
+        return f"{record['folder']}\n  best {trial}: {name} {metric(name, record['metric_value'])}"
+    return record["folder"]
+
+
+def status_cell(record: dict) -> Text:
+    status = str(record["status"])
+    return Text(status, style=TONE_STYLE[status_tone(status)])
+
+
+def epochs_cell(record: dict) -> str:
+    if record["kind"] == "sweep":
+        return plural(record["trials"], "trial")
+    return show(record["epochs"] if record["epochs"] is not None else "-")
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def best_epoch(record: dict) -> str:
@@ -152,42 +229,158 @@ def best_epoch(record: dict) -> str:
     return f"{record['best_epoch']} ({record['monitor']})" if record.get("monitor") else str(record["best_epoch"])
 
 
+RUN_COLUMNS = (
+    Column("folder", folder_cell),
+    Column("name", lambda r: str(r["name"] or "-")),
+    Column("date", lambda r: str(r["started"] or "-").replace("T", " ")),
+    Column("status", status_cell),
+    Column("epochs", epochs_cell, "right"),
+    Column("best epoch", best_epoch, "right"),
+    Column("val acc", lambda r: pct(r["best_val_accuracy"]), "right"),
+    Column("test acc", lambda r: pct(r["test_accuracy"]), "right"),
+    Column("wall time", lambda r: duration(r["wall_seconds"]), "right"),
+)
+# Left out in this order when the table is wider than the terminal: first what the folder name
+# already says, then details; folder, status, epochs (a sweep's trial count) and accuracies stay.
+DROP_ORDER = ("name", "date", "wall time", "best epoch")
+
+
+def runs_table(records: list[dict], columns: Sequence[Column], title: str) -> Table:
+    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    for col in columns:
+        table.add_column(col.header, justify=col.justify, no_wrap=col.header != "folder", overflow="fold")
+    for r in records:
+        best = r["kind"] == "trial" and r["folder"] == best_trial_of(records, r["sweep"])
+        table.add_row(*(as_text(col.cell(r)) for col in columns), style="bold" if best else None)
+    return table
+
+
+def as_text(cell: str | Text) -> Text:
+    """Cells are text, never markup: a folder may hold brackets."""
+    return cell if isinstance(cell, Text) else Text(cell)
+
+
+def best_trial_of(records: list[dict], sweep: str) -> str | None:
+    return next((r["best_trial"] for r in records if r["kind"] == "sweep" and r["folder"] == sweep), None)
+
+
+def fitted_runs_table(records: list[dict], title: str, width: int | None) -> Table:
+    """The runs table with as many columns as fit in `width` (all of them when None)."""
+    columns = list(RUN_COLUMNS)
+    table = runs_table(records, columns, title)
+    for header in DROP_ORDER:
+        if width is None or natural_width(table) <= width:
+            break
+        columns = [c for c in columns if c.header != header]
+        table = runs_table(records, columns, title)
+    return table
+
+
+def listing_title(records: list[dict], runs_dir: Path, all_trials: bool) -> str:
+    """'2 runs and 1 sweep (8 trials) in runs'."""
+    sweeps = [r for r in records if r["kind"] == "sweep"]
+    title = plural(sum(r["kind"] == "run" for r in records), "run")
+    if sweeps:
+        title += f" and {plural(len(sweeps), 'sweep')} ({plural(sum(r['trials'] or 0 for r in sweeps), 'trial')})"
+    title += f" in {runs_dir}"
+    return title + ("; --all lists the trials" if sweeps and not all_trials else "")
+
+
+@app.command(epilog=examples("nnrun runs", "nnrun runs --all", "nnrun runs --json > runs.json"))
+@handle_errors
+def runs(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP),
+         all_trials: bool = typer.Option(False, "--all", help="List each sweep's trials under it."),
+         as_json: bool = typer.Option(False, "--json", help="Print the records as JSON (one per row)."),
+         as_csv: bool = typer.Option(False, "--csv", help="Print the records as CSV (one per row).")):
+    """List the runs in --runs-dir, newest first; a sweep is one row (its best trial)."""
+    from nnrun.evaluate import RUN_FIELDS, list_runs
+
+    fmt = output_format(as_json, as_csv)
+    records = list_runs(runs_dir, trials=all_trials)
+    if fmt == "json":
+        print_json(records)
+    elif fmt == "csv":
+        print_csv(records, RUN_FIELDS)
+    elif not records:
+        out.print(f"no runs in {runs_dir}; train one with `nnrun train CONFIG`", markup=False)
+    else:
+        width = table_width()
+        print_table(fitted_runs_table(records, listing_title(records, runs_dir, all_trials), width), width)
+
+
 # -- compare --------------------------------------------------------------------------------
+COMPARE_ROWS = (("status", lambda m: str(m["status"])), ("epochs", lambda m: show(m["epochs"])),
+                ("train loss", lambda m: fixed(m["final_train_loss"])),
+                ("train acc", lambda m: pct(m["final_train_accuracy"])),
+                ("val loss", lambda m: fixed(m["final_val_loss"])),
+                ("val acc", lambda m: pct(m["final_val_accuracy"])),
+                ("best epoch", best_epoch), ("val acc, best epoch", lambda m: pct(m["best_val_accuracy"])),
+                ("test loss", lambda m: fixed(m["test_loss"])), ("test acc", lambda m: pct(m["test_accuracy"])),
+                ("wall time", lambda m: duration(m["wall_seconds"])))
+
+
+def run_header(label: str) -> str:
+    """A run folder's name on two lines, time (or trial number) over the rest, so that runs
+    side by side fit in 80 columns: '20261130-101500-quickstart' -> '20261130-101500\nquickstart'."""
+    head = re.match(r"(.*/)?(\d{8}-\d{6}|t\d{3})-(.+)$", label)
+    return f"{head[1] or ''}{head[2]}\n{head[3]}" if head else label
+
+
+def differences_table(result: dict) -> Table:
+    table = Table(title="Config differences", title_justify="left")
+    table.add_column("key", overflow="fold")
+    for label in result["runs"]:
+        table.add_column(escape(run_header(label)), overflow="fold")
+    for key, values in result["differences"].items():
+        table.add_row(Text(key), *(Text(show(v)) for v in values))
+    return table
+
+
+def metrics_table(result: dict) -> Table:
+    table = Table(title="Final metrics", title_justify="left")
+    table.add_column("metric", overflow="fold")
+    for label in result["runs"]:
+        table.add_column(escape(run_header(label)), justify="right", overflow="fold")
+    for name, cell in COMPARE_ROWS:
+        table.add_row(name, *(cell(m) for m in result["metrics"]))
+    return table
+
+
+def print_compare_records(result: dict, fmt: str) -> None:
+    from nnrun.evaluate import COMPARE_FIELDS, compare_records
+
+    records = compare_records(result)
+    if fmt == "json":
+        print_json(records)
+        return
+    keys = list(result["differences"])
+    print_csv([r | {f"config.{k}": r["config"][k] for k in keys} for r in records],
+              [*COMPARE_FIELDS, *(f"config.{k}" for k in keys)])
+
+
 @app.command(epilog=examples("nnrun compare runs/20261130-101500-cnn latest",
                              "nnrun compare RUN1 RUN2 RUN3 --out comparisons"))
 @handle_errors
 def compare(run: list[str] = typer.Argument(..., help="Two or more runs: folders, names inside --runs-dir, or `latest`."),
             runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", envvar=RUNS_DIR_ENV, help=RUNS_DIR_HELP),
-            out_dir: Path = typer.Option(Path("."), "--out", help="Folder to write compare.png in.")):
-    """Config differences and final metrics of several runs; writes compare.png (learning curves)."""
-    from nnrun.evaluate import compare_runs, resolve_run
+            out_dir: Path | None = typer.Option(None, "--out", help="Folder to write compare.png in "
+                                                             "(default: <runs-dir>/compare/<time>.png)."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON record per run."),
+            as_csv: bool = typer.Option(False, "--csv", help="Print one CSV row per run.")):
+    """Config differences and final metrics of several runs; draws their learning curves."""
+    from nnrun.evaluate import compare_runs
 
-    run_dirs = [resolve_run(r, runs_dir) for r in run]
-    result = compare_runs(run_dirs, out_dir)
-    labels = result["runs"]
+    fmt = output_format(as_json, as_csv)
+    run_dirs = [resolve(r, runs_dir) for r in run]
+    result = compare_runs(run_dirs, out_dir, runs_dir)
+    if fmt != "table":
+        print_compare_records(result, fmt)
+        err.print(f"wrote {result['plot']}", markup=False, soft_wrap=True)
+        return
+    width = table_width()
     if result["differences"]:
-        table = Table(title="Config differences", title_justify="left")
-        table.add_column("key")
-        for label in labels:
-            table.add_column(label, overflow="fold")
-        for key, values in result["differences"].items():
-            table.add_row(key, *(show(v) for v in values))
-        print_wide(table)
+        print_table(differences_table(result), width)
     else:
         out.print("the configs are identical")
-    table = Table(title="Final metrics", title_justify="left")
-    table.add_column("metric")
-    for label in labels:
-        table.add_column(label, justify="right", overflow="fold")
-    rows = [("status", lambda m: str(m["status"])), ("epochs", lambda m: show(m["epochs"])),
-            ("train loss", lambda m: fixed(m["final_train_loss"])),
-            ("train acc", lambda m: pct(m["final_train_accuracy"])),
-            ("val loss", lambda m: fixed(m["final_val_loss"])),
-            ("val acc", lambda m: pct(m["final_val_accuracy"])),
-            ("best epoch", best_epoch), ("val acc, best epoch", lambda m: pct(m["best_val_accuracy"])),
-            ("test loss", lambda m: fixed(m["test_loss"])), ("test acc", lambda m: pct(m["test_accuracy"])),
-            ("wall time", lambda m: duration(m["wall_seconds"]))]
-    for name, fmt in rows:
-        table.add_row(name, *(fmt(m) for m in result["metrics"]))
-    print_wide(table)
+    print_table(metrics_table(result), width)
     out.print(f"wrote {result['plot']}", markup=False, soft_wrap=True)
