@@ -22,7 +22,7 @@ import yaml
 
 from nnrun.errors import ConfigError
 from nnrun.fileio import write_json
-from nnrun.fmt import finite
+from nnrun.fmt import finite, pct
 from nnrun.metrics import RUN_METRICS
 from nnrun.runs import read_json_or, read_rows, read_summary
 
@@ -436,10 +436,18 @@ def compare_runs(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLi
     configs = [read_config(d) for d in run_dirs]
     metrics = [final_metrics(label, d) for label, d in zip(labels, run_dirs, strict=True)]
     path = Path(out_dir) / "compare.png" if out_dir is not None else new_compare_path(Path(runs_dir))
-    plot = plots.compare_curves([(label, read_rows(d)) for label, d in zip(labels, run_dirs, strict=True)],
+    plot = plots.compare_curves([(curve_label(m), read_rows(d)) for m, d in zip(metrics, run_dirs, strict=True)],
                                 path, title=f"Comparing {len(run_dirs)} runs")
     return {"runs": labels, "paths": [str(d) for d in run_dirs],
             "differences": config_differences(configs), "metrics": metrics, "plot": str(plot)}
+
+
+def curve_label(m: dict) -> str:
+    """A run's legend entry: its name, and its best epoch named with the metric that chose it."""
+    if m.get("best_epoch") is None:
+        return m["run"]
+    accuracy = f": val acc {pct(m['best_val_accuracy'], 1)}" if m.get("best_val_accuracy") is not None else ""
+    return f"{m['run']}\nbest epoch {m['best_epoch']} by {m['monitor']}{accuracy}"
 
 
 def final_metrics(label: str, run_dir: Path) -> dict:

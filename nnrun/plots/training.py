@@ -139,7 +139,8 @@ def lr_schedule(rows: Sequence[Mapping], path: PathLike, title: str = "Learning-
 @styled
 def compare_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike,
                    title: str = "Run comparison") -> Path:
-    """Overlay accuracy and loss of several runs (validation, else train), one colour per run."""
+    """Overlay accuracy and loss of several runs (validation, else train), one colour per run;
+    the legend shows the caller's labels (nnrun compare puts each run's best epoch in them)."""
     runs = [(str(label), list(rows)) for label, rows in runs]
     if not runs:
         return message_figure(path, "No runs to compare", title)
@@ -153,8 +154,6 @@ def compare_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike
         marker = "o" if len(rows) <= 1 else None
         ax_acc.plot(ep, acc, color=color, linestyle=_source_style(acc_source), marker=marker)
         ax_loss.plot(ep, loss, color=color, linestyle=_source_style(loss_source), marker=marker)
-        if has_values(acc):
-            label += f" ({acc_source} best {pct(np.nanmax(acc), 1)})"
         handles.append(Line2D([], [], color=color, linestyle=_source_style(acc_source), label=label))
     for ax, name in ((ax_acc, "Accuracy"), (ax_loss, "Loss")):
         ax.set_title(name)
