@@ -183,7 +183,7 @@ def test_interrupt_keeps_finished_trials_and_resume_runs_the_rest(tmp_path):
         S.run_sweep(resume=tmp_path)
 
 
-def test_ctrl_c_with_worker_processes_stops_them_and_resume_runs_the_rest(tmp_path):
+def test_ctrl_c_with_worker_processes_stops_them_and_resume_runs_the_rest(tmp_path, capfd):
     import multiprocessing
 
     children_before = {p.pid for p in multiprocessing.active_children()}
@@ -201,6 +201,7 @@ def test_ctrl_c_with_worker_processes_stops_them_and_resume_runs_the_rest(tmp_pa
     sweep_dir = S.run_sweep(doc, runs_dir=tmp_path / "runs", workers=2, trial_plots=False, plots=False,
                             reporter=StopOnceT001HasACheckpoint())
     assert [p for p in multiprocessing.active_children() if p.pid not in children_before] == []
+    assert "Traceback" not in capfd.readouterr().err  # not even from the executor's own thread
     saved = S.read_sweep(sweep_dir)
     assert saved["status"] == "interrupted"
     assert [t["status"] for t in saved["trials"]] == ["completed", "pending", "pending"]

@@ -247,11 +247,11 @@ def run_processes(jobs: list[dict], workers: int, on_result: OnResult) -> None:
             handled.add(fut)
             on_result(result_of(fut, futures[fut]))
     except BaseException:
-        for fut in futures:
-            fut.cancel()
         record_finished(futures.keys() - handled, on_result)
         terminate_children(except_pids=children_before)
-        pool.shutdown(wait=False, cancel_futures=True)
+        # No future is cancelled by hand: the executor's own thread then fails the unfinished
+        # ones as a broken pool (cancelled ones would make it print a traceback).
+        pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
 
