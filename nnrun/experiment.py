@@ -97,11 +97,15 @@ def standard_callbacks(exp: Experiment, has_val: bool, schedule: nn.Schedule) ->
     return callbacks
 
 
+def shuffle_stream(exp: Experiment) -> np.random.Generator | None:
+    """The stream that orders the batches ([seed, 1]); None when train.shuffle is off."""
+    return np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
+
+
 def trainer_for(exp: Experiment, net: nn.Sequential, has_val: bool) -> Trainer:
     """The optimiser, schedule, shuffling stream and standard callbacks the config asks for."""
     schedule = build_schedule(exp, available_metric(exp.train.plateau_monitor, has_val))
-    shuffle = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
-    return Trainer(net, build_optimizer(exp), schedule, shuffle, standard_callbacks(exp, has_val, schedule))
+    return Trainer(net, build_optimizer(exp), schedule, shuffle_stream(exp), standard_callbacks(exp, has_val, schedule))
 
 
 @dataclass
@@ -417,10 +421,9 @@ def lr_find(exp: Experiment, lr_min: float = 1e-6, lr_max: float = 1.0, steps: i
         raise ConfigError(f"--min-lr {lr_min:g} --max-lr {lr_max:g}: need 0 < min-lr < max-lr")
     data, net = prepare(exp)
     test = RangeTest(lr_min, lr_max, steps, diverge)
-    shuffle = np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
     epochs = math.ceil(steps / math.ceil(len(data.train[0]) / exp.train.batch_size))
     state = fit(net, data.train, None, build_loss(exp), build_optimizer(exp), nn.make_schedule("constant", lr_min),
-                epochs, exp.train.batch_size, shuffle, [test, *callbacks])
+                epochs, exp.train.batch_size, shuffle_stream(exp), [test, *callbacks])
     if state.status == Status.INTERRUPTED:
         raise KeyboardInterrupt  # nothing written: a partial ramp suggests nothing
     result = {"name": exp.name, "lr_min": lr_min, "lr_max": lr_max, "steps": len(test.lrs),

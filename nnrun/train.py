@@ -136,7 +136,9 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
     hooks = Callbacks(callbacks)
     try:
         hooks.on_train_begin(state)
-        for t in range(len(done), epochs if not state.stopping else len(done)):
+        for t in range(len(done), epochs):
+            if state.stopping:  # asked at the end of the last epoch (or before: a resumed stop)
+                break
             state.epoch, state.lr = t + 1, schedule(t)
             hooks.on_epoch_begin(state)
             start = time.perf_counter()
@@ -155,8 +157,6 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
             state.rows.append(row)
             state.last_complete_weights = net.get_weights()
             hooks.on_epoch_end(state, row)
-            if state.stopping:
-                break
     except KeyboardInterrupt:
         state.status = Status.INTERRUPTED
     finally:
