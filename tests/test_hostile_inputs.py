@@ -682,3 +682,14 @@ def test_any_file_content_loads_or_is_a_config_error(folder, text):
     path = folder / "random.yaml"
     path.write_bytes(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
     loads_or_config_error(path)
+
+
+def test_terminal_escape_codes_in_an_error_are_shown_as_text(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(MLP))
+    result = CliRunner().invoke(app, ["validate", str(config), "--set", "evil\x1b[2J\x07=1"])
+    assert result.exit_code == 2
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "evil\\x1b[2J\\x07" in result.output
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run\x1b[2J")])
+    assert result.exit_code == 2 and "\x1b" not in result.output and "run\\x1b[2J" in result.output

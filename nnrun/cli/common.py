@@ -127,9 +127,14 @@ def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on e
 
 def print_error(message: str) -> None:
     """`error: <message>` on stderr, on one line: the message is printed verbatim (brackets and
-    all), with any newline in it (a file name's, say) shown as \\n."""
-    message = message.replace("\r", "\\r").replace("\n", "\\n")
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    all), with any control character in it (a newline or a terminal escape in a file name or a
+    key, say) shown escaped, as \\n or \\x1b."""
+    err.print(f"[bold red]error:[/] {escape(shown_as_text(message))}", markup=True, soft_wrap=True)
+
+
+def shown_as_text(text: str) -> str:
+    """Text from a file or a command line, safe for a terminal: control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def handle_errors(fn):
