@@ -279,3 +279,13 @@ def test_a_damaged_summary_does_not_stop_a_resume(reference, tmp_path):
     (run_dir / "summary.json").write_text('{"wall_seconds": null, "resumed": 5, "started": 3}')
     resume_run(run_dir, make_plots=False)
     assert_same_run(run_dir, full)
+
+
+def test_a_checkpoint_that_unpacks_too_large_is_refused_before_reading(reference, tmp_path, monkeypatch):
+    import nnrun.checkpoint
+
+    cfg, _ = reference
+    run_dir = interrupted_run(cfg, tmp_path)
+    monkeypatch.setattr(nnrun.checkpoint, "MAX_BYTES", 1000)  # a zip bomb, scaled down
+    result = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert result.exit_code == 2 and "not a readable checkpoint (ValueError: it unpacks to more than" in result.output
