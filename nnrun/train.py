@@ -172,6 +172,16 @@ def sound(net: nn.Sequential, row: dict) -> bool:
         np.isfinite(p).all() for p in net.parameters().values())
 
 
+def train_step(net: nn.Sequential, loss: nn.Loss, optimizer: nn.Optimizer, x: np.ndarray,
+               y: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
+    """One mini-batch: forward, loss, backward and the optimiser's update; (loss value, outputs).
+    A non-finite loss takes no step (there is nothing worth taking)."""
+    value, out = net.loss_and_gradients(loss, x, y)
+    if math.isfinite(value):
+        optimizer.step(net.parameters(), net.gradients(), lr)
+    return value, out
+
+
 def run_epoch(state: TrainState, train: Split, loss: nn.Loss, optimizer: nn.Optimizer, batch_size: int,
               shuffle: np.random.Generator | None, hooks: Callback) -> bool:
     """One pass over the training data, keeping the running means in state; False when a
@@ -184,9 +194,7 @@ def run_epoch(state: TrainState, train: Split, loss: nn.Loss, optimizer: nn.Opti
         for b, idx in enumerate(batches(len(x), batch_size, shuffle)):
             state.batch = b + 1
             hooks.on_batch_begin(state)
-            value, out = state.net.loss_and_gradients(loss, x[idx], y[idx])
-            if math.isfinite(value):  # a non-finite loss has no step worth taking
-                optimizer.step(state.net.parameters(), state.net.gradients(), state.lr)
+            value, out = train_step(state.net, loss, optimizer, x[idx], y[idx], state.lr)
             hits = out.argmax(axis=1) == y[idx]
             total_loss += value * len(idx)
             correct += float(np.sum(hits))
