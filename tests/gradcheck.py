@@ -75,16 +75,15 @@ def check_layer(layer, x: np.ndarray, before_forward=None, seed: int = 1) -> Non
 
 
 def capture_input_gradient(net) -> dict:
-    """Wrap the first layer's backward so that the network's dL/dx is kept in the returned dict."""
+    """Wrap the network's backward so that its dL/dx is kept in the returned dict."""
     store: dict = {}
-    first = net.layers[0]
-    original = first.backward
+    original = net.backward
 
     def spy(*args, **kwargs):
         store["input"] = original(*args, **kwargs)
         return store["input"]
 
-    first.backward = spy
+    net.backward = spy
     return store
 
 

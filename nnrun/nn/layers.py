@@ -6,12 +6,12 @@ Shapes exclude the batch axis: images are (C, H, W), flat features (F,). Arrays 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
+from . import kernels
 from .activations import Activation, make_activation
 from .init import INITIALIZERS, default_initializer
 from .registry import Registry
@@ -95,6 +95,18 @@ class Layer:
     @property
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())
+
+    def buffer(self, name: object, shape: tuple, dtype: DTypeLike, zeroed: bool = False,
+               fill: float | None = None) -> np.ndarray:
+        """A scratch array kept between calls, one per name (a new shape replaces the old one):
+        contents undefined, unless zeroed (allocated as zeros; the caller keeps the part it
+        relies on zero) or fill (allocated filled, never written)."""
+        buffers = self.__dict__.setdefault("_buffers", {})
+        kept = buffers.get(name)
+        if kept is None or kept.shape != shape or kept.dtype != dtype:
+            kept = buffers[name] = np.full(shape, fill, dtype) if fill is not None else (
+                np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype))
+        return kept
 
     # -- run time ---------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -218,19 +230,12 @@ def _image_shape(input_shape: tuple) -> tuple[int, int, int]:
     return input_shape
 
 
-def _offsets(kh: int, kw: int, stride: int, oh: int, ow: int) -> Iterator[tuple[int, int, slice, slice]]:
-    """For each kernel offset (i, j): the strided (rows, cols) slices it reads from the input."""
-    for i in range(kh):  # a loop over kernel offsets only; each step is a whole-batch slice
-        for j in range(kw):
-            yield i, j, slice(i, i + stride * oh, stride), slice(j, j + stride * ow, stride)
-
-
 @register("conv2d")
 class Conv2D(ParamLayer):
     """2-D cross-correlation like PyTorch: x (batch, C, H, W) -> y (batch, filters, OH, OW);
     W (filters, C, kh, kw), b (filters,).
 
-    Forward is im2col + one GEMM; backward is two GEMMs + col2im (a loop over kernel offsets).
+    Forward is im2col + one GEMM; backward is two GEMMs (dW, and dx per kernel tap) + col2im.
     padding: an int, "valid" (0) or "same" (stride 1 only; odd kernels keep H and W).
     """
 
@@ -271,48 +276,66 @@ class Conv2D(ParamLayer):
         kh, kw = self.kernel_size
         return (self.filters, c, kh, kw), c * kh * kw, self.filters * kh * kw, (self.filters,)
 
-    # Internally channels-last (N, H, W, C): the GEMM output is (N*OH*OW, F), so the NCHW
-    # array handed on is a transposed view of NHWC memory, and reading it back as NHWC is free.
+    # Memory is channels-last (N, H, W, C) throughout: the GEMM's output (N*OH*OW, F) is NHWC,
+    # the NCHW array handed on is a transposed view of it, and the next image layer's
+    # transpose back to NHWC is free. So no layer copies to change layout.
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
-        ph, pw = self.pads()
-        xh = x.transpose(0, 2, 3, 1)
-        if ph or pw:
-            xh = np.pad(xh, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-        n, (kh, kw), s = len(x), self.kernel_size, self.stride
         _, oh, ow = self.output_shape
-        cols = np.empty((n, oh, ow, kh, kw, xh.shape[3]), xh.dtype)
-        for i, j, rows, cols_ in _offsets(kh, kw, s, oh, ow):
-            cols[:, :, :, i, j, :] = xh[:, rows, cols_, :]
-        cols = cols.reshape(n * oh * ow, -1)  # (N*OH*OW, kh*kw*C)
-        if training:
-            self._cols, self._padded_shape, self._padded_dtype = cols, xh.shape, xh.dtype
-        z = cols @ self._weight_matrix().T
-        if self.use_bias:
-            z += self.params["b"]
-        return z.reshape(n, oh, ow, self.filters).transpose(0, 3, 1, 2)
-
-    def _weight_matrix(self) -> np.ndarray:
-        """W (F, C, kh, kw) as (F, kh*kw*C), matching the column layout."""
-        return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
+        z = self.linear_nhwc(x.transpose(0, 2, 3, 1), training, oh, ow)
+        return z.transpose(0, 3, 1, 2)
 
     def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
-        n, f, oh, ow = dz.shape
-        dzm = dz.transpose(0, 2, 3, 1).reshape(-1, f)
+        dx = self.backward_nhwc(dz.transpose(0, 2, 3, 1), input_gradient, bias=self.use_bias)
+        return None if dx is None else dx.transpose(0, 3, 1, 2)
+
+    def linear_nhwc(self, xh: np.ndarray, training: bool, oh: int, ow: int,
+                    bias: bool = True) -> np.ndarray:
+        """z (N, oh, ow, F) for xh (N, H, W, C): the first oh x ow outputs (fewer than the full
+        output when a pool after this layer drops the rest), plus the bias if `bias`."""
+        (kh, kw), (ph, pw), n = self.kernel_size, self.pads(), len(xh)
+        if ph or pw:
+            shape = (n, xh.shape[1] + 2 * ph, xh.shape[2] + 2 * pw, xh.shape[3])
+            xh = kernels.pad_into(xh, ph, pw, self.buffer("padded", shape, xh.dtype, zeroed=True))
+        if xh.shape[3] == 1:  # cols is stored transposed, (kh*kw, N*oh*ow): see im2col_single_channel
+            cols_t = self.buffer(("cols", training), (kh * kw, n * oh * ow), xh.dtype)
+            cols = kernels.im2col_single_channel(xh, kh, kw, self.stride, oh, ow, out=cols_t).T
+        else:
+            cols = self.buffer(("cols", training), (n * oh * ow, kh * kw * xh.shape[3]), xh.dtype)
+            kernels.im2col(xh, kh, kw, self.stride, oh, ow, out=cols)
+        if training:
+            self._cols, self._padded_shape = cols, xh.shape
+        z = cols @ self.weight_matrix().T
+        if bias and self.use_bias:
+            z += self.params["b"]
+        return z.reshape(n, oh, ow, self.filters)
+
+    def weight_matrix(self) -> np.ndarray:
+        """W (F, C, kh, kw) as (F, kh*kw*C), matching im2col's column order."""
+        return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
+
+    def backward_nhwc(self, dzh: np.ndarray, input_gradient: bool, bias: bool) -> np.ndarray | None:
+        """dL/dx (N, H, W, C) for dzh, shaped like the last training linear_nhwc's output; fills
+        grads["W"] (and grads["b"] if `bias`: a caller that added the bias itself fills it)."""
+        n, oh, ow, f = dzh.shape
+        dzm = np.ascontiguousarray(dzh).reshape(-1, f)
         c, kh, kw = self.params["W"].shape[1:]
-        self.grads["W"] = (dzm.T @ self._cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
-        if self.use_bias:
-            self.grads["b"] = dzm.sum(axis=0)
+        dw = (self._cols.T @ dzm).T.reshape(f, kh, kw, c)
+        self.grads["W"] = np.ascontiguousarray(dw.transpose(0, 3, 1, 2))
+        if bias:
+            self.grads["b"] = self.sum_rows(dzm)
         if not input_gradient:
             return None
-        # dx, one kernel offset at a time: a GEMM per offset writes a contiguous block, which
-        # is added to its shifted window (faster than one big GEMM plus a strided col2im).
-        w_offsets = self.params["W"].transpose(2, 3, 1, 0)  # (kh, kw, C, F)
-        dxh = np.zeros(self._padded_shape, self._padded_dtype)
-        for i, j, rows, cols_ in _offsets(kh, kw, self.stride, oh, ow):
-            dxh[:, rows, cols_, :] += (dzm @ w_offsets[i, j].T).reshape(n, oh, ow, c)
+        taps = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, f, c)  # (tap, F, C)
+        dcols = np.matmul(dzm, taps)  # (tap, N*oh*ow, C): one contiguous block per tap
+        dxp = self.buffer("dx", self._padded_shape, dzm.dtype)
+        kernels.col2im_taps(dcols, kh, kw, self.stride, oh, ow, out=dxp)
         ph, pw = self.pads()
-        dxh = dxh[:, ph:dxh.shape[1] - ph, pw:dxh.shape[2] - pw, :]
-        return dxh.transpose(0, 3, 1, 2)
+        return dxp[:, ph:dxp.shape[1] - ph, pw:dxp.shape[2] - pw, :]
+
+    def sum_rows(self, m: np.ndarray) -> np.ndarray:
+        """m (rows, F) summed over its rows, as a matrix-vector product (several times faster
+        than m.sum(axis=0) for tall m)."""
+        return self.buffer("ones", (len(m),), m.dtype, fill=1) @ m
 
 
 class Pool2D(Layer):
@@ -334,69 +357,56 @@ class Pool2D(Layer):
             raise ShapeError(f"pool_size {p} is larger than its input {h}x{w}; use a smaller pool_size")
         return (c, conv_output_size(h, p, s, 0), conv_output_size(w, p, s, 0))
 
-    def slices(self) -> Iterator[tuple[int, int, slice, slice]]:
-        """For each window offset (i, j): the strided slices it reads."""
+    def rows_read(self) -> tuple[int, int]:
+        """How many input rows and columns the windows cover: floor mode drops the rest."""
         _, oh, ow = self.output_shape
-        return _offsets(self.pool_size, self.pool_size, self.stride, oh, ow)
-
-    def pool(self, xh: np.ndarray, training: bool) -> np.ndarray:
-        """Channels last: (batch, H, W, C) -> (batch, OH, OW, C); caches for unpool if training."""
-        raise NotImplementedError
-
-    def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
-        """Add dL/dx for dzh (batch, OH, OW, C) into dxh (batch, H, W, C), channels last."""
-        raise NotImplementedError
+        return self.stride * (oh - 1) + self.pool_size, self.stride * (ow - 1) + self.pool_size
 
     # Like conv2d, pools work on the channels-last view, which is how the memory is laid out.
     def transform(self, x: np.ndarray, training: bool) -> np.ndarray:
-        if training:
-            self._x = x
-        return self.pool(x.transpose(0, 2, 3, 1), training).transpose(0, 3, 1, 2)
+        return self.pool_nhwc(x.transpose(0, 2, 3, 1), training).transpose(0, 3, 1, 2)
 
     def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
-        dxh = np.zeros_like(self._x).transpose(0, 2, 3, 1)
-        self.unpool(dz.transpose(0, 2, 3, 1), dxh)
-        return dxh.transpose(0, 3, 1, 2)
+        return self.unpool_nhwc(dz.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    def pool_nhwc(self, xh: np.ndarray, training: bool) -> np.ndarray:
+        """(N, H, W, C) -> (N, OH, OW, C); caches what unpool_nhwc needs if training."""
+        raise NotImplementedError
+
+    def unpool_nhwc(self, dyh: np.ndarray) -> np.ndarray:
+        """dL/dx (N, H, W, C) for dyh (N, OH, OW, C), after a training pool_nhwc."""
+        raise NotImplementedError
 
 
 @register("maxpool2d")
 class MaxPool2D(Pool2D):
     """Max over each window; the gradient goes to the first maximum of a tie (as in PyTorch)."""
 
-    def pool(self, xh: np.ndarray, training: bool) -> np.ndarray:
-        best = winner = None
-        for k, (_, _, rows, cols) in enumerate(self.slices()):
-            v = xh[:, rows, cols, :]
-            if best is None:
-                best = v.copy()
-                winner = np.zeros(v.shape, np.int16) if training else None
-                continue
-            if training:  # which window position won, for unpool
-                # Masked arithmetic rather than np.where/copyto: several times faster here.
-                better = (v > best).view(np.int8)
-                winner += better * (np.int16(k) - winner)
-            np.maximum(best, v, out=best)
+    def pool_nhwc(self, xh: np.ndarray, training: bool) -> np.ndarray:
+        _, oh, ow = self.output_shape
+        y, winners = kernels.max_pool(xh, self.pool_size, self.stride, oh, ow, training)
         if training:
-            self._winner = winner
-        return best
+            self._winners, self._input_shape_nhwc = winners, xh.shape
+        return y
 
-    def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
-        for k, (_, _, rows, cols) in enumerate(self.slices()):
-            dxh[:, rows, cols, :] += dzh * (self._winner == k)
+    def unpool_nhwc(self, dyh: np.ndarray) -> np.ndarray:
+        out = np.empty(self._input_shape_nhwc, dyh.dtype)
+        return kernels.max_unpool(dyh, self._winners, self.pool_size, self.stride, out)
 
 
 @register("avgpool2d")
 class AvgPool2D(Pool2D):
     """Mean over each window; the gradient is shared equally among the window's inputs."""
 
-    def pool(self, xh: np.ndarray, training: bool) -> np.ndarray:
-        total = sum(xh[:, rows, cols, :] for _, _, rows, cols in self.slices())
-        return total / xh.dtype.type(self.pool_size ** 2)
+    def pool_nhwc(self, xh: np.ndarray, training: bool) -> np.ndarray:
+        if training:
+            self._input_shape_nhwc = xh.shape
+        _, oh, ow = self.output_shape
+        return kernels.avg_pool(xh, self.pool_size, self.stride, oh, ow)
 
-    def unpool(self, dzh: np.ndarray, dxh: np.ndarray) -> None:
-        share = dzh / dzh.dtype.type(self.pool_size ** 2)
-        for _, _, rows, cols in self.slices():
-            dxh[:, rows, cols, :] += share
+    def unpool_nhwc(self, dyh: np.ndarray) -> np.ndarray:
+        out = np.empty(self._input_shape_nhwc, dyh.dtype)
+        return kernels.avg_unpool(dyh, self.pool_size, self.stride, out)
 
 
 @register("flatten")

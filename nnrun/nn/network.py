@@ -8,6 +8,7 @@ from itertools import pairwise
 import numpy as np
 from numpy.typing import DTypeLike
 
+from . import stages
 from .layers import ActivationLayer, Layer, ParamLayer, ShapeError
 from .losses import Loss
 
@@ -45,7 +46,7 @@ class Sequential:
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple, seed: int | np.random.Generator = 0,
-                 dtype: DTypeLike = np.float32):
+                 dtype: DTypeLike = np.float32, fuse: bool = True):
         self.layers = list(layers)
         self.input_shape = tuple(input_shape)
         self.dtype = np.dtype(dtype)
@@ -61,6 +62,8 @@ class Sequential:
                 raise ShapeError(f"output shape {shape} is empty; the input is too small for "
                                  "this stack", i, layer.type)
         self.output_shape = shape
+        # fuse=False runs every layer on its own: the reference the fused stages are tested against.
+        self.stages = stages.plan(self.layers, fuse)
 
     def _default_inits_follow_activation_layers(self) -> None:
         """A linear dense or conv2d followed by {type: relu} is a relu layer: He, not Glorot."""
@@ -128,9 +131,9 @@ class Sequential:
     def forward_with_logits(self, x: np.ndarray, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(logits, output): the last layer's pre-activation output and its activation."""
         x = np.asarray(x, self.dtype)
-        for layer in self.layers[:-1]:
-            x = layer.forward(x, training)
-        return self.layers[-1].forward_with_logits(x, training)
+        for stage in self.stages[:-1]:
+            x = stage.forward(x, training)
+        return self.stages[-1].forward_with_logits(x, training)
 
     def backward(self, grad: np.ndarray, skip_output_activation: bool = False,
                  input_gradient: bool = True) -> np.ndarray | None:
@@ -138,11 +141,13 @@ class Sequential:
         or None when input_gradient is False: then backward stops at the first layer with
         parameters, which skips work nobody needs during training."""
         first = 0 if input_gradient else self.first_index_with_params()
-        last = len(self.layers) - 1
-        for i in range(last, first - 1, -1):
-            grad = self.layers[i].backward(grad, skip_activation=skip_output_activation and i == last,
-                                           input_gradient=input_gradient or i != first)
-        return grad if input_gradient else None
+        for stage in reversed(self.stages):
+            if stage.last < first:
+                break
+            grad = stage.backward(grad, skip_output_activation and stage is self.stages[-1],
+                                  input_gradient or stage.first > first)
+        # A copy: layers may hand back a buffer that the next backward overwrites.
+        return np.array(grad) if input_gradient else None
 
     def first_index_with_params(self) -> int:
         """Index of the first layer with parameters (0 if none): where training's backward stops."""
