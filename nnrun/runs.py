@@ -255,25 +255,22 @@ def versions() -> dict:
 
 
 def blas() -> dict | None:
-    """The BLAS library numpy calls and its threads, which can change a run's last digits. Only
-    threadpoolctl (optional, not a dependency) sees the library in use; without it, numpy's build
-    names the library and the threads stay unknown."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return built_blas()
+    """The BLAS library numpy calls, its kernel and threads, which can change a run's last
+    digits (numpy's build configuration names the library when threadpoolctl sees none)."""
+    from threadpoolctl import threadpool_info
+
     loaded = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
     if not loaded:
         return built_blas()
     return {"library": loaded[0].get("internal_api"), "version": loaded[0].get("version"),
-            "threads": loaded[0].get("num_threads")}
+            "kernel": loaded[0].get("architecture"), "threads": loaded[0].get("num_threads")}
 
 
 def built_blas() -> dict | None:
     """The BLAS of numpy's build configuration (numpy 1.26 and later), None when not known."""
     try:
         info = np.__config__.CONFIG["Build Dependencies"]["blas"]
-        return {"library": info["name"], "version": info.get("version"), "threads": None}
+        return {"library": info["name"], "version": info.get("version"), "kernel": None, "threads": None}
     except (AttributeError, KeyError, TypeError):
         return None
 

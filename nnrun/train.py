@@ -19,6 +19,7 @@ import numpy as np
 
 from nnrun import nn
 from nnrun.metrics import metric_mode
+from nnrun.parallel import shard_threads
 from nnrun.status import Status
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -116,7 +117,8 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterato
 def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndarray,
                     batch_size: int = 512) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, outputs) of the network on (x, y) in evaluation mode."""
-    value, out = net.evaluate(loss, x, y, batch_size)
+    with shard_threads(net):
+        value, out = net.evaluate(loss, x, y, batch_size)
     return value, float(np.mean(out.argmax(axis=1) == y)), out
 
 
@@ -134,35 +136,36 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
     if stopped:
         state.request_stop(*stopped)
     hooks = Callbacks(callbacks)
-    try:
-        hooks.on_train_begin(state)
-        for t in range(len(done), epochs):
-            if state.stopping:  # asked at the end of the last epoch (or before: a resumed stop)
-                break
-            state.epoch, state.lr = t + 1, schedule(t)
-            hooks.on_epoch_begin(state)
-            start = time.perf_counter()
-            if not run_epoch(state, train, loss, optimizer, batch_size, shuffle, hooks):
-                break
-            row = {"epoch": state.epoch, "lr": state.lr, "train_loss": state.train_loss,
-                   "train_accuracy": state.train_accuracy, "val_loss": None, "val_accuracy": None}
-            if val is not None:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see run_epoch
-                    row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss, *val)
-            row["seconds"] = time.perf_counter() - start
-            if not sound(net, row):
-                state.request_stop(Status.DIVERGED, f"the weights or the validation loss stopped being finite "
-                                                    f"in epoch {state.epoch}; try a smaller optimizer.lr")
-                break
-            state.rows.append(row)
-            state.last_complete_weights = net.get_weights()
-            hooks.on_epoch_end(state, row)
-    except KeyboardInterrupt:
-        state.status = Status.INTERRUPTED
-    finally:
-        if len(state.rows) < state.epoch:  # an unfinished epoch: not its half-trained weights
-            net.set_weights(state.last_complete_weights)
-        hooks.on_train_end(state)
+    with shard_threads(net):
+        try:
+            hooks.on_train_begin(state)
+            for t in range(len(done), epochs):
+                if state.stopping:  # asked at the end of the last epoch (or before: a resumed stop)
+                    break
+                state.epoch, state.lr = t + 1, schedule(t)
+                hooks.on_epoch_begin(state)
+                start = time.perf_counter()
+                if not run_epoch(state, train, loss, optimizer, batch_size, shuffle, hooks):
+                    break
+                row = {"epoch": state.epoch, "lr": state.lr, "train_loss": state.train_loss,
+                       "train_accuracy": state.train_accuracy, "val_loss": None, "val_accuracy": None}
+                if val is not None:
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see run_epoch
+                        row["val_loss"], row["val_accuracy"], _ = evaluate_arrays(net, loss, *val)
+                row["seconds"] = time.perf_counter() - start
+                if not sound(net, row):
+                    state.request_stop(Status.DIVERGED, f"the weights or the validation loss stopped being finite "
+                                                        f"in epoch {state.epoch}; try a smaller optimizer.lr")
+                    break
+                state.rows.append(row)
+                state.last_complete_weights = net.get_weights()
+                hooks.on_epoch_end(state, row)
+        except KeyboardInterrupt:
+            state.status = Status.INTERRUPTED
+        finally:
+            if len(state.rows) < state.epoch:  # an unfinished epoch: not its half-trained weights
+                net.set_weights(state.last_complete_weights)
+            hooks.on_train_end(state)
     return state
 
 
@@ -178,7 +181,7 @@ def train_step(net: nn.Sequential, loss: nn.Loss, optimizer: nn.Optimizer, x: np
     A non-finite loss takes no step (there is nothing worth taking)."""
     value, out = net.loss_and_gradients(loss, x, y)
     if math.isfinite(value):
-        optimizer.step(net.parameters(), net.gradients(), lr)
+        optimizer.step(net.parameters(), net.gradients(), lr, flat=net.flat_buffers())
     return value, out
 
 

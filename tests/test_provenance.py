@@ -29,7 +29,7 @@ def read_summary(run_dir) -> dict:
 def assert_reproducible_record(summary: dict) -> None:
     assert datetime.fromisoformat(summary["started"]).utcoffset() is not None
     assert summary["versions"] == {"python": sys.version.split()[0], "numpy": np.__version__, "nnrun": __version__}
-    assert summary["blas"] is None or set(summary["blas"]) == {"library", "version", "threads"}
+    assert summary["blas"] is None or set(summary["blas"]) == {"library", "version", "kernel", "threads"}
 
 
 def test_the_cli_records_the_command_line(tmp_path, monkeypatch):
@@ -65,15 +65,19 @@ def test_blas_with_threadpoolctl_names_the_library_in_use_and_its_threads(monkey
     fake = types.ModuleType("threadpoolctl")
     fake.threadpool_info = lambda: [
         {"user_api": "openmp", "internal_api": "openmp", "version": None, "num_threads": 8},
-        {"user_api": "blas", "internal_api": "openblas", "version": "0.3.27", "num_threads": 4}]
+        {"user_api": "blas", "internal_api": "openblas", "version": "0.3.27", "num_threads": 4,
+         "architecture": "Haswell"}]
     monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
-    assert blas() == {"library": "openblas", "version": "0.3.27", "threads": 4}
+    assert blas() == {"library": "openblas", "version": "0.3.27", "kernel": "Haswell", "threads": 4}
 
 
-def test_blas_without_threadpoolctl_names_numpys_build_and_no_threads(monkeypatch):
-    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails as if not installed
+def test_blas_that_threadpoolctl_cannot_see_is_named_from_numpys_build(monkeypatch):
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_info = lambda: [{"user_api": "openmp", "internal_api": "openmp", "num_threads": 8}]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
     built = getattr(np.__config__, "CONFIG", {}).get("Build Dependencies", {}).get("blas")
-    expected = {"library": built["name"], "version": built.get("version"), "threads": None} if built else None
+    expected = ({"library": built["name"], "version": built.get("version"), "kernel": None, "threads": None}
+                if built else None)
     assert blas() == expected
 
 

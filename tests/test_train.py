@@ -471,26 +471,31 @@ def test_progress_bar_shows_a_dash_until_the_first_batch_and_the_runs_time_left(
     display.close()
 
 
-def test_training_starts_with_a_line_about_data_and_model(tmp_path):
+def fake_threadpoolctl(monkeypatch, blas: dict) -> None:
+    import sys
+    import types
+
+    fake = types.ModuleType("threadpoolctl")
+    fake.threadpool_info = lambda: [{"user_api": "openmp", "num_threads": 8}, {"user_api": "blas", **blas}]
+    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
+
+
+def test_training_starts_with_a_line_about_data_and_model(tmp_path, monkeypatch):
+    fake_threadpoolctl(monkeypatch, {"internal_api": "openblas", "architecture": "Zen", "num_threads": 1})
     config = write_config(tmp_path)
     result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
-    assert lines[0] == "data: train 96, validation 24, test 30 samples of (1, 8, 8), 3 classes; model: 235 parameters"
+    assert lines[0] == ("data: train 96, validation 24, test 30 samples of (1, 8, 8), 3 classes; "
+                        "model: 235 parameters; BLAS: openblas Zen, 1 threads")
     assert lines[1].startswith("epoch 1/3  loss")
     _, quiet = train(config, "--runs-dir", str(tmp_path / "runs"), "-q")
     assert quiet == []
 
 
-def test_the_blas_library_and_threads_are_named_when_threadpoolctl_is_there(monkeypatch):
-    import sys
-    import types
-
+def test_the_blas_library_kernel_and_threads_are_named(monkeypatch):
     from nnrun.cli.live import blas_threads
 
-    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # not installed: nothing said
-    assert blas_threads() is None
-    fake = types.ModuleType("threadpoolctl")
-    fake.threadpool_info = lambda: [{"user_api": "openmp", "num_threads": 8},
-                                    {"user_api": "blas", "internal_api": "openblas", "num_threads": 2}]
-    monkeypatch.setitem(sys.modules, "threadpoolctl", fake)
-    assert blas_threads() == "openblas, 2 threads"
+    fake_threadpoolctl(monkeypatch, {"internal_api": "openblas", "architecture": "SkylakeX", "num_threads": 2})
+    assert blas_threads() == "openblas SkylakeX, 2 threads"
+    fake_threadpoolctl(monkeypatch, {"internal_api": "mkl", "num_threads": 4})
+    assert blas_threads() == "mkl, 4 threads"

@@ -46,15 +46,14 @@ def sample_counts(data) -> str:
 
 
 def blas_threads() -> str | None:
-    """'openblas, 2 threads' when threadpoolctl is installed (it is not a dependency), else None."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
+    """'openblas Haswell, 2 threads': the BLAS library numpy calls, its kernel and threads."""
+    from threadpoolctl import threadpool_info
+
     blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
     if not blas:
         return None
-    return f"{blas[0].get('internal_api', 'blas')}, {blas[0].get('num_threads')} threads"
+    kernel = f" {blas[0]['architecture']}" if blas[0].get("architecture") else ""
+    return f"{blas[0].get('internal_api', 'blas')}{kernel}, {blas[0].get('num_threads')} threads"
 
 
 def run_line(data, net) -> str:

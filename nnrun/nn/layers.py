@@ -177,6 +177,11 @@ class ParamLayer(Layer):
         if self.use_bias:
             self.params["b"] = np.zeros(bias_shape, dtype)
 
+    def sum_rows(self, m: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """m (rows, F) summed over its rows into out (F,), as a matrix-vector product (several
+        times faster than m.sum(axis=0) for tall m)."""
+        return np.matmul(self.buffer("ones", (len(m),), m.dtype, fill=1), m, out=out)
+
     def base_config(self) -> dict:
         """The constructor arguments every ParamLayer shares (activation aside)."""
         cfg = {"init": self.init, "use_bias": self.use_bias}
@@ -213,9 +218,9 @@ class Dense(ParamLayer):
         return z + self.params["b"] if self.use_bias else z
 
     def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
-        self.grads["W"] = self._x.T @ dz
+        np.matmul(self._x.T, dz, out=self.grads["W"])
         if self.use_bias:
-            self.grads["b"] = dz.sum(axis=0)
+            self.sum_rows(dz, out=self.grads["b"])
         return dz @ self.params["W"].T if input_gradient else None
 
 
@@ -320,9 +325,9 @@ class Conv2D(ParamLayer):
         dzm = np.ascontiguousarray(dzh).reshape(-1, f)
         c, kh, kw = self.params["W"].shape[1:]
         dw = (self._cols.T @ dzm).T.reshape(f, kh, kw, c)
-        self.grads["W"] = np.ascontiguousarray(dw.transpose(0, 3, 1, 2))
+        np.copyto(self.grads["W"], dw.transpose(0, 3, 1, 2))
         if bias:
-            self.grads["b"] = self.sum_rows(dzm)
+            self.sum_rows(dzm, out=self.grads["b"])
         if not input_gradient:
             return None
         taps = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, f, c)  # (tap, F, C)
@@ -331,11 +336,6 @@ class Conv2D(ParamLayer):
         kernels.col2im_taps(dcols, kh, kw, self.stride, oh, ow, out=dxp)
         ph, pw = self.pads()
         return dxp[:, ph:dxp.shape[1] - ph, pw:dxp.shape[2] - pw, :]
-
-    def sum_rows(self, m: np.ndarray) -> np.ndarray:
-        """m (rows, F) summed over its rows, as a matrix-vector product (several times faster
-        than m.sum(axis=0) for tall m)."""
-        return self.buffer("ones", (len(m),), m.dtype, fill=1) @ m
 
 
 class Pool2D(Layer):

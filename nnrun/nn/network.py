@@ -11,6 +11,7 @@ from numpy.typing import DTypeLike
 from . import stages
 from .layers import ActivationLayer, Layer, ParamLayer, ShapeError
 from .losses import Loss
+from .shards import Shards, shard_count
 
 # An int seed gives each consumer its own stream, so that none shifts another's numbers (a
 # dropout layer added does not change the weights): [seed, INIT_STREAM] initialises the weights,
@@ -64,6 +65,25 @@ class Sequential:
         self.output_shape = shape
         # fuse=False runs every layer on its own: the reference the fused stages are tested against.
         self.stages = stages.plan(self.layers, fuse)
+        self._flat_params = flatten(self.layers, "params")
+        self._flat_grads = flatten(self.layers, "grads")
+        self.shards = Shards(self.layers, self.stages, fuse, shard_count(self.layers))
+
+    def flat_buffers(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(parameters, gradients), each one 1-D array of which parameters() and gradients()
+        are views in order, for whole-model optimiser steps; None if a layer's array was replaced
+        (then only the per-name arrays are the model)."""
+        live = [a for attribute in ("params", "grads") for layer in self.layers
+                for a in getattr(layer, attribute).values()]
+        views = self._flat_params[1] + self._flat_grads[1]
+        if len(live) != len(views) or any(a is not v for a, v in zip(live, views, strict=False)):
+            return None
+        return self._flat_params[0], self._flat_grads[0]
+
+    def set_threads(self, threads: int) -> None:
+        """Run a conv net's two batch halves on this many threads (see shards.py); the caller
+        gives each a one-thread BLAS. The numbers do not depend on it."""
+        self.shards.set_threads(threads)
 
     def _default_inits_follow_activation_layers(self) -> None:
         """A linear dense or conv2d followed by {type: relu} is a relu layer: He, not Glorot."""
@@ -131,9 +151,11 @@ class Sequential:
     def forward_with_logits(self, x: np.ndarray, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(logits, output): the last layer's pre-activation output and its activation."""
         x = np.asarray(x, self.dtype)
-        for stage in self.stages[:-1]:
-            x = stage.forward(x, training)
-        return self.stages[-1].forward_with_logits(x, training)
+        parts = self.shards.slices(len(x))
+        if training or len(parts) < 2:  # a training forward is whole, or split by loss_and_gradients
+            return _forward(self.stages, x, training)
+        done = self.shards.map(lambda stages, part: _forward(stages, x[part], False), parts)
+        return np.concatenate([z for z, _ in done]), np.concatenate([y for _, y in done])
 
     def backward(self, grad: np.ndarray, skip_output_activation: bool = False,
                  input_gradient: bool = True) -> np.ndarray | None:
@@ -141,11 +163,7 @@ class Sequential:
         or None when input_gradient is False: then backward stops at the first layer with
         parameters, which skips work nobody needs during training."""
         first = 0 if input_gradient else self.first_index_with_params()
-        for stage in reversed(self.stages):
-            if stage.last < first:
-                break
-            grad = stage.backward(grad, skip_output_activation and stage is self.stages[-1],
-                                  input_gradient or stage.first > first)
+        grad = _backward(self.stages, grad, skip_output_activation, first)
         # A copy: layers may hand back a buffer that the next backward overwrites.
         return np.array(grad) if input_gradient else None
 
@@ -161,11 +179,23 @@ class Sequential:
                            input_gradient: bool = False) -> tuple[float, np.ndarray]:
         """A training forward, the loss and backward in one go; returns (loss value, output).
         Gradients land in each layer's `grads`. Softmax + cross-entropy use the fused gradient
-        p - y. dL/dx is computed (by the first layer's backward) only if input_gradient."""
-        logits, out = self.forward_with_logits(x, training=True)
+        p - y. dL/dx is computed (by the first layer's backward) only if input_gradient.
+        A conv net computes the batch as halves (shards.py): the same loss and per-sample
+        gradients, the parameter gradients summed over the halves."""
+        x = np.asarray(x, self.dtype)
         fused = self.fuses_softmax(loss)
+        parts = self.shards.slices(len(x))
+        if len(parts) < 2:
+            logits, out = self.forward_with_logits(x, training=True)
+            grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
+            self.backward(grad, skip_output_activation=fused, input_gradient=input_gradient)
+            return self.loss_value(loss, logits, out, y), out
+        done = self.shards.map(lambda stages, part: _forward(stages, x[part], True), parts)
+        logits, out = np.concatenate([z for z, _ in done]), np.concatenate([y for _, y in done])
         grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
-        self.backward(grad, skip_output_activation=fused, input_gradient=input_gradient)
+        first = 0 if input_gradient else self.first_index_with_params()
+        self.shards.map(lambda stages, part: _backward(stages, grad[part], fused, first), parts)
+        self.shards.sum_gradients()
         return self.loss_value(loss, logits, out, y), out
 
     def loss_value(self, loss: Loss, logits: np.ndarray, out: np.ndarray, y: np.ndarray) -> float:
@@ -189,3 +219,37 @@ class Sequential:
             empty = np.zeros((0, *self.output_shape), self.dtype)
             return empty, empty
         return np.concatenate([z for z, _ in parts]), np.concatenate([out for _, out in parts])
+
+
+def _forward(stages: list, x: np.ndarray, training: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, output) of the stages run in order on x."""
+    for stage in stages[:-1]:
+        x = stage.forward(x, training)
+    return stages[-1].forward_with_logits(x, training)
+
+
+def _backward(stages: list, grad: np.ndarray, skip_output_activation: bool, first: int) -> np.ndarray:
+    """Back through the stages down to layer `first` (0: dL/dx of the network's input; else
+    the input gradient of layer `first` is not computed)."""
+    for stage in reversed(stages):
+        if stage.last < first:
+            break
+        grad = stage.backward(grad, skip_output_activation and stage is stages[-1],
+                              first == 0 or stage.first > first)
+    return grad
+
+
+def flatten(layers: list[Layer], attribute: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Move every layer's `params` (or `grads`) into one 1-D array, in order, leaving views of it
+    in their place: (the array, the views)."""
+    arrays = [(layer, key, a) for layer in layers for key, a in getattr(layer, attribute).items()]
+    dtype = arrays[0][2].dtype if arrays else np.float32
+    flat = np.empty(sum(a.size for _, _, a in arrays), dtype)
+    views, start = [], 0
+    for layer, key, a in arrays:
+        view = flat[start:start + a.size].reshape(a.shape)
+        view[...] = a
+        getattr(layer, attribute)[key] = view
+        views.append(view)
+        start += a.size
+    return flat, views

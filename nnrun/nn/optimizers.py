@@ -37,19 +37,57 @@ class Optimizer:
         self.clip_norm = clip_norm
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self.t = 0
+        self._flat: dict[str, np.ndarray] | None = None  # the state as whole-model arrays
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float) -> None:
-        """Update every named parameter in place from its gradient, at learning rate lr."""
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float,
+             flat: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Update every named parameter in place from its gradient, at learning rate lr.
+
+        flat: (parameters, gradients) as two 1-D arrays of which params and grads are views, in
+        order (Sequential.flat_buffers): the same update done in a few whole-model operations."""
         self.t += 1
+        if flat is not None:
+            self.step_flat(params, *flat, lr)
+            return
         if self.clip_norm:
             grads = clip_by_global_norm(grads, self.clip_norm)
         for key, p in params.items():
-            g = grads[key]
-            if self.weight_decay and not self.decoupled_decay:
-                g = g + p * p.dtype.type(self.weight_decay)
-            if self.weight_decay and self.decoupled_decay:
-                p *= p.dtype.type(1 - lr * self.weight_decay)
-            self.update(p, g, p.dtype.type(lr), self.state.setdefault(key, {}))
+            self.decay_and_update(p, grads[key], lr, self.state.setdefault(key, {}))
+
+    def step_flat(self, params: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        if self.clip_norm:
+            g = clip_by_global_norm({"all": g}, self.clip_norm)["all"]
+        state = self.flat_state(params, p)
+        known = len(state)
+        self.decay_and_update(p, g, lr, state)
+        if len(state) != known:  # the first step created the state: show it by parameter too
+            self.state = {key: {} for key in params}
+            self.link_state(params)
+
+    def decay_and_update(self, p: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]) -> None:
+        if self.weight_decay and not self.decoupled_decay:
+            g = g + p * p.dtype.type(self.weight_decay)
+        if self.weight_decay and self.decoupled_decay:
+            p *= p.dtype.type(1 - lr * self.weight_decay)
+        self.update(p, g, p.dtype.type(lr), state)
+
+    def flat_state(self, params: dict[str, np.ndarray], p: np.ndarray) -> dict[str, np.ndarray]:
+        """The state as whole-model arrays, gathered from the per-parameter state (after a
+        load_state_dict or per-parameter steps) when it is not kept flat yet."""
+        if self._flat is None or any(a.size != p.size for a in self._flat.values()):
+            names = {name for arrays in self.state.values() for name in arrays}
+            self._flat = {name: np.concatenate([self.state[key][name].ravel() for key in params])
+                          for name in names if all(name in self.state.get(key, {}) for key in params)}
+            self.link_state(params)
+        return self._flat
+
+    def link_state(self, params: dict[str, np.ndarray]) -> None:
+        """Make each parameter's state a view of the flat state (state_dict reads it there)."""
+        start = 0
+        for key, p in params.items():
+            for name, a in self._flat.items():
+                self.state.setdefault(key, {})[name] = a[start:start + p.size].reshape(p.shape)
+            start += p.size
 
     decoupled_decay = False
 
@@ -67,7 +105,7 @@ class Optimizer:
             raise ValueError(f"not an optimizer state: expected 't' and '<parameter>/<name>' keys, "
                              f"got {sorted(state)}")
         self.t = int(state["t"])
-        self.state = {}
+        self.state, self._flat = {}, None
         for key, a in state.items():
             if key != "t":
                 param, name = key.rsplit("/", 1)
@@ -114,7 +152,12 @@ class Adam(Optimizer):
         v += t(1 - self.beta2) * g * g
         m_hat = m / t(1 - self.beta1 ** self.t)
         v_hat = v / t(1 - self.beta2 ** self.t)
-        p -= lr * m_hat / (np.sqrt(v_hat) + t(self.eps))
+        # In place, in the order of lr * m_hat / (sqrt(v_hat) + eps): fewer temporary arrays.
+        np.sqrt(v_hat, out=v_hat)
+        v_hat += t(self.eps)
+        m_hat *= lr
+        m_hat /= v_hat
+        p -= m_hat
 
 
 @register("adamw")

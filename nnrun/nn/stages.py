@@ -67,7 +67,7 @@ class ConvPoolStage:
         dyh = dy.transpose(0, 2, 3, 1)
         dyh = dyh * (self._y > 0) if self.relu else np.ascontiguousarray(dyh)
         if self.conv.use_bias:
-            self.conv.grads["b"] = self.conv.sum_rows(dyh.reshape(-1, dyh.shape[3]))
+            self.conv.sum_rows(dyh.reshape(-1, dyh.shape[3]), out=self.conv.grads["b"])
         dz = self.pool.unpool_nhwc(dyh)
         dx = self.conv.backward_nhwc(dz, input_gradient, bias=False)
         return None if dx is None else dx.transpose(0, 3, 1, 2)

@@ -1,0 +1,77 @@
+"""A conv net's batch computed as two halves, which two threads can run side by side.
+
+NumPy's kernels release the GIL, so two Python threads, each with a one-thread BLAS, keep both
+cores busy through the copies and element-wise passes that a multi-threaded BLAS leaves serial.
+The split is a property of the network, not of the machine: a batch is always computed as the
+same halves, on one thread or two, so the numbers are the same bits whatever the thread count.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from . import stages as stage_plans
+from .layers import Conv2D, Layer
+
+SHARDS = 2
+
+
+def shard_count(layers: list[Layer]) -> int:
+    """2 for a network with a convolution and no random layer (a dropout mask is drawn for the
+    whole batch from one stream; halves would draw it in a thread-dependent order), else 1."""
+    has_conv = any(isinstance(layer, Conv2D) for layer in layers)
+    return SHARDS if has_conv and not any(layer.stochastic for layer in layers) else 1
+
+
+def replica(layer: Layer) -> Layer:
+    """The same layer (its parameter arrays shared) with its own gradients, caches and buffers."""
+    twin = copy.copy(layer)
+    twin.grads = {k: np.zeros_like(g) for k, g in layer.grads.items()}
+    twin.__dict__.pop("_buffers", None)
+    return twin
+
+
+class Shards:
+    """The stage lists of each shard (the network's own first) and the threads that run them."""
+
+    def __init__(self, layers: list[Layer], stages: list, fuse: bool, count: int):
+        self.layers = [layers] + [[replica(layer) for layer in layers] for _ in range(count - 1)]
+        self.stages = [stages] + [stage_plans.plan(twins, fuse) for twins in self.layers[1:]]
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def set_threads(self, threads: int) -> None:
+        """Run the shards on min(threads, shards) threads (1: one after the other)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        if min(threads, len(self)) > 1:
+            self.pool = ThreadPoolExecutor(len(self) - 1, thread_name_prefix="nnrun-shard")
+
+    def slices(self, n: int) -> list[slice]:
+        """The halves of a batch of n (one slice when n is too small to split)."""
+        bounds = np.linspace(0, n, min(len(self), n) + 1).astype(int)
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def map(self, work: Callable[[list, slice], Any], parts: list[slice]) -> list:
+        """work(stages, part) for each shard's stages and its part; the first in this thread."""
+        if self.pool is None or len(parts) < 2:
+            return [work(stages, part) for stages, part in zip(self.stages, parts, strict=False)]
+        futures = [self.pool.submit(work, stages, part)
+                   for stages, part in zip(self.stages[1:], parts[1:], strict=False)]
+        first = work(self.stages[0], parts[0])
+        return [first] + [f.result() for f in futures]
+
+    def sum_gradients(self) -> None:
+        """Add each other shard's parameter gradients into the network's own layers'."""
+        for i, layer in enumerate(self.layers[0]):
+            for key, g in layer.grads.items():
+                for twins in self.layers[1:]:
+                    g += twins[i].grads[key]

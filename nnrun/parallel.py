@@ -1,0 +1,38 @@
+"""Threads for a conv net's batch halves (nn/shards.py), each with a one-thread BLAS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import nn
+
+
+def blas_threads() -> int:
+    """How many threads the BLAS library would use now (1 in a sweep worker, which limits it)."""
+    from threadpoolctl import threadpool_info
+
+    return max((lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"), default=1)
+
+
+@contextmanager
+def shard_threads(net: nn.Sequential, threads: int | None = None) -> Iterator[None]:
+    """Within the block, run net's batch halves side by side on `threads` threads (default: as
+    many as BLAS would use), BLAS then using one thread in each. Nothing changes for a network
+    without halves, with one thread, or inside an outer shard_threads. The numbers are the
+    same either way: only the speed differs."""
+    if len(net.shards) < 2 or net.shards.pool is not None:
+        yield
+        return
+    threads = threads or blas_threads()
+    if threads < 2:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        net.set_threads(threads)
+        try:
+            yield
+        finally:
+            net.set_threads(1)

@@ -1,0 +1,292 @@
+"""Every fast path of the engine against the straightforward implementation it replaced.
+
+The references here are written for clarity, not speed: a convolution as a sum over kernel taps,
+pooling over explicit windows, the network layer by layer on the whole batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnrun.nn import Sequential, kernels, make_layer, make_loss
+from nnrun.nn.shards import Shards
+from nnrun.nn.stages import ConvPoolStage, LayerStage
+
+F64 = np.float64
+
+
+def rand(*shape, seed=0, dtype=F64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# -- references -------------------------------------------------------------------------------
+def reference_conv(x, w, b, stride, pad):
+    """NCHW cross-correlation as a sum over taps: out[n,f,r,c] = sum x[n,:,r*s+i,c*s+j] w[f,:,i,j]."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    f, _, kh, kw = w.shape
+    oh = (xp.shape[2] - kh) // stride + 1
+    ow = (xp.shape[3] - kw) // stride + 1
+    out = np.zeros((len(x), f, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+            out += np.einsum("nchw,fc->nfhw", patch, w[:, :, i, j])
+    return out + b[None, :, None, None]
+
+
+def reference_max_pool(x, size, stride):
+    """NCHW max over each window and, for backward, the index of its first maximum."""
+    n, c, h, w = x.shape
+    oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
+    windows = np.stack([x[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+                        for i in range(size) for j in range(size)])
+    return windows.max(axis=0), windows.argmax(axis=0)  # argmax: the first maximum
+
+
+def reference_max_unpool(dy, first, x_shape, size, stride):
+    dx = np.zeros(x_shape)
+    oh, ow = dy.shape[2:]
+    for k in range(size * size):
+        i, j = divmod(k, size)
+        dx[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += dy * (first == k)
+    return dx
+
+
+def reference_im2col(xp, kh, kw, stride, oh, ow):
+    """NHWC patches, one slice copy per tap (the implementation im2col replaced)."""
+    n, _, _, c = xp.shape
+    cols = np.empty((n, oh, ow, kh, kw, c), xp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = xp[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
+    return cols.reshape(n * oh * ow, -1)
+
+
+# -- kernels ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("c, stride, kh, kw", [(1, 1, 3, 3), (3, 1, 3, 3), (2, 2, 3, 2), (1, 2, 5, 5), (4, 3, 2, 2)])
+def test_im2col_is_the_per_tap_copy(c, stride, kh, kw):
+    xp = rand(2, 9, 10, c, dtype=np.float32)
+    oh, ow = (9 - kh) // stride + 1, (10 - kw) // stride + 1
+    expected = reference_im2col(xp, kh, kw, stride, oh, ow)
+    out = np.empty_like(expected)
+    assert np.array_equal(kernels.im2col(xp, kh, kw, stride, oh, ow, out), expected)
+    if c == 1:
+        out_t = np.empty(expected.T.shape, np.float32)
+        assert np.array_equal(kernels.im2col_single_channel(xp, kh, kw, stride, oh, ow, out_t).T, expected)
+
+
+@pytest.mark.parametrize("size, stride", [(2, 2), (3, 3), (3, 2), (2, 1)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_and_its_gradient_match_explicit_windows(size, stride, ties):
+    """Values, and which element of a tied window gets the gradient (the first), bit for bit;
+    2x2 stride 2 takes the tournament path, the others the general one. Odd sizes leave rows
+    that floor mode drops (they get no gradient)."""
+    shape = (3, 2, 9, 7)
+    x = rand(*shape, seed=1)
+    if ties:
+        x = np.round(x)  # few distinct values: many tied windows
+    y_ref, first = reference_max_pool(x, size, stride)
+    oh, ow = y_ref.shape[2:]
+    xh = x.transpose(0, 2, 3, 1)
+    y, winners = kernels.max_pool(xh, size, stride, oh, ow, training=True)
+    assert np.array_equal(y.transpose(0, 3, 1, 2), y_ref)
+    dy = rand(*y_ref.shape, seed=2)
+    dx = kernels.max_unpool(np.ascontiguousarray(dy.transpose(0, 2, 3, 1)), winners, size, stride,
+                            np.full(xh.shape, np.nan))
+    assert np.array_equal(dx.transpose(0, 3, 1, 2), reference_max_unpool(dy, first, shape, size, stride))
+
+
+def test_the_2x2_tournament_sends_each_tie_to_the_first_element():
+    x = np.zeros((1, 4, 4, 1))
+    x[0, 0:2, 0:2, 0] = [[1, 1], [1, 1]]      # all four tied: top left
+    x[0, 0:2, 2:4, 0] = [[0, 2], [2, 2]]      # three tied, first is top right
+    x[0, 2:4, 0:2, 0] = [[0, 0], [3, 3]]      # tie in the bottom row: bottom left
+    x[0, 2:4, 2:4, 0] = [[-1, -1], [-1, -1]]  # all negative and tied: top left
+    _, winners = kernels.max_pool(x, 2, 2, 2, 2, training=True)
+    dx = kernels.max_unpool(np.ones((1, 2, 2, 1)), winners, 2, 2, np.empty_like(x))
+    assert dx[0, :, :, 0].tolist() == [[1, 0, 0, 1], [0, 0, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0]]
+
+
+def test_avg_pool_gradient_is_divided_by_the_window_size():
+    x = np.ones((1, 4, 4, 1))
+    y = kernels.avg_pool(x, 2, 2, 2, 2)
+    assert np.array_equal(y, np.ones((1, 2, 2, 1)))
+    dx = kernels.avg_unpool(np.ones((1, 2, 2, 1)), 2, 2, np.empty_like(x))
+    assert np.array_equal(dx, np.full_like(x, 0.25))
+
+
+# -- layers -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("c, stride, padding", [(1, 1, 1), (3, 1, 0), (2, 2, 1), (3, 1, "same"), (1, 2, 0)])
+def test_conv2d_forward_and_backward_match_the_sum_over_taps(c, stride, padding):
+    x = rand(2, c, 8, 7, seed=3)
+    layer = make_layer({"type": "conv2d", "filters": 4, "kernel_size": 3, "stride": stride, "padding": padding})
+    layer.build(x.shape[1:], np.random.default_rng(0), F64)
+    layer.params["b"][:] = rand(4, seed=4)
+    pad = 1 if padding == "same" else padding
+    z = layer.forward(x, training=True)
+    assert np.allclose(z, reference_conv(x, layer.params["W"], layer.params["b"], stride, pad), atol=1e-12)
+    dz = rand(*z.shape, seed=5)
+    dx = layer.backward(dz)
+    # The reference's gradients by linearity: d<dz, conv(x)>/dW, /db, /dx, each a sum of products.
+    eye = np.eye(layer.params["W"].size).reshape(-1, *layer.params["W"].shape)
+    zero_b = np.zeros(4)
+    dw = np.array([np.sum(dz * reference_conv(x, e, zero_b, stride, pad)) for e in eye])
+    assert np.allclose(layer.grads["W"], dw.reshape(layer.params["W"].shape), atol=1e-10)
+    assert np.allclose(layer.grads["b"], dz.sum(axis=(0, 2, 3)), atol=1e-12)
+    ex = np.eye(x.size).reshape(-1, *x.shape)
+    dx_ref = np.array([np.sum(dz * reference_conv(e, layer.params["W"], zero_b, stride, pad)) for e in ex])
+    assert np.allclose(dx, dx_ref.reshape(x.shape), atol=1e-10)
+
+
+def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1):
+    specs = [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1, "stride": conv_stride,
+              "activation": activation},
+             {"type": "maxpool2d", "pool_size": 2},
+             {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": activation},
+             {"type": "maxpool2d", "pool_size": 2},
+             {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
+    net = Sequential([make_layer(s) for s in specs], (2, size, size), seed=seed, dtype=dtype, fuse=fuse)
+    for layer in net.layers:
+        if "b" in layer.params:
+            layer.params["b"][:] = rand(*layer.params["b"].shape, seed=7).astype(dtype) * 0.1
+    return net
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+@pytest.mark.parametrize("size", [9, 12])
+def test_conv_then_pool_as_one_stage_equals_the_two_layers(activation, size):
+    """Same outputs and gradients, dL/dx included; size 9 leaves conv outputs that the pool
+    drops (the fused stage does not compute them)."""
+    fused, plain = conv_pool_net(activation, True, size), conv_pool_net(activation, False, size)
+    assert [type(s) for s in fused.stages[:2]] == [ConvPoolStage, ConvPoolStage]
+    assert all(type(s) is LayerStage for s in plain.stages)
+    x, y = rand(5, 2, size, size, seed=8), np.array([0, 1, 2, 1, 0])
+    loss = make_loss("cross_entropy")
+    for net in (fused, plain):
+        net.shards = Shards(net.layers, net.stages, True, 1)  # whole batches: only fusion differs
+    results = []
+    for net in (fused, plain):
+        value, out = net.loss_and_gradients(loss, x, y, input_gradient=True)
+        logits, probs = net.forward_with_logits(x, training=True)
+        dx = net.backward(loss.logits_gradient(probs, y), skip_output_activation=True)
+        results.append((value, out, dx, net.gradients()))
+    (v1, o1, dx1, g1), (v2, o2, dx2, g2) = results
+    assert np.isclose(v1, v2, rtol=1e-13) and np.allclose(o1, o2, atol=1e-14)
+    assert np.allclose(dx1, dx2, atol=1e-14)
+    for name in g2:
+        assert np.allclose(g1[name], g2[name], atol=1e-13), name
+
+
+def test_conv_then_pool_relu_ties_send_no_gradient_either_way():
+    """Windows whose pre-activations are all negative (relu outputs tie at 0): neither path
+    sends a gradient into them, so the weights' gradients agree."""
+    fused, plain = conv_pool_net("relu", True), conv_pool_net("relu", False)
+    for net in (fused, plain):
+        for layer in net.layers:
+            if "b" in layer.params:
+                layer.params["b"][:] = -0.5  # many windows entirely below 0
+        net.shards = Shards(net.layers, net.stages, True, 1)
+    x, y = rand(4, 2, 9, 9, seed=9), np.array([0, 1, 2, 0])
+    loss = make_loss("cross_entropy")
+    grads = []
+    for net in (fused, plain):
+        net.loss_and_gradients(loss, x, y)
+        grads.append(net.gradients())
+    for name in grads[1]:
+        assert np.allclose(grads[0][name], grads[1][name], atol=1e-13), name
+
+
+def test_a_pool_that_is_the_last_layer_is_not_fused():
+    net = Sequential([make_layer({"type": "conv2d", "filters": 2, "activation": "relu"}),
+                      make_layer({"type": "maxpool2d"})], (1, 6, 6))
+    assert [type(s) for s in net.stages] == [LayerStage, LayerStage]
+
+
+# -- batch halves and threads -------------------------------------------------------------------
+def cnn(seed=0):
+    specs = [{"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": 1, "activation": "relu"},
+             {"type": "maxpool2d", "pool_size": 2},
+             {"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]
+    return Sequential([make_layer(s) for s in specs], (1, 8, 8), seed=seed)
+
+
+def test_a_batch_in_halves_gives_the_whole_batchs_loss_and_gradients():
+    halves, whole = cnn(), cnn()
+    assert len(halves.shards) == 2
+    whole.shards = Shards(whole.layers, whole.stages, True, 1)
+    x, y = rand(33, 1, 8, 8, seed=10, dtype=np.float32), np.arange(33) % 10
+    loss = make_loss("cross_entropy")
+    (v1, o1), (v2, o2) = (net.loss_and_gradients(loss, x, y) for net in (halves, whole))
+    assert v1 == pytest.approx(v2, rel=1e-6) and np.allclose(o1, o2, atol=1e-6)
+    g1, g2 = halves.gradients(), whole.gradients()
+    for name in g2:
+        assert np.allclose(g1[name], g2[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_two_threads_give_the_same_bits_as_one():
+    x, y = rand(64, 1, 8, 8, seed=11, dtype=np.float32), np.arange(64) % 10
+    loss = make_loss("cross_entropy")
+    results = []
+    for threads in (1, 2, 1):
+        net = cnn()
+        net.set_threads(threads)
+        assert (net.shards.pool is not None) == (threads == 2)
+        value, out = net.loss_and_gradients(loss, x, y)
+        results.append((value, out, net.gradients(), net.predict(x, batch_size=16)))
+        net.set_threads(1)
+    for value, out, grads, predicted in results[1:]:
+        assert value == results[0][0] and np.array_equal(out, results[0][1])
+        assert np.array_equal(predicted, results[0][3])
+        for name, g in grads.items():
+            assert np.array_equal(g, results[0][2][name]), name
+
+
+def test_networks_with_dropout_or_without_convolutions_are_not_split():
+    mlp = Sequential([make_layer({"type": "dense", "units": 4})], (3,))
+    dropout = Sequential([make_layer({"type": "conv2d", "filters": 2}), make_layer({"type": "dropout", "rate": 0.5}),
+                          make_layer({"type": "flatten"}), make_layer({"type": "dense", "units": 2})], (1, 5, 5))
+    assert len(mlp.shards) == 1 and len(dropout.shards) == 1
+
+
+# -- whole-model optimiser steps ----------------------------------------------------------------
+@pytest.mark.parametrize("name, params", [("adam", {}), ("adamw", {"weight_decay": 0.1}),
+                                          ("sgd", {"momentum": 0.9, "nesterov": True}),
+                                          ("sgd", {"weight_decay": 0.01}), ("rmsprop", {})])
+def test_a_whole_model_step_is_the_per_parameter_step(name, params):
+    """The flat step gives the same bits as one step per parameter, and its state reads back
+    by parameter (state_dict) and continues after load_state_dict."""
+    from nnrun.nn import make_optimizer
+
+    nets = [Sequential([make_layer({"type": "dense", "units": 5, "activation": "tanh"}),
+                        make_layer({"type": "dense", "units": 3, "activation": "softmax"})], (4,), seed=1)
+            for _ in range(2)]
+    assert nets[0].flat_buffers() is not None
+    opts = [make_optimizer(name, **params) for _ in range(2)]
+    x, y = rand(8, 4, seed=3, dtype=np.float32), np.arange(8) % 3
+    loss = make_loss("cross_entropy")
+    for step in range(3):
+        for net, opt, flat in zip(nets, opts, (True, False), strict=True):
+            net.loss_and_gradients(loss, x, y)
+            opt.step(net.parameters(), net.gradients(), 0.05, flat=net.flat_buffers() if flat else None)
+        for key, p in nets[0].parameters().items():
+            assert np.array_equal(p, nets[1].parameters()[key]), (step, key)
+    saved = opts[0].state_dict()
+    assert {k: v.tolist() for k, v in saved.items()} == {k: v.tolist() for k, v in opts[1].state_dict().items()}
+    resumed = make_optimizer(name, **params)
+    resumed.load_state_dict(saved)
+    before = nets[1].get_weights()
+    nets[1].loss_and_gradients(loss, x, y)
+    opts[1].step(nets[1].parameters(), nets[1].gradients(), 0.05)
+    expected = nets[1].get_weights()
+    nets[1].set_weights(before)
+    nets[1].loss_and_gradients(loss, x, y)
+    resumed.step(nets[1].parameters(), nets[1].gradients(), 0.05, flat=nets[1].flat_buffers())
+    for key, p in nets[1].parameters().items():
+        assert np.array_equal(p, expected[key]), key
+
+
+def test_a_replaced_parameter_array_turns_the_whole_model_step_off():
+    net = Sequential([make_layer({"type": "dense", "units": 2})], (3,))
+    net.layers[0].params["W"] = net.layers[0].params["W"].copy()
+    assert net.flat_buffers() is None
