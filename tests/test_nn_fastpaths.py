@@ -290,3 +290,20 @@ def test_a_replaced_parameter_array_turns_the_whole_model_step_off():
     net = Sequential([make_layer({"type": "dense", "units": 2})], (3,))
     net.layers[0].params["W"] = net.layers[0].params["W"].copy()
     assert net.flat_buffers() is None
+
+
+def test_the_numbers_do_not_depend_on_the_blas_thread_count():
+    """A sweep worker has a one-thread BLAS, `nnrun train` a multi-thread one: the same trial
+    must give the same bits in both (every reduction over the batch is numpy's or a GEMM's)."""
+    from threadpoolctl import threadpool_limits
+
+    x, y = rand(64, 1, 8, 8, seed=12, dtype=np.float32), np.arange(64) % 10
+    loss = make_loss("cross_entropy")
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            net = cnn()
+            net.loss_and_gradients(loss, x, y)
+            results.append(net.gradients())
+    for name, g in results[0].items():
+        assert np.array_equal(g, results[1][name]), name

