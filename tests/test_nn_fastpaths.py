@@ -297,12 +297,15 @@ def test_the_numbers_do_not_depend_on_the_blas_thread_count():
     must give the same bits in both (every reduction over the batch is numpy's or a GEMM's)."""
     from threadpoolctl import threadpool_limits
 
-    x, y = rand(64, 1, 8, 8, seed=12, dtype=np.float32), np.arange(64) % 10
+    x, y = rand(128, 1, 28, 28, seed=12, dtype=np.float32), np.arange(128) % 10  # big enough to thread
     loss = make_loss("cross_entropy")
     results = []
     for threads in (1, 2):
         with threadpool_limits(limits=threads, user_api="blas"):
-            net = cnn()
+            # No pool: conv2d's bias gradient sums 64*28*28 rows per half, enough for BLAS to thread.
+            specs = [{"type": "conv2d", "filters": 16, "padding": 1, "activation": "relu"},
+                     {"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]
+            net = Sequential([make_layer(s) for s in specs], (1, 28, 28))
             net.loss_and_gradients(loss, x, y)
             results.append(net.gradients())
     for name, g in results[0].items():
