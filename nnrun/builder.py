@@ -17,7 +17,7 @@ from nnrun.data import (
     load_csv,
     load_idx_pair,
     load_npz,
-    scale_pixels,
+    scaled,
     stratified_split,
 )
 from nnrun.errors import ConfigError
@@ -129,7 +129,7 @@ def load_data(exp: Experiment) -> Data:
         train, val = (train[0][train_idx], train[1][train_idx]), (train[0][val_idx], train[1][val_idx])
     divisor = (auto_divisor(train[0]) if cfg.scale == "auto" else cfg.scale)
     dtype = np.dtype(exp.model.dtype)
-    scale = lambda split: None if split is None else (scale_pixels(split[0], divisor, dtype), split[1])
+    scale = lambda split: None if split is None else (scaled(split[0], divisor, dtype), split[1])
     sources = {"train": describe(cfg.train) if cfg.train else cfg.dataset,
                "test": describe(cfg.test) if cfg.test else (cfg.dataset if test is not None else None)}
     return Data(scale(train), scale(val), scale(test), class_names, divisor, sources)

@@ -503,3 +503,31 @@ def test_scaling():
     assert scaled.dtype == np.float32 and scaled.tolist() == [[0.0, 0.5, 1.0]]
     unscaled = scale_pixels(x, None)
     assert unscaled.dtype == np.float32 and unscaled.tolist() == [[0.0, 8.0, 16.0]]
+
+
+def test_pixels_stay_uint8_and_are_scaled_a_batch_at_a_time():
+    """A quarter of float32's memory, and exactly the numbers scaling all at once gives."""
+    from nnrun.data import ScaledSamples, scale_pixels, scaled
+
+    raw = np.random.default_rng(0).integers(0, 256, (50, 1, 4, 4)).astype(np.uint8)
+    x = scaled(raw, 255.0, np.float32)
+    assert isinstance(x, ScaledSamples) and x.shape == raw.shape and len(x) == 50
+    whole = scale_pixels(raw, 255.0, np.float32)
+    for index in (slice(3, 17), np.array([5, 1, 49, 5]), whole[:, 0, 0, 0] > 0.5, 7):
+        got = x[index]
+        assert got.dtype == np.float32 and np.array_equal(got, whole[index])
+    assert np.array_equal(np.asarray(x), whole)
+    floats = np.linspace(0, 1, 10, dtype=np.float64).reshape(10, 1)
+    assert isinstance(scaled(floats, None, np.float32), np.ndarray)  # not pixels: scaled now
+
+
+def test_a_named_image_dataset_is_kept_as_its_uint8_pixels(tmp_path):
+    from nnrun.builder import load_data
+
+    config = tmp_path / "c.yaml"
+    config.write_text("name: t\ndata: {dataset: digits, validation_split: 0.2}\n"
+                      "model: {layers: [{type: flatten}, {type: dense, units: 10, activation: softmax}]}\n")
+    data = load_data(load_config(config))
+    for split in (data.train, data.val, data.test):
+        assert split[0].raw.dtype == np.uint8
+    assert data.train[0][:2].dtype == np.float32 and float(data.train[0][:100].max()) == 1.0

@@ -29,6 +29,8 @@ _MODULE_OF = {
     "read_idx": "idx",
     "auto_divisor": "prepare",
     "scale_pixels": "prepare",
+    "scaled": "prepare",
+    "ScaledSamples": "prepare",
     "stratified_split": "prepare",
     "load_csv": "tabular",
     "load_npz": "tabular",

@@ -43,3 +43,30 @@ def scale_pixels(x: np.ndarray, divisor: float | None, dtype: np.dtype = np.floa
     if divisor <= 0:
         raise ValueError(f"pixel divisor must be positive, got {divisor}")
     return (np.asarray(x, dtype=dtype) / divisor).astype(dtype, copy=False)
+
+
+class ScaledSamples:
+    """Samples kept as loaded (uint8 pixels: a quarter of float32's memory) and scaled to
+    `dtype` a batch at a time: x[index] is scale_pixels(raw[index]), the same numbers as
+    scaling everything up front. np.asarray(x) scales all of it."""
+
+    def __init__(self, raw: np.ndarray, divisor: float | None, dtype: np.dtype):
+        self.raw, self.divisor, self.dtype = raw, divisor, np.dtype(dtype)
+        self.shape, self.ndim, self.size = raw.shape, raw.ndim, raw.size
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return scale_pixels(self.raw[index], self.divisor, self.dtype)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = scale_pixels(self.raw, self.divisor, self.dtype)
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
+def scaled(x: np.ndarray, divisor: float | None, dtype: np.dtype) -> np.ndarray | ScaledSamples:
+    """x scaled to dtype: small integers (pixels) stay as they are until a batch is taken."""
+    if x.dtype.kind == "u" and x.dtype.itemsize <= 2:
+        return ScaledSamples(x, divisor, dtype)
+    return scale_pixels(x, divisor, dtype)
