@@ -230,6 +230,7 @@ def test_two_threads_give_the_same_bits_as_one():
     results = []
     for threads in (1, 2, 1):
         net = cnn()
+        net.shards.work_per_sample = 10 ** 9  # hand halves to the thread even for this small net
         net.set_threads(threads)
         assert (net.shards.pool is not None) == (threads == 2)
         value, out = net.loss_and_gradients(loss, x, y)
@@ -310,3 +311,26 @@ def test_the_numbers_do_not_depend_on_the_blas_thread_count():
             results.append(net.gradients())
     for name, g in results[0].items():
         assert np.array_equal(g, results[1][name]), name
+
+
+def test_small_halves_stay_on_the_calling_thread(monkeypatch):
+    import threading
+
+    net = cnn()
+    net.set_threads(2)
+    seen = set()
+    original = net.shards.stages[1][0].forward
+
+    def spy(x, training):
+        seen.add(threading.current_thread().name)
+        return original(x, training)
+
+    monkeypatch.setattr(net.shards.stages[1][0], "forward", spy)
+    x = rand(64, 1, 8, 8, seed=1, dtype=np.float32)
+    net.predict(x)
+    assert seen == {threading.current_thread().name}
+    net.shards.work_per_sample = 10 ** 9
+    seen.clear()
+    net.predict(x)
+    assert len(seen) == 1 and seen != {threading.current_thread().name}
+    net.set_threads(1)

@@ -19,6 +19,9 @@ from . import stages as stage_plans
 from .layers import Conv2D, Layer
 
 SHARDS = 2
+# Below this many multiply-adds per half, handing a half to another thread costs more than it
+# saves (a small net on 8x8 digits), so both halves run here, one after the other.
+THREAD_WORK = 4_000_000
 
 
 def shard_count(layers: list[Layer]) -> int:
@@ -26,6 +29,17 @@ def shard_count(layers: list[Layer]) -> int:
     whole batch from one stream; halves would draw it in a thread-dependent order), else 1."""
     has_conv = any(isinstance(layer, Conv2D) for layer in layers)
     return SHARDS if has_conv and not any(layer.stochastic for layer in layers) else 1
+
+
+def work_per_sample(layers: list[Layer]) -> int:
+    """Multiply-adds per sample of the convolutions and dense layers (forward)."""
+    total = 0
+    for layer in layers:
+        w = layer.params.get("W")
+        if w is not None:
+            outputs = int(np.prod(layer.output_shape[1:])) if isinstance(layer, Conv2D) else 1
+            total += outputs * w.size
+    return total
 
 
 def replica(layer: Layer) -> Layer:
@@ -43,6 +57,7 @@ class Shards:
         self.layers = [layers] + [[replica(layer) for layer in layers] for _ in range(count - 1)]
         self.stages = [stages] + [stage_plans.plan(twins, fuse) for twins in self.layers[1:]]
         self.pool: ThreadPoolExecutor | None = None
+        self.work_per_sample = work_per_sample(layers)
 
     def __len__(self) -> int:
         return len(self.stages)
@@ -62,7 +77,8 @@ class Shards:
 
     def map(self, work: Callable[[list, slice], Any], parts: list[slice]) -> list:
         """work(stages, part) for each shard's stages and its part; the first in this thread."""
-        if self.pool is None or len(parts) < 2:
+        small = (parts[0].stop - parts[0].start) * self.work_per_sample < THREAD_WORK
+        if self.pool is None or len(parts) < 2 or small:
             return [work(stages, part) for stages, part in zip(self.stages, parts, strict=False)]
         futures = [self.pool.submit(work, stages, part)
                    for stages, part in zip(self.stages[1:], parts[1:], strict=False)]
