@@ -334,3 +334,19 @@ def test_small_halves_stay_on_the_calling_thread(monkeypatch):
     net.predict(x)
     assert len(seen) == 1 and seen != {threading.current_thread().name}
     net.set_threads(1)
+
+
+def test_a_layer_run_alone_then_fused_keeps_no_stale_buffer():
+    """The layer alone computes more conv outputs than the fused stage (size 9: the pool drops a
+    row); running the same layer both ways must not let one's buffers leak into the other."""
+    from tests.gradcheck import input_gradient
+
+    fused = conv_pool_net("relu", True, size=9)
+    plain = conv_pool_net("relu", False, size=9)
+    x, y = rand(4, 2, 9, 9, seed=13), np.array([0, 1, 2, 0])
+    z = fused.layers[0].forward(x, training=True)
+    fused.layers[0].backward(rand(*z.shape, seed=14))  # alone: the whole 9x9 output
+    loss = make_loss("cross_entropy")
+    for net in (fused, plain):
+        net.shards = Shards(net.layers, net.stages, True, 1)
+    assert np.allclose(input_gradient(fused, loss, x, y), input_gradient(plain, loss, x, y), atol=1e-13)
