@@ -256,8 +256,8 @@ def versions() -> dict:
 
 def blas() -> dict | None:
     """The BLAS library numpy calls and its threads, which can change a run's last digits. Only
-    threadpoolctl (optional, not a dependency) sees the library in use; without it, numpy's build
-    names the library and the threads stay unknown."""
+    threadpoolctl sees the library in use; should it be missing, numpy's build names the library
+    and the threads stay unknown."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:

@@ -189,3 +189,34 @@ def test_a_workers_peak_memory_is_its_own_not_its_parents(tiny):
         assert worker.ask("memory")["peak_memory_mb"] < 200 < ballast.nbytes / 2**20
     finally:
         worker.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+def test_stopping_the_bench_stops_its_workers_at_once(tiny):
+    """SIGTERM (as Ctrl-C) in the middle of a long training repeat: exit 130 within seconds, and
+    no worker left running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    bench = subprocess.Popen([sys.executable, "-m", "nnrun", "bench", str(tiny), "--batches", "10000000"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children, worker = Path(f"/proc/{bench.pid}/task/{bench.pid}/children"), None
+    try:
+        deadline = time.monotonic() + 60
+        while not children.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (worker,) = children.read_text().split()
+        time.sleep(2)  # into its training repeat
+        bench.send_signal(signal.SIGTERM)
+        _, stderr = bench.communicate(timeout=15)
+        assert bench.returncode == 130 and "interrupted" in stderr
+        assert not Path(f"/proc/{worker}").exists()
+    finally:  # whatever failed, leave nothing running
+        for pid in (bench.pid, worker):
+            if pid is not None and Path(f"/proc/{pid}").exists():
+                os.kill(int(pid), signal.SIGKILL)
+        bench.wait()

@@ -66,8 +66,10 @@ def blas_in_use() -> dict | None:
     info = blas()
     if info is None:
         return None
-    from threadpoolctl import threadpool_info
-
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # runs.blas() then named numpy's build, whose kernel is unknown
+        return {**info, "kernel": None}
     loaded = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
     return {**info, "kernel": loaded[0].get("architecture") if loaded else None}
 

@@ -145,7 +145,10 @@ class Worker:
         lines = [line.strip() for line in self.stderr.read().splitlines() if line.strip()]
         return lines[-1] if lines else f"it stopped with exit code {code}"
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
+        """Let the worker quit after its current command; kill it `at_once` (Ctrl-C, an error)."""
+        if at_once:
+            self.process.kill()
         self.send("quit")
         try:
             self.process.wait(timeout=30)
@@ -178,6 +181,7 @@ def bench_network(checked: dict, settings: Settings, threads: int, progress: Pro
     notify = lambda **event: progress({"config": checked["config"], "name": checked["name"], **event})
     notify(phase="start", side=None, repeat=None)
     workers: list[Worker] = []
+    finished = False
     try:
         workers = [Worker(side, job, threads) for side in sides]
         for w in workers:  # both build their data at once: that part is not timed
@@ -186,9 +190,10 @@ def bench_network(checked: dict, settings: Settings, threads: int, progress: Pro
         train = interleaved(workers, "train", settings.repeats, notify)
         peak = {w.side: w.ask("memory")["peak_memory_mb"] for w in workers}
         infer = interleaved(workers, "infer", settings.repeats, notify)
+        finished = True
     finally:
         for w in workers:
-            w.close()
+            w.close(at_once=not finished)
     return network_result(checked, settings, started, train, peak, infer)
 
 

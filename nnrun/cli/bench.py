@@ -118,16 +118,18 @@ MEASURES = [("training", "train_samples_per_s", per_second, "train_time_ratio"),
 def footer(record: dict) -> list[str]:
     """What the figures depend on: the machine, versions, BLAS, threads, the load; warnings."""
     m, v, s = record["machine"], record["versions"], record["settings"]
-    lines = [f"samples per second: training {s['batches']} batches after {s['warmup']} warm-up ones, inference "
-             f"{s['inference_samples']:,} samples at batch {s['inference_batch']}; ratios: time or memory, "
-             "below 1 nnrun is faster or smaller",
-             f"machine: {m['cpu'] or 'unknown CPU'}, {m['usable_cores']} of {m['cores']} cores; "
-             f"Python {v['python']}, NumPy {v['numpy']}"
-             + (f", PyTorch {v['torch']}" if v.get("torch") else ""),
-             f"BLAS: {blas_text(record['blas'])}" + (f"; PyTorch: {torch_text(record['torch'])}" if record["torch"] else "")]
+    lines = [f"training: samples/s over {s['batches']} batches (after {s['warmup']} warm-up ones); "
+             f"inference: {s['inference_samples']:,} samples at batch {s['inference_batch']}"]
+    if s["compare"]:
+        lines.append("nnrun/PyTorch: nnrun's time (or memory) over PyTorch's; below 1, nnrun is faster")
+    torch = f", PyTorch {v['torch']}" if v.get("torch") else ""
+    lines.append(f"machine: {m['cpu'] or 'unknown CPU'}, {m['usable_cores']} of {m['cores']} cores; "
+                 f"Python {v['python']}, NumPy {v['numpy']}{torch}")
+    torch = f"; PyTorch: {torch_text(record['torch'])}" if record["torch"] else ""
+    lines.append(f"BLAS: {blas_text(record['blas'])}{torch}")
     if record["blas_overrides"]:
-        lines.append("BLAS overrides set: " + ", ".join(f"{k}={v}" for k, v in record["blas_overrides"].items())
-                     + " (users' machines usually have none)")
+        overrides = ", ".join(f"{k}={value}" for k, value in record["blas_overrides"].items())
+        lines.append(f"BLAS overrides set: {overrides} (users' machines usually have none)")
     load = record["load_average"]
     if load["start"] and load["end"]:
         lines.append(f"load average (1 min): {load['start'][0]:.2f} at the start, {load['end'][0]:.2f} at the end")

@@ -46,7 +46,7 @@ def sample_counts(data) -> str:
 
 
 def blas_threads() -> str | None:
-    """'openblas, 2 threads' when threadpoolctl is installed (it is not a dependency), else None."""
+    """'openblas, 2 threads' as threadpoolctl sees it; None when it cannot say."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
