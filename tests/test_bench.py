@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from nnrun.bench import TORCH_MISSING, Settings, default_configs, run_bench
+from nnrun.bench import TORCH_MISSING, Settings, default_configs
 from nnrun.bench import run as bench_run
 from nnrun.bench.machine import load_warning
 from nnrun.bench.run import Worker
@@ -86,12 +86,20 @@ def test_quiet_machine_no_warning():
 
 
 @needs_torch
-def test_compare_torch_interleaves_the_sides_and_reports_ratios_of_the_medians(tiny):
+def test_compare_torch_interleaves_the_sides_and_reports_ratios_of_the_medians(tiny, tmp_path, monkeypatch):
+    from nnrun.cli import bench as bench_cli
+
     events = []
-    record = run_bench([tiny], Settings(batches=2, repeats=2, compare="torch", threads=1), progress=events.append)
+    shown = bench_cli.progress_text
+    monkeypatch.setattr(bench_cli, "progress_text", lambda event: events.append(event) or shown(event))
+    out = tmp_path / "bench.json"
+    result = bench(str(tiny), "--batches", "2", "--repeats", "2", "--compare", "torch", "--threads", "1",
+                   "--json", str(out))
+    assert result.exit_code == 0, result.output
     turns = [(e["phase"], e["side"], e["repeat"]) for e in events if e["phase"] != "start"]
     assert turns == [("train", "nnrun", 1), ("train", "torch", 1), ("train", "nnrun", 2), ("train", "torch", 2),
                      ("infer", "nnrun", 1), ("infer", "torch", 1), ("infer", "nnrun", 2), ("infer", "torch", 2)]
+    record = json.loads(out.read_text())
     (net,) = record["networks"]
     assert set(net["torch"]) == SIDE_FIELDS | {"torch"}
     assert net["torch"]["torch"]["threads"] == 1 and record["torch"]["version"] == record["versions"]["torch"]
@@ -102,15 +110,6 @@ def test_compare_torch_interleaves_the_sides_and_reports_ratios_of_the_medians(t
     assert net["peak_memory_ratio"] == round(net["nnrun"]["peak_memory_mb"] / net["torch"]["peak_memory_mb"], 3)
     # each side measured in its own process: PyTorch's import alone outweighs this network
     assert net["torch"]["peak_memory_mb"] > net["nnrun"]["peak_memory_mb"]
-
-
-@needs_torch
-def test_compare_torch_from_the_command_line(tiny, tmp_path):
-    out = tmp_path / "bench.json"
-    result = bench(str(tiny), "--batches", "2", "--repeats", "1", "--compare", "torch", "--json", str(out))
-    assert result.exit_code == 0, result.output
-    net = json.loads(out.read_text())["networks"][0]
-    assert {"train_time_ratio", "inference_time_ratio", "peak_memory_ratio"} <= set(net)
     assert "nnrun/PyTorch" in result.output and f"{net['train_time_ratio']:.2f}x" in result.output
     assert "PyTorch: " in result.output  # its kernels and threads in the footer
 

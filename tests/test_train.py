@@ -475,7 +475,10 @@ def test_training_starts_with_a_line_about_data_and_model(tmp_path):
     config = write_config(tmp_path)
     result, lines = train(config, "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
-    assert lines[0] == "data: train 96, validation 24, test 30 samples of (1, 8, 8), 3 classes; model: 235 parameters"
+    from nnrun.cli.live import blas_threads
+
+    blas = f"; BLAS: {blas_threads()}" if blas_threads() else ""  # threadpoolctl (a dependency) names it
+    assert lines[0] == f"data: train 96, validation 24, test 30 samples of (1, 8, 8), 3 classes; model: 235 parameters{blas}"
     assert lines[1].startswith("epoch 1/3  loss")
     _, quiet = train(config, "--runs-dir", str(tmp_path / "runs"), "-q")
     assert quiet == []
