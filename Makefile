@@ -41,9 +41,15 @@ demo: $(RUNTIME)
 lint: $(DEV)
 	$(BIN)/ruff check nnrun tests experiments
 
+# Benchmarks run with OpenBLAS choosing its own kernel, as on users' machines: the overrides some
+# machines set (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) are unset for these commands alone.
+NO_BLAS_OVERRIDES := env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE
+
 bench: $(RUNTIME)
-	$(BIN)/python experiments/benchmark.py
-	$(BIN)/python experiments/bench_sweep.py
+	@if $(BIN)/python -c 'import torch' 2>/dev/null; then compare='--compare torch'; \
+	  else compare=''; echo 'PyTorch is not installed: nnrun bench without --compare torch (README: Speed)'; fi; \
+	  echo "$(BIN)/nnrun bench $$compare"; $(NO_BLAS_OVERRIDES) $(BIN)/nnrun bench $$compare
+	$(NO_BLAS_OVERRIDES) $(BIN)/python experiments/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info nnrun.egg-info .pytest_cache

@@ -65,3 +65,13 @@ def test_test_after_demo_adds_the_dev_tools_only(clone):
 
 def test_ci_runs_make_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_bench_runs_nnrun_bench_against_pytorch_when_it_is_there_then_the_sweep_benchmark(clone):
+    commands = planned(clone, "bench")
+    bench = "\n".join(commands)
+    assert "if .venv/bin/python -c 'import torch'" in bench and "compare='--compare torch'" in bench
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/nnrun bench $compare" in bench
+    assert commands[-1] == "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python experiments/bench_sweep.py"
+    assert not any("benchmark.py" in c for c in commands)
+    assert not (ROOT / "experiments" / "benchmark.py").exists()
