@@ -3,6 +3,7 @@
 import signal
 
 from nnrun.cli import (
+    check,  # noqa: F401  (registers check)
     evaluate,  # noqa: F401  (registers evaluate, runs, compare)
     lrfind,  # noqa: F401  (registers lr-find)
     sweep,  # noqa: F401  (registers sweep)
