@@ -327,6 +327,7 @@ class TrainConfig(Strict):
     shuffle: bool = True
     early_stopping: EarlyStopping | None = None
     plateau_monitor: Monitor = "val_loss"
+    diagnostics: bool = True
 
 
 class SweepConfig(Strict):

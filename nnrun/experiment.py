@@ -24,6 +24,7 @@ from nnrun.checkpoint import FILE as CHECKPOINT
 from nnrun.checkpoint import Checkpoint, Trainer, restore
 from nnrun.checkpoint import load as load_checkpoint
 from nnrun.config import Experiment, load_config, resolved_dict
+from nnrun.diagnostics import Diagnostics, findings, probe_sample
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import remove_leftovers, write_json, write_text
 from nnrun.metrics import SmoothedLoss, ema
@@ -35,6 +36,7 @@ from nnrun.runs import (
     read_summary,
     versions,
     write_config,
+    write_diagnostics,
     write_metrics,
     write_summary,
     write_weights,
@@ -81,9 +83,11 @@ def prepare(exp: Experiment, init_weights: PathLike | None = None) -> tuple[Data
     return data, net
 
 
-def standard_callbacks(exp: Experiment, has_val: bool, schedule: nn.Schedule) -> list[Callback]:
+def standard_callbacks(exp: Experiment, data: Data, schedule: nn.Schedule) -> list[Callback]:
     """What the config's train section asks of the loop: the best epoch by the early-stopping
-    monitor (val_loss without one), the divergence stop, plateau, early stopping, best weights."""
+    monitor (val_loss without one), the divergence stop, plateau, early stopping, best weights,
+    and the diagnostics (on a probe of the training data)."""
+    has_val = data.val is not None
     stopping = exp.train.early_stopping
     best = BestEpoch(available_metric(stopping.monitor if stopping else "val_loss", has_val),
                      stopping.min_delta if stopping else 0.0)
@@ -94,6 +98,8 @@ def standard_callbacks(exp: Experiment, has_val: bool, schedule: nn.Schedule) ->
         callbacks.append(EarlyStopping(best, stopping.patience))
         if stopping.restore_best_weights:
             callbacks.append(RestoreBestWeights(best))
+    if exp.train.diagnostics:
+        callbacks.append(Diagnostics(probe_sample(data.train[0])))
     return callbacks
 
 
@@ -102,10 +108,14 @@ def shuffle_stream(exp: Experiment) -> np.random.Generator | None:
     return np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
 
 
-def trainer_for(exp: Experiment, net: nn.Sequential, has_val: bool) -> Trainer:
+def trainer_for(exp: Experiment, net: nn.Sequential, data: Data) -> Trainer:
     """The optimiser, schedule, shuffling stream and standard callbacks the config asks for."""
-    schedule = build_schedule(exp, available_metric(exp.train.plateau_monitor, has_val))
-    return Trainer(net, build_optimizer(exp), schedule, shuffle_stream(exp), standard_callbacks(exp, has_val, schedule))
+    schedule = build_schedule(exp, available_metric(exp.train.plateau_monitor, data.val is not None))
+    return Trainer(net, build_optimizer(exp), schedule, shuffle_stream(exp), standard_callbacks(exp, data, schedule))
+
+
+def diagnostics_of(trainer: Trainer) -> Diagnostics | None:
+    return next((c for c in trainer.callbacks if isinstance(c, Diagnostics)), None)
 
 
 @dataclass
@@ -126,13 +136,15 @@ class RunCallback(Callback):
 
 
 def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data, callbacks: Sequence[Callback] = (),
-                   checkpoint: Path | None = None, resume: Resume | None = None) -> TrainState:
-    """Train net on data as exp.train says, with the standard callbacks then `callbacks`;
-    saving a checkpoint after each epoch when given its path, and going on from `resume`."""
+                   checkpoint: Path | None = None, resume: Resume | None = None,
+                   trainer: Trainer | None = None) -> TrainState:
+    """Train net on data as exp.train says, with the standard callbacks (those of `trainer`, when
+    given) then `callbacks`; saving a checkpoint after each epoch when given its path, and going
+    on from `resume`."""
     for callback in callbacks:
         if isinstance(callback, RunCallback):
             callback.on_run_begin(data, net)
-    trainer = resume.trainer if resume else trainer_for(exp, net, data.val is not None)
+    trainer = resume.trainer if resume else trainer or trainer_for(exp, net, data)
     saving = [Checkpoint(checkpoint, trainer, fingerprint(exp, data))] if checkpoint else []
     return fit(net, data.train, data.val, build_loss(exp), trainer.optimizer, trainer.schedule,
                exp.train.epochs, exp.train.batch_size, trainer.shuffle, [*trainer.callbacks, *saving, *callbacks],
@@ -147,17 +159,22 @@ def fingerprint(exp: Experiment, data: Data) -> dict:
 
 
 class MetricsWriter(Callback):
-    """metrics.csv and metrics.json, rewritten after every epoch: a run that stops for any
-    reason leaves the metrics of every epoch it finished."""
+    """metrics.csv and metrics.json (and diagnostics.csv), rewritten after every epoch: a run that
+    stops for any reason leaves the metrics of every epoch it finished."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, diagnostics: Diagnostics | None = None):
+        self.run_dir, self.diagnostics = run_dir, diagnostics
 
     def on_epoch_end(self, state, row):
-        write_metrics(self.run_dir, state.rows)
+        self.write(state)
 
     def on_train_end(self, state):
+        self.write(state)
+
+    def write(self, state):
         write_metrics(self.run_dir, state.rows)
+        if self.diagnostics is not None:
+            write_diagnostics(self.run_dir, self.diagnostics.named_rows(state.net))
 
 
 def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLike | None = None,
@@ -196,7 +213,7 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
     saved = load_checkpoint(run_dir / CHECKPOINT)
     exp = load_config(run_dir / "config.yaml")
     data, net = prepare(exp)
-    trainer = trainer_for(exp, net, data.val is not None)
+    trainer = trainer_for(exp, net, data)
     done, stopped = restore(saved, trainer, fingerprint(exp, data), exp.train.epochs, run_dir / CHECKPOINT)
     remove_leftovers(run_dir)
     return run_into(run_dir, exp, data, net, callbacks, make_plots, Resume(trainer, done, stopped, summary))
@@ -212,16 +229,21 @@ def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, cal
                "started": local_time(), "versions": versions(), "blas": blas()}
     earlier = resumed_summary(resume.previous, summary["started"]) if resume else {}
     summary.update(earlier)
+    trainer = resume.trainer if resume else trainer_for(exp, net, data)
+    diagnostics = diagnostics_of(trainer)
     try:
-        state = fit_experiment(exp, net, data, [MetricsWriter(run_dir), *callbacks], run_dir / CHECKPOINT, resume)
+        state = fit_experiment(exp, net, data, [MetricsWriter(run_dir, diagnostics), *callbacks],
+                               run_dir / CHECKPOINT, resume, trainer)
         summary.update(run_summary(state, net, data))
         summary["warnings"] = training_warnings(exp, state, data)
+        summary["findings"] = findings(state.rows, diagnostics.named_rows(net), diagnostics.divergence,
+                                       guessing_loss(exp, data, data.train[1])) if diagnostics else []
         if data.test is not None and state.rows:
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
             summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=state.weights)
         write_weights(run_dir / "weights.json", net)
         if make_plots and state.rows:
-            draw_training_plots(exp.name, state, run_dir)
+            draw_training_plots(exp.name, state, run_dir, diagnostics.named_rows(net) if diagnostics else [])
     except BaseException as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         summary["status"] = Status.INTERRUPTED if interrupted else summary["status"]
@@ -270,13 +292,15 @@ def run_summary(state: TrainState, net: nn.Sequential, data: Data) -> dict:
             "class_names": data.class_names, "scale_divisor": data.divisor}
 
 
-def draw_training_plots(name: str, state: TrainState, run_dir: Path) -> None:
+def draw_training_plots(name: str, state: TrainState, run_dir: Path, diagnostics: list[dict]) -> None:
     from nnrun import plots
 
     plots.learning_curves(state.rows, run_dir / "plots" / "learning_curves.png",
                           title=f"{name}: learning curves", best_epoch=state.best_epoch,
                           monitor=state.monitor)
     plots.lr_schedule(state.rows, run_dir / "plots" / "lr_schedule.png")
+    if diagnostics:
+        plots.diagnostics_plot(diagnostics, run_dir / "plots" / "diagnostics.png", title=f"{name}: diagnostics")
 
 
 
@@ -294,8 +318,7 @@ def training_warnings(exp: Experiment, state: TrainState, data: Data) -> list[st
     if not state.rows or not is_ok(state.status):
         return []
     split = "val" if state.rows[-1].get("val_accuracy") is not None else "train"
-    labels = (data.val if split == "val" else data.train)[1]
-    guess = build_loss(exp).value(np.full((len(labels), data.num_classes), 1 / data.num_classes), labels)
+    guess = guessing_loss(exp, data, (data.val if split == "val" else data.train)[1])
     losses = [loss_value(row[f"{split}_loss"]) for row in state.rows]
     accuracies = [float(row[f"{split}_accuracy"]) for row in state.rows]
     findings = hopeless_findings(split, losses, accuracies, data.num_classes, guess)
@@ -304,6 +327,12 @@ def training_warnings(exp: Experiment, state: TrainState, data: Data) -> list[st
     train_losses = [loss_value(row["train_loss"]) for row in state.rows]
     cause = likely_cause(train_losses, losses, guess, exp.optimizer.lr)
     return [f"training went nowhere: {'; '.join(findings)}. Likely cause: {cause}"]
+
+
+def guessing_loss(exp: Experiment, data: Data, labels: np.ndarray) -> float:
+    """The loss of predicting every class equally for these labels (ln 10 = 2.30 for
+    cross-entropy on 10 classes)."""
+    return build_loss(exp).value(np.full((len(labels), data.num_classes), 1 / data.num_classes), labels)
 
 
 def loss_value(v) -> float:

@@ -119,6 +119,8 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         print_train_summary(summary)
         for warning in summary.get("warnings") or []:
             print_warning(warning)
+        for finding in summary.get("findings") or []:
+            print_finding(finding)
         out.print(str(run_dir), markup=False, soft_wrap=True)
     if summary["status"] == Status.INTERRUPTED:
         exit_interrupted(run_dir)
@@ -163,6 +165,11 @@ def resolve_resume(resume: Path, runs_dir: Path) -> Path:
 def print_warning(message: str) -> None:
     """`warning: <message>` on stderr: the run completed (exit code 0) but should not be trusted."""
     err.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
+
+
+def print_finding(message: str) -> None:
+    """`finding: <message>` on stderr: what the diagnostics saw inside the network, with a fix."""
+    err.print(f"[bold cyan]finding:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def print_train_summary(summary: dict) -> None:
