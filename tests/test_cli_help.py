@@ -16,7 +16,7 @@ from nnrun.metrics import RUN_METRICS
 from tests.test_sweep import write_config
 
 runner = CliRunner()
-COMMANDS = ["validate", "train", "evaluate", "runs", "compare", "sweep", "lr-find"]
+COMMANDS = ["validate", "check", "train", "evaluate", "runs", "compare", "sweep", "lr-find"]
 RUNS_DIR_COMMANDS = ["train", "evaluate", "runs", "compare", "sweep", "lr-find"]
 
 
