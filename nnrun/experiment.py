@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from nnrun.config import Experiment, load_config, resolved_dict
 from nnrun.diagnostics import Diagnostics, findings, probe_sample
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import remove_leftovers, write_json, write_text
+from nnrun.loggers import require as require_loggers
+from nnrun.loggers import start_loggers
 from nnrun.metrics import SmoothedLoss, ema
 from nnrun.runs import (
     blas,
@@ -185,7 +188,9 @@ def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLi
     say) run after the standard ones; `command`, the command line that started it, goes into
     the summary.
 
-    Config errors (bad data, shapes, weights) raise before the folder is created."""
+    Config errors (bad data, shapes, weights, a logger's missing extra) raise before the folder
+    is created."""
+    require_loggers(exp.train.log)
     data, net = prepare(exp, init_weights)
     run_dir = create_run_dir(runs_dir, exp.name) if folder is None else make_folder(Path(folder))
     try:
@@ -212,6 +217,7 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
         raise RunFinished(f"{run_dir}: already {summary['status']}; nothing to resume")
     saved = load_checkpoint(run_dir / CHECKPOINT)
     exp = load_config(run_dir / "config.yaml")
+    require_loggers(exp.train.log)
     data, net = prepare(exp)
     trainer = trainer_for(exp, net, data)
     done, stopped = restore(saved, trainer, fingerprint(exp, data), exp.train.epochs, run_dir / CHECKPOINT)
@@ -222,18 +228,29 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
 def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: Sequence[Callback],
              make_plots: bool, resume: Resume | None = None, command: str | None = None) -> Path:
     """Train (or go on training) into run_dir and write its files; the checkpoint stays only
-    while the run can be resumed."""
-    started = time.perf_counter()
+    while the run can be resumed. The loggers train.log asks for follow the run."""
     summary = {"name": exp.name, "status": Status.FAILED, "seed": exp.seed, "run_dir": run_dir.name,
                **({"command": command} if command else {}),
                "started": local_time(), "versions": versions(), "blas": blas()}
-    earlier = resumed_summary(resume.previous, summary["started"]) if resume else {}
-    summary.update(earlier)
+    summary.update(resumed_summary(resume.previous, summary["started"]) if resume else {})
     trainer = resume.trainer if resume else trainer_for(exp, net, data)
     diagnostics = diagnostics_of(trainer)
+    loggers = start_loggers(exp, run_dir, diagnostics)
     try:
-        state = fit_experiment(exp, net, data, [MetricsWriter(run_dir, diagnostics), *callbacks],
-                               run_dir / CHECKPOINT, resume, trainer)
+        fit_and_write(run_dir, exp, data, net, [MetricsWriter(run_dir, diagnostics), *loggers, *callbacks],
+                      make_plots, trainer, resume, summary)
+    finally:
+        stop_loggers(loggers, summary)
+    return run_dir
+
+
+def fit_and_write(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: list[Callback],
+                  make_plots: bool, trainer: Trainer, resume: Resume | None, summary: dict) -> None:
+    """Train, score the test set, write the weights, plots, summary and report."""
+    started, earlier = time.perf_counter(), summary.get("wall_seconds", 0.0)
+    diagnostics = diagnostics_of(trainer)
+    try:
+        state = fit_experiment(exp, net, data, callbacks, run_dir / CHECKPOINT, resume, trainer)
         summary.update(run_summary(state, net, data))
         summary["warnings"] = training_warnings(exp, state, data)
         summary["findings"] = findings(state.rows, diagnostics.named_rows(net), diagnostics.divergence,
@@ -252,10 +269,21 @@ def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, cal
             raise RunInterrupted(run_dir) from None
         raise
     finally:
-        summary["wall_seconds"] = earlier.get("wall_seconds", 0.0) + time.perf_counter() - started
+        summary["wall_seconds"] = earlier + time.perf_counter() - started
         write_summary(run_dir, summary)
     finish(run_dir, summary, make_plots)
-    return run_dir
+
+
+def stop_loggers(loggers: list, summary: dict) -> None:
+    """Each logger's end of the run; while another error is on its way, a logger's own failure
+    does not hide it."""
+    failing = sys.exc_info()[1] is not None
+    for logger in loggers:
+        try:
+            logger.finish(summary)
+        except Exception:
+            if not failing:
+                raise
 
 
 def resumed_summary(previous: dict, now: str) -> dict:

@@ -12,6 +12,7 @@ from nnrun.cli.common import (
     RUNS_DIR_ENV,
     RUNS_DIR_HELP,
     SET_HELP,
+    Logger,
     app,
     command_line,
     err,
@@ -19,6 +20,7 @@ from nnrun.cli.common import (
     handle_errors,
     out,
     print_error,
+    value_of,
 )
 from nnrun.fmt import pct
 from nnrun.status import Status
@@ -160,6 +162,8 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
           name: str | None = typer.Option(None, "--name", help="Run name (default: the config's name)."),
           seed: int | None = typer.Option(None, "--seed", help="Random seed (default: the config's seed)."),
           init_weights: Path | None = typer.Option(None, "--init-weights", help="Start from this weights.json."),
+          log: list[Logger] = typer.Option([], "--log", metavar="<tensorboard|mlflow>", help="Also stream the metrics to tensorboard or mlflow "
+                                                             "(repeatable; adds to train.log)."),
           resume: Path | None = typer.Option(None, "--resume",
                                              help="Go on with an interrupted run folder from its checkpoint."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
@@ -170,14 +174,14 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
     from nnrun.experiment import RunFinished, RunInterrupted, resume_run, train_run
     from nnrun.runs import read_json
 
-    check_train_options(config, resume, set_, name, seed, init_weights)
+    check_train_options(config, resume, set_, name, seed, init_weights, log)
     display = [] if quiet else [LiveDisplay(out)]
     try:
         if resume is not None:
             run_dir = resume_run(resolve_resume(resume, runs_dir), display)
         else:
             overrides = [*set_, *([f"name={name}"] if name else []), *([f"seed={seed}"] if seed is not None else [])]
-            run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display,
+            run_dir = train_run(with_loggers(load_config(config, tuple(overrides)), log), runs_dir, init_weights, display,
                                 command=command_line())
     except RunFinished as done:
         out.print(str(done), markup=False, soft_wrap=True)
@@ -213,14 +217,23 @@ def exit_interrupted(run_dir: Path) -> None:
     raise typer.Exit(130)
 
 
-def check_train_options(config, resume, set_, name, seed, init_weights) -> None:
+def with_loggers(exp, log: list[Logger]):
+    """The experiment with --log's loggers added to train.log (config.yaml records them, so a
+    resumed run logs to them too)."""
+    if not log:
+        return exp
+    names = list(dict.fromkeys([*exp.train.log, *(value_of(choice) for choice in log)]))
+    return exp.model_copy(update={"train": exp.train.model_copy(update={"log": names})})
+
+
+def check_train_options(config, resume, set_, name, seed, init_weights, log=()) -> None:
     from nnrun.errors import ConfigError
 
     if resume is None and config is None:
         raise ConfigError("give a CONFIG to train (or --resume RUN to finish an interrupted run)")
-    if resume is not None and (config is not None or set_ or name or seed is not None or init_weights):
+    if resume is not None and (config is not None or set_ or name or seed is not None or init_weights or log):
         raise ConfigError("--resume goes on with the run as it was configured: drop CONFIG, --set, --name, "
-                          "--seed and --init-weights")
+                          "--seed, --init-weights and --log")
 
 
 def resolve_resume(resume: Path, runs_dir: Path) -> Path:
