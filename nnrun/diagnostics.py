@@ -32,6 +32,7 @@ PROBE_MAX, PROBE_FRACTION, PROBE_MIN = 512, 0.1, 64  # samples: a tenth of the d
 SATURATED_SHARE = 0.9  # of a unit's probe values in the flat tail: the unit is saturated
 COLUMNS = ["epoch", "layer", "type", "activation", "grad_norm", "update_ratio", "dead_fraction",
            "saturated_fraction"]
+NUMERIC = [k for k in COLUMNS if k not in ("type", "activation")]
 WATCHED = {"relu": "dead_fraction", "tanh": "saturated_fraction", "sigmoid": "saturated_fraction"}
 
 
@@ -94,7 +95,7 @@ class Diagnostics(Callback):
         self.probe = probe
         self.rows: list[dict] = []
         self.divergence: Divergence | None = None
-        self.sums: dict[int, list[float]] = {}  # layer -> [grad norms], [update ratios] this epoch
+        self.sums: dict[int, list[float]] = {}  # layer -> [sum of grad norms, of update ratios, steps] this epoch
         self.before: list[list[np.ndarray]] | None = None
         self.measured: set[int] = set()
 
@@ -171,16 +172,14 @@ class Diagnostics(Callback):
                     break
         return found
 
-    # -- checkpoints: the rows so far and the divergence (numbers and arrays only) -------------
+    # -- checkpoints: the rows so far, as numbers (a diverged run is not resumed) ---------------
     def state_dict(self) -> dict:
-        numbers = [[row.get(k) if row.get(k) is not None else math.nan for k in COLUMNS if k not in ("type", "activation")]
-                   for row in self.rows]
-        return {"rows": np.array(numbers, np.float64).reshape(-1, len(COLUMNS) - 2)}
+        numbers = [[math.nan if row.get(k) is None else row[k] for k in NUMERIC] for row in self.rows]
+        return {"rows": np.array(numbers, np.float64).reshape(-1, len(NUMERIC))}
 
     def load_state_dict(self, saved):
-        keys = [k for k in COLUMNS if k not in ("type", "activation")]
-        self.rows = [{k: (None if math.isnan(v) else int(v) if k in ("epoch", "layer") else float(v))
-                      for k, v in zip(keys, values, strict=True)} for values in saved["rows"].tolist()]
+        self.rows = [{k: None if math.isnan(v) else int(v) if k in ("epoch", "layer") else v
+                      for k, v in zip(NUMERIC, values, strict=True)} for values in saved["rows"].tolist()]
 
     def named_rows(self, net: nn.Sequential) -> list[dict]:
         """The rows with each layer's type and activation (restored rows have only numbers)."""
