@@ -193,3 +193,15 @@ def build_schedule(exp: Experiment, plateau_metric: str | None = None) -> nn.Sch
     if exp.schedule.type == "reduce_on_plateau":
         params["mode"] = metric_mode(plateau_metric or exp.train.plateau_monitor)
     return nn.make_schedule(exp.schedule.type, exp.optimizer.lr, **params)
+
+
+def input_shape_and_classes(exp: Experiment) -> tuple[tuple, int, str | None]:
+    """(input shape, class count, note) without downloading anything: from the data when it is
+    at hand, else from the named dataset's catalogue entry, which the note then says."""
+    if needs_download(exp):
+        input_shape, num_classes = catalogue_input(exp)
+        splits = " and ".join(dataset_splits(exp.data))
+        return input_shape, num_classes, (f"{exp.data.dataset} ({splits}) is not downloaded yet; shapes from "
+                                          f"its catalogue entry: input {input_shape}, {num_classes} classes")
+    data = load_data(exp)
+    return data.input_shape, data.num_classes, None

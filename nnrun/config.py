@@ -321,12 +321,23 @@ class EarlyStopping(Strict):
     restore_best_weights: bool = True
 
 
+LOGGERS = ("tensorboard", "mlflow")  # nnrun.loggers streams a run to each
+
+
+def logger_list(value: Any) -> Any:
+    """`log: tensorboard` is short for [tensorboard]; each logger is kept once."""
+    items = [value] if isinstance(value, str) else value
+    return list(dict.fromkeys(items)) if isinstance(items, list) and all(isinstance(v, str) for v in items) else items
+
+
 class TrainConfig(Strict):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(64, gt=0)
     shuffle: bool = True
     early_stopping: EarlyStopping | None = None
     plateau_monitor: Monitor = "val_loss"
+    diagnostics: bool = True
+    log: Annotated[list[Literal[LOGGERS]], BeforeValidator(logger_list)] = []
 
 
 class SweepConfig(Strict):

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +25,11 @@ from nnrun.checkpoint import FILE as CHECKPOINT
 from nnrun.checkpoint import Checkpoint, Trainer, restore
 from nnrun.checkpoint import load as load_checkpoint
 from nnrun.config import Experiment, load_config, resolved_dict
+from nnrun.diagnostics import Diagnostics, findings, probe_sample
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import remove_leftovers, write_json, write_text
+from nnrun.loggers import require as require_loggers
+from nnrun.loggers import start_loggers
 from nnrun.metrics import SmoothedLoss, ema
 from nnrun.runs import (
     blas,
@@ -35,6 +39,7 @@ from nnrun.runs import (
     read_summary,
     versions,
     write_config,
+    write_diagnostics,
     write_metrics,
     write_summary,
     write_weights,
@@ -81,9 +86,11 @@ def prepare(exp: Experiment, init_weights: PathLike | None = None) -> tuple[Data
     return data, net
 
 
-def standard_callbacks(exp: Experiment, has_val: bool, schedule: nn.Schedule) -> list[Callback]:
+def standard_callbacks(exp: Experiment, data: Data, schedule: nn.Schedule) -> list[Callback]:
     """What the config's train section asks of the loop: the best epoch by the early-stopping
-    monitor (val_loss without one), the divergence stop, plateau, early stopping, best weights."""
+    monitor (val_loss without one), the divergence stop, plateau, early stopping, best weights,
+    and the diagnostics (on a probe of the training data)."""
+    has_val = data.val is not None
     stopping = exp.train.early_stopping
     best = BestEpoch(available_metric(stopping.monitor if stopping else "val_loss", has_val),
                      stopping.min_delta if stopping else 0.0)
@@ -94,6 +101,8 @@ def standard_callbacks(exp: Experiment, has_val: bool, schedule: nn.Schedule) ->
         callbacks.append(EarlyStopping(best, stopping.patience))
         if stopping.restore_best_weights:
             callbacks.append(RestoreBestWeights(best))
+    if exp.train.diagnostics:
+        callbacks.append(Diagnostics(probe_sample(data.train[0])))
     return callbacks
 
 
@@ -102,10 +111,14 @@ def shuffle_stream(exp: Experiment) -> np.random.Generator | None:
     return np.random.default_rng([exp.seed, 1]) if exp.train.shuffle else None
 
 
-def trainer_for(exp: Experiment, net: nn.Sequential, has_val: bool) -> Trainer:
+def trainer_for(exp: Experiment, net: nn.Sequential, data: Data) -> Trainer:
     """The optimiser, schedule, shuffling stream and standard callbacks the config asks for."""
-    schedule = build_schedule(exp, available_metric(exp.train.plateau_monitor, has_val))
-    return Trainer(net, build_optimizer(exp), schedule, shuffle_stream(exp), standard_callbacks(exp, has_val, schedule))
+    schedule = build_schedule(exp, available_metric(exp.train.plateau_monitor, data.val is not None))
+    return Trainer(net, build_optimizer(exp), schedule, shuffle_stream(exp), standard_callbacks(exp, data, schedule))
+
+
+def diagnostics_of(trainer: Trainer) -> Diagnostics | None:
+    return next((c for c in trainer.callbacks if isinstance(c, Diagnostics)), None)
 
 
 @dataclass
@@ -126,13 +139,15 @@ class RunCallback(Callback):
 
 
 def fit_experiment(exp: Experiment, net: nn.Sequential, data: Data, callbacks: Sequence[Callback] = (),
-                   checkpoint: Path | None = None, resume: Resume | None = None) -> TrainState:
-    """Train net on data as exp.train says, with the standard callbacks then `callbacks`;
-    saving a checkpoint after each epoch when given its path, and going on from `resume`."""
+                   checkpoint: Path | None = None, resume: Resume | None = None,
+                   trainer: Trainer | None = None) -> TrainState:
+    """Train net on data as exp.train says, with the standard callbacks (those of `trainer`, when
+    given) then `callbacks`; saving a checkpoint after each epoch when given its path, and going
+    on from `resume`."""
     for callback in callbacks:
         if isinstance(callback, RunCallback):
             callback.on_run_begin(data, net)
-    trainer = resume.trainer if resume else trainer_for(exp, net, data.val is not None)
+    trainer = resume.trainer if resume else trainer or trainer_for(exp, net, data)
     saving = [Checkpoint(checkpoint, trainer, fingerprint(exp, data))] if checkpoint else []
     return fit(net, data.train, data.val, build_loss(exp), trainer.optimizer, trainer.schedule,
                exp.train.epochs, exp.train.batch_size, trainer.shuffle, [*trainer.callbacks, *saving, *callbacks],
@@ -147,17 +162,22 @@ def fingerprint(exp: Experiment, data: Data) -> dict:
 
 
 class MetricsWriter(Callback):
-    """metrics.csv and metrics.json, rewritten after every epoch: a run that stops for any
-    reason leaves the metrics of every epoch it finished."""
+    """metrics.csv and metrics.json (and diagnostics.csv), rewritten after every epoch: a run that
+    stops for any reason leaves the metrics of every epoch it finished."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, diagnostics: Diagnostics | None = None):
+        self.run_dir, self.diagnostics = run_dir, diagnostics
 
     def on_epoch_end(self, state, row):
-        write_metrics(self.run_dir, state.rows)
+        self.write(state)
 
     def on_train_end(self, state):
+        self.write(state)
+
+    def write(self, state):
         write_metrics(self.run_dir, state.rows)
+        if self.diagnostics is not None:
+            write_diagnostics(self.run_dir, self.diagnostics.named_rows(state.net))
 
 
 def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLike | None = None,
@@ -168,7 +188,9 @@ def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLi
     say) run after the standard ones; `command`, the command line that started it, goes into
     the summary.
 
-    Config errors (bad data, shapes, weights) raise before the folder is created."""
+    Config errors (bad data, shapes, weights, a logger's missing extra) raise before the folder
+    is created."""
+    require_loggers(exp.train.log)
     data, net = prepare(exp, init_weights)
     run_dir = create_run_dir(runs_dir, exp.name) if folder is None else make_folder(Path(folder))
     try:
@@ -195,8 +217,9 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
         raise RunFinished(f"{run_dir}: already {summary['status']}; nothing to resume")
     saved = load_checkpoint(run_dir / CHECKPOINT)
     exp = load_config(run_dir / "config.yaml")
+    require_loggers(exp.train.log)
     data, net = prepare(exp)
-    trainer = trainer_for(exp, net, data.val is not None)
+    trainer = trainer_for(exp, net, data)
     done, stopped = restore(saved, trainer, fingerprint(exp, data), exp.train.epochs, run_dir / CHECKPOINT)
     remove_leftovers(run_dir)
     return run_into(run_dir, exp, data, net, callbacks, make_plots, Resume(trainer, done, stopped, summary))
@@ -205,23 +228,39 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
 def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: Sequence[Callback],
              make_plots: bool, resume: Resume | None = None, command: str | None = None) -> Path:
     """Train (or go on training) into run_dir and write its files; the checkpoint stays only
-    while the run can be resumed."""
-    started = time.perf_counter()
+    while the run can be resumed. The loggers train.log asks for follow the run."""
     summary = {"name": exp.name, "status": Status.FAILED, "seed": exp.seed, "run_dir": run_dir.name,
                **({"command": command} if command else {}),
                "started": local_time(), "versions": versions(), "blas": blas()}
-    earlier = resumed_summary(resume.previous, summary["started"]) if resume else {}
-    summary.update(earlier)
+    summary.update(resumed_summary(resume.previous, summary["started"]) if resume else {})
+    trainer = resume.trainer if resume else trainer_for(exp, net, data)
+    diagnostics = diagnostics_of(trainer)
+    loggers = start_loggers(exp, run_dir, diagnostics)
     try:
-        state = fit_experiment(exp, net, data, [MetricsWriter(run_dir), *callbacks], run_dir / CHECKPOINT, resume)
+        fit_and_write(run_dir, exp, data, net, [MetricsWriter(run_dir, diagnostics), *loggers, *callbacks],
+                      make_plots, trainer, resume, summary)
+    finally:
+        stop_loggers(loggers, summary)
+    return run_dir
+
+
+def fit_and_write(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: list[Callback],
+                  make_plots: bool, trainer: Trainer, resume: Resume | None, summary: dict) -> None:
+    """Train, score the test set, write the weights, plots, summary and report."""
+    started, earlier = time.perf_counter(), summary.get("wall_seconds", 0.0)
+    diagnostics = diagnostics_of(trainer)
+    try:
+        state = fit_experiment(exp, net, data, callbacks, run_dir / CHECKPOINT, resume, trainer)
         summary.update(run_summary(state, net, data))
         summary["warnings"] = training_warnings(exp, state, data)
+        summary["findings"] = findings(state.rows, diagnostics.named_rows(net), diagnostics.divergence,
+                                       guessing_loss(exp, data, data.train[1])) if diagnostics else []
         if data.test is not None and state.rows:
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
             summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=state.weights)
         write_weights(run_dir / "weights.json", net)
         if make_plots and state.rows:
-            draw_training_plots(exp.name, state, run_dir)
+            draw_training_plots(exp.name, state, run_dir, diagnostics.named_rows(net) if diagnostics else [])
     except BaseException as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         summary["status"] = Status.INTERRUPTED if interrupted else summary["status"]
@@ -230,10 +269,21 @@ def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, cal
             raise RunInterrupted(run_dir) from None
         raise
     finally:
-        summary["wall_seconds"] = earlier.get("wall_seconds", 0.0) + time.perf_counter() - started
+        summary["wall_seconds"] = earlier + time.perf_counter() - started
         write_summary(run_dir, summary)
     finish(run_dir, summary, make_plots)
-    return run_dir
+
+
+def stop_loggers(loggers: list, summary: dict) -> None:
+    """Each logger's end of the run; while another error is on its way, a logger's own failure
+    does not hide it."""
+    failing = sys.exc_info()[1] is not None
+    for logger in loggers:
+        try:
+            logger.finish(summary)
+        except Exception:
+            if not failing:
+                raise
 
 
 def resumed_summary(previous: dict, now: str) -> dict:
@@ -270,13 +320,15 @@ def run_summary(state: TrainState, net: nn.Sequential, data: Data) -> dict:
             "class_names": data.class_names, "scale_divisor": data.divisor}
 
 
-def draw_training_plots(name: str, state: TrainState, run_dir: Path) -> None:
+def draw_training_plots(name: str, state: TrainState, run_dir: Path, diagnostics: list[dict]) -> None:
     from nnrun import plots
 
     plots.learning_curves(state.rows, run_dir / "plots" / "learning_curves.png",
                           title=f"{name}: learning curves", best_epoch=state.best_epoch,
                           monitor=state.monitor)
     plots.lr_schedule(state.rows, run_dir / "plots" / "lr_schedule.png")
+    if diagnostics:
+        plots.diagnostics_plot(diagnostics, run_dir / "plots" / "diagnostics.png", title=f"{name}: diagnostics")
 
 
 
@@ -294,8 +346,7 @@ def training_warnings(exp: Experiment, state: TrainState, data: Data) -> list[st
     if not state.rows or not is_ok(state.status):
         return []
     split = "val" if state.rows[-1].get("val_accuracy") is not None else "train"
-    labels = (data.val if split == "val" else data.train)[1]
-    guess = build_loss(exp).value(np.full((len(labels), data.num_classes), 1 / data.num_classes), labels)
+    guess = guessing_loss(exp, data, (data.val if split == "val" else data.train)[1])
     losses = [loss_value(row[f"{split}_loss"]) for row in state.rows]
     accuracies = [float(row[f"{split}_accuracy"]) for row in state.rows]
     findings = hopeless_findings(split, losses, accuracies, data.num_classes, guess)
@@ -304,6 +355,12 @@ def training_warnings(exp: Experiment, state: TrainState, data: Data) -> list[st
     train_losses = [loss_value(row["train_loss"]) for row in state.rows]
     cause = likely_cause(train_losses, losses, guess, exp.optimizer.lr)
     return [f"training went nowhere: {'; '.join(findings)}. Likely cause: {cause}"]
+
+
+def guessing_loss(exp: Experiment, data: Data, labels: np.ndarray) -> float:
+    """The loss of predicting every class equally for these labels (ln 10 = 2.30 for
+    cross-entropy on 10 classes)."""
+    return build_loss(exp).value(np.full((len(labels), data.num_classes), 1 / data.num_classes), labels)
 
 
 def loss_value(v) -> float:

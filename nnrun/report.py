@@ -18,7 +18,7 @@ from typing import Any
 
 from nnrun import fmt
 from nnrun.fileio import write_text
-from nnrun.runs import read_json_or, read_rows, read_summary
+from nnrun.runs import read_diagnostics, read_json_or, read_rows, read_summary
 from nnrun.status import status_tone
 
 SPLIT_ORDER = ["test", "validation", "train"]
@@ -219,9 +219,13 @@ def summary_section(summary: dict) -> str:
 
 
 def warnings_note(summary: dict) -> str:
-    """The run's warnings (a run that completed but learned nothing), above everything else."""
-    warnings = summary.get("warnings") if isinstance(summary.get("warnings"), list) else []
-    return "".join(f'<p class="warning" role="alert"><b>Warning:</b> {escape(str(w))}</p>' for w in warnings)
+    """The run's warnings (a run that completed but learned nothing) and the diagnostics'
+    findings, above everything else."""
+    notes = []
+    for key, label in (("warnings", "Warning"), ("findings", "Finding")):
+        items = summary.get(key) if isinstance(summary.get(key), list) else []
+        notes += [f'<p class="warning" role="alert"><b>{label}:</b> {escape(str(w))}</p>' for w in items]
+    return "".join(notes)
 
 
 def curves_section(run_dir: Path, used: set) -> str:
@@ -325,6 +329,33 @@ def evaluation_section(run_dir: Path, ev: dict, used: set) -> str:
             f'{"".join(parts)}</section>')
 
 
+def ratio(v: Any) -> str:
+    f = fmt.finite(v)
+    return "–" if f is None else f"{f:.2g}"
+
+
+def diagnostics_section(run_dir: Path, summary: dict, used: set) -> str:
+    """diagnostics.csv: the picture, and each layer's figures in the last epoch."""
+    rows = read_diagnostics(run_dir)
+    if not rows:
+        return ""
+    last = [r for r in rows if r.get("epoch") == rows[-1].get("epoch")]
+    body = [[escape(f"{r.get('layer')} {r.get('type')}"), escape(str(r.get("activation") or "")), ratio(r.get("grad_norm")),
+             ratio(r.get("update_ratio")), pct(r.get("dead_fraction"), 0), pct(r.get("saturated_fraction"), 0)]
+            for r in last]
+    tbl = table(["layer", "activation", "gradient norm", "update / weight", "dead ReLU", "saturated"], body, left=2)
+    fig = figure(run_dir / "plots" / "diagnostics.png", "Per layer: gradient norm, update-to-weight ratio, "
+                 "dead and saturated units", used)
+    findings = summary.get("findings") if isinstance(summary.get("findings"), list) else []
+    said = "".join(f"<li>{escape(str(f))}</li>" for f in findings)
+    return ('<section id="diagnostics"><h2>Diagnostics</h2>'
+            + (f"<ul>{said}</ul>" if said else '<p class="muted">No findings: no layer looked unhealthy.</p>')
+            + f'{fig}<h3>Epoch {escape(str(rows[-1].get("epoch")))}, per layer</h3>{tbl}'
+            f'<p class="muted">Gradient norm and update / weight: the mean over a few steps of the epoch; '
+            f"dead: ReLU units zero on every probe sample; saturated: tanh/sigmoid units in the flat tail.</p>"
+            f"</section>")
+
+
 def weights_section(run_dir: Path, used: set) -> str:
     fig = figure(run_dir / "plots" / "weights.png", "What the first trainable layer learned", used)
     return f'<section id="weights"><h2>Learned weights</h2>{fig}</section>' if fig else ""
@@ -358,6 +389,7 @@ def render(run_dir: Path) -> str:
     for ev in evals:
         sections.append((f"eval-{slug(str(ev['split']))}", f"Evaluation ({ev['split']})",
                          evaluation_section(run_dir, ev, used)))
+    sections.append(("diagnostics", "Diagnostics", diagnostics_section(run_dir, summary, used)))
     sections.append(("weights", "Weights", weights_section(run_dir, used)))
     sections.append(("more-plots", "More plots", other_plots_section(run_dir, used)))
     sections.append(("config", "Config", config_section(run_dir)))

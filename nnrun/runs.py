@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from nnrun import __version__
+from nnrun.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 from nnrun.errors import ConfigError
 from nnrun.fileio import TooLarge, read_limited, size_text, write_json, write_text
 from nnrun.metrics import EPOCH_METRICS
@@ -247,6 +248,34 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS} for row in rows)
     write_text(run_dir / "metrics.csv", buf.getvalue())
     write_json(run_dir / "metrics.json", rows)
+
+
+def write_diagnostics(run_dir: Path, rows: list[dict]) -> None:
+    """diagnostics.csv: one row per layer and epoch (see nnrun.diagnostics)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=DIAGNOSTIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in DIAGNOSTIC_COLUMNS} for row in rows)
+    write_text(run_dir / "diagnostics.csv", buf.getvalue())
+
+
+def read_diagnostics(run_dir: Path) -> list[dict]:
+    """diagnostics.csv's rows (numbers as numbers, empty cells as None), or [] when missing or
+    unreadable."""
+    try:
+        text = (Path(run_dir) / "diagnostics.csv").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [{k: csv_value(k, v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+def csv_value(key: str, text: str | None):
+    if key in ("type", "activation") or text is None:
+        return text
+    try:
+        return None if text == "" else int(text) if key in ("epoch", "layer") else float(text)
+    except ValueError:
+        return None
 
 
 def versions() -> dict:

@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from nnrun.cli import app
-from nnrun.cli.common import Executor, Metric, Mode, Split
+from nnrun.cli.common import Executor, Logger, Metric, Mode, Split
 from nnrun.evaluate import SPLITS
 from nnrun.metrics import RUN_METRICS
 from tests.test_sweep import write_config
 
 runner = CliRunner()
-COMMANDS = ["validate", "train", "evaluate", "runs", "compare", "sweep", "lr-find", "bench"]
+COMMANDS = ["validate", "check", "schema", "train", "evaluate", "runs", "compare", "sweep", "lr-find", "bench"]
 RUNS_DIR_COMMANDS = ["train", "evaluate", "runs", "compare", "sweep", "lr-find"]
 
 
@@ -52,6 +52,7 @@ def test_each_command_shows_its_examples_whole_at_80_columns(command):
     ("evaluate", "--split", "<test|validation|train>"),
     ("sweep", "--mode", "<max|min>"),
     ("sweep", "--executor", "<local|dask>"),
+    ("train", "--log", "<tensorboard|mlflow>"),
 ])
 def test_choices_are_listed(command, option, choices):
     line = next(line for line in help_text(command).splitlines() if option in line)
@@ -72,6 +73,9 @@ def test_choices_are_the_librarys_names():
     assert {s.value for s in Split} == {"test", "validation", "train"} <= set(SPLITS)
     assert {m.value for m in Mode} == {"max", "min"}
     assert {e.value for e in Executor} == {"local", "dask"}
+    from nnrun.config import LOGGERS
+
+    assert [lg.value for lg in Logger] == list(LOGGERS)
 
 
 def complete(words: str) -> list[str]:

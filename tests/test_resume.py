@@ -49,6 +49,7 @@ def metrics_without_seconds(run_dir: Path) -> list[dict]:
 def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert (run_dir / "weights.json").read_bytes() == (reference / "weights.json").read_bytes()
     assert metrics_without_seconds(run_dir) == metrics_without_seconds(reference)
+    assert (run_dir / "diagnostics.csv").read_text() == (reference / "diagnostics.csv").read_text()
     assert not (run_dir / CHECKPOINT).exists()  # a finished run keeps no checkpoint
 
 

@@ -4,8 +4,10 @@ import signal
 
 from nnrun.cli import (
     bench,  # noqa: F401  (registers bench)
+    check,  # noqa: F401  (registers check)
     evaluate,  # noqa: F401  (registers evaluate, runs, compare)
     lrfind,  # noqa: F401  (registers lr-find)
+    schema,  # noqa: F401  (registers schema)
     sweep,  # noqa: F401  (registers sweep)
     train,  # noqa: F401  (registers validate, train)
 )

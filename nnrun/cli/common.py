@@ -98,6 +98,11 @@ class Mode(str, Enum):
     min = "min"
 
 
+class Logger(str, Enum):
+    tensorboard = "tensorboard"
+    mlflow = "mlflow"
+
+
 class Executor(str, Enum):
     local = "local"
     dask = "dask"

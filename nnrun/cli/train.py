@@ -12,6 +12,7 @@ from nnrun.cli.common import (
     RUNS_DIR_ENV,
     RUNS_DIR_HELP,
     SET_HELP,
+    Logger,
     app,
     command_line,
     err,
@@ -19,61 +20,135 @@ from nnrun.cli.common import (
     handle_errors,
     out,
     print_error,
+    value_of,
 )
 from nnrun.fmt import pct
 from nnrun.status import Status
 
 
 # -- validate -------------------------------------------------------------------------------
-def summary_table(net, title: str) -> Table:
+def plan_table(net, batch_size: int, title: str) -> Table:
+    """The model summary (layer, output shape, parameters) with each layer's cost: forward FLOPs
+    per sample, output memory per batch."""
+    from nnrun.fileio import size_text
+    from nnrun.plan import count_text, layer_costs
+
+    costs = layer_costs(net, batch_size)
     table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("layer")
-    table.add_column("output shape")
-    table.add_column("params", justify="right")
-    for row in net.summary():
-        kind = row["type"] + (f" ({row['activation']})" if row["activation"] not in ("linear", row["type"]) else "")
-        table.add_row(str(row["index"]), kind, str(row["output_shape"]), f"{row['params']:,}")
+    for name, justify in (("#", "right"), ("layer", "left"), ("output shape", "left"), ("params", "right"),
+                          ("FLOPs", "right"), ("memory", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)  # memory: the output of one batch
+    for c in costs:
+        table.add_row(str(c.index), escape(c.layer), str(c.output_shape), f"{c.params:,}", count_text(c.flops),
+                      size_text(c.memory))
     table.add_section()
-    table.add_row("", "total", f"input {net.input_shape}", f"{net.num_params:,}")
+    table.add_row("", "total", f"input {net.input_shape}", f"{net.num_params:,}",
+                  count_text(sum(c.flops for c in costs)), size_text(sum(c.memory for c in costs)))
     return table
 
 
 @app.command(epilog=examples("nnrun validate configs/quickstart.yaml",
-                             "nnrun validate configs/quickstart.yaml --set 'model.layers[0].filters=8'"))
+                             "nnrun validate configs/quickstart.yaml --set 'model.layers[0].filters=8'",
+                             "nnrun validate configs/cnn.yaml --time --lr-plot lr.png"))
 @handle_errors
 def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
-             set_: list[str] = typer.Option([], "--set", help=SET_HELP)):
-    """Validate a config and print the model summary (layers, output shapes, parameters)."""
+             set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+             time_: bool = typer.Option(False, "--time", help="Time a few training steps and estimate the run's time."),
+             lr_plot: Path | None = typer.Option(None, "--lr-plot", help="Write the planned learning rate per epoch "
+                                                                         "to this PNG (the run's lr_schedule.png).")):
+    """Validate a config and print the plan: each layer's output shape, parameters, FLOPs and
+    activation memory, and the learning rate over the planned epochs (with --time, the run's
+    duration). It never downloads."""
     from nnrun.builder import build_network, load_data, needs_download
     from nnrun.config import load_config
 
     exp = load_config(config, tuple(set_))
     if needs_download(exp):
-        validate_without_download(exp, config)
-        return
-    data = load_data(exp)
-    net = build_network(exp, data.input_shape, data.num_classes)
-    out.print(summary_table(net, f"{exp.name}: {config}"))
-    sizes = ", ".join(f"{k} {len(v[0])}" for k, v in
-                      (("train", data.train), ("validation", data.val), ("test", data.test)) if v)
-    out.print(f"data: {sizes}; {data.num_classes} classes; input {data.input_shape}")
-    out.print(f"{config}: valid")
+        net, data = catalogue_network(exp), None
+    else:
+        data = load_data(exp)
+        net = build_network(exp, data.input_shape, data.num_classes)
+    out.print(plan_table(net, exp.train.batch_size, f"{exp.name}: {config}"))
+    print_plan(exp, net, data, time_, lr_plot)
+    out.print(data_line(exp, data, net), markup=False, soft_wrap=True)
+    out.print(f"{config}: valid", markup=False, soft_wrap=True)
 
 
-def validate_without_download(exp, config: Path) -> None:
-    """The summary of a config whose named dataset is not downloaded yet: shapes and classes
+def catalogue_network(exp):
+    """The network of a config whose named dataset is not downloaded yet: shapes and classes
     from the dataset's catalogue entry, so that validating never downloads."""
-    from nnrun.builder import build_network, catalogue_input, dataset_splits
+    from nnrun.builder import build_network, catalogue_input
 
     input_shape, num_classes = catalogue_input(exp)
-    net = build_network(exp, input_shape, num_classes)
-    out.print(summary_table(net, f"{exp.name}: {config}"))
+    return build_network(exp, input_shape, num_classes)
+
+
+def data_line(exp, data, net) -> str:
+    if data is not None:
+        sizes = ", ".join(f"{k} {len(v[0])}" for k, v in
+                          (("train", data.train), ("validation", data.val), ("test", data.test)) if v)
+        return f"data: {sizes}; {data.num_classes} classes; input {data.input_shape}"
+    from nnrun.builder import dataset_splits
+
     splits = dataset_splits(exp.data)
-    out.print(f"data: {exp.data.dataset}'s {' and '.join(splits)} split{'s are' if len(splits) > 1 else ' is'} "
-              f"not downloaded yet (nnrun train fetches it); checked with its catalogue entry: "
-              f"input {input_shape}, {num_classes} classes", markup=False, soft_wrap=True)
-    out.print(f"{config}: valid")
+    return (f"data: {exp.data.dataset}'s {' and '.join(splits)} split{'s are' if len(splits) > 1 else ' is'} "
+            f"not downloaded yet (nnrun train fetches it); checked with its catalogue entry: "
+            f"input {net.input_shape}, {net.output_shape[0]} classes")
+
+
+def print_plan(exp, net, data, timed: bool, lr_plot: Path | None) -> None:
+    """The cost of a step, the learning rate over the run (and its picture), the time it takes."""
+    from nnrun.builder import build_schedule
+    from nnrun.fileio import size_text
+    from nnrun.plan import count_text, layer_costs, planned_rates, split_sizes
+
+    batch, costs = exp.train.batch_size, layer_costs(net, exp.train.batch_size)
+    flops = sum(c.flops for c in costs)
+    out.print(f"cost: {count_text(flops)} FLOPs per sample (forward), about {count_text(3 * flops * batch)} per "
+              f"training step of {batch}; memory: activations (the layers' outputs) "
+              f"{size_text(sum(c.memory for c in costs))} per batch of {batch}, parameters "
+              f"{size_text(net.num_params * net.dtype.itemsize)}", markup=False, soft_wrap=True)
+    rates = planned_rates(build_schedule(exp), exp.train.epochs)
+    out.print(lr_line(exp, rates), markup=False, soft_wrap=True)
+    if lr_plot is not None:
+        from nnrun import plots
+
+        plots.lr_schedule([{"epoch": t + 1, "lr": lr} for t, lr in enumerate(rates)], lr_plot,
+                          title="Planned learning-rate schedule")
+        out.print(f"lr plot: {lr_plot}", markup=False, soft_wrap=True)
+    if timed:
+        out.print(time_line(exp, net, split_sizes(exp, data), data), markup=False, soft_wrap=True)
+
+
+def lr_line(exp, rates: list[float]) -> str:
+    from nnrun.fmt import value
+    from nnrun.plan import sparkline
+
+    kind = exp.schedule.type
+    note = " (lowered when the plateau monitor stalls; drawn without any plateau)" if kind == "reduce_on_plateau" else ""
+    return (f"lr: {value(rates[0])} {sparkline(rates)} {value(rates[-1])} over {len(rates)} "
+            f"epoch{'s' if len(rates) > 1 else ''} ({kind}){note}")
+
+
+def time_line(exp, net, sizes: dict, data) -> str:
+    """Time a few steps on a copy of the network and scale them to the run."""
+    import copy
+
+    from nnrun.builder import build_loss, build_optimizer
+    from nnrun.fmt import duration
+    from nnrun.plan import estimate_time
+
+    estimate = estimate_time(copy.deepcopy(net), build_loss(exp), build_optimizer(exp), exp.optimizer.lr,
+                             exp.train.batch_size, sizes, exp.train.epochs, net.output_shape[0],
+                             x=data.train[0] if data is not None else None)
+    validation = f" + validation of {sizes['validation']:,}" if sizes["validation"] else ""
+    return (f"time: about {seconds_text(estimate.batch_seconds)} per step of {exp.train.batch_size} (median of "
+            f"{estimate.timed_batches} timed), {duration(estimate.epoch_seconds)} per epoch ({estimate.batches:,} "
+            f"steps{validation}), {duration(estimate.total_seconds)} for {exp.train.epochs} epochs")
+
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds * 1000:.3g}ms" if seconds < 1 else f"{seconds:.3g}s"
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -87,6 +162,8 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
           name: str | None = typer.Option(None, "--name", help="Run name (default: the config's name)."),
           seed: int | None = typer.Option(None, "--seed", help="Random seed (default: the config's seed)."),
           init_weights: Path | None = typer.Option(None, "--init-weights", help="Start from this weights.json."),
+          log: list[Logger] = typer.Option([], "--log", metavar="<tensorboard|mlflow>", help="Also stream the metrics to tensorboard or mlflow "
+                                                             "(repeatable; adds to train.log)."),
           resume: Path | None = typer.Option(None, "--resume",
                                              help="Go on with an interrupted run folder from its checkpoint."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")):
@@ -97,14 +174,14 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
     from nnrun.experiment import RunFinished, RunInterrupted, resume_run, train_run
     from nnrun.runs import read_json
 
-    check_train_options(config, resume, set_, name, seed, init_weights)
+    check_train_options(config, resume, set_, name, seed, init_weights, log)
     display = [] if quiet else [LiveDisplay(out)]
     try:
         if resume is not None:
             run_dir = resume_run(resolve_resume(resume, runs_dir), display)
         else:
             overrides = [*set_, *([f"name={name}"] if name else []), *([f"seed={seed}"] if seed is not None else [])]
-            run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display,
+            run_dir = train_run(with_loggers(load_config(config, tuple(overrides)), log), runs_dir, init_weights, display,
                                 command=command_line())
     except RunFinished as done:
         out.print(str(done), markup=False, soft_wrap=True)
@@ -119,6 +196,8 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         print_train_summary(summary)
         for warning in summary.get("warnings") or []:
             print_warning(warning)
+        for finding in summary.get("findings") or []:
+            print_finding(finding)
         out.print(str(run_dir), markup=False, soft_wrap=True)
     if summary["status"] == Status.INTERRUPTED:
         exit_interrupted(run_dir)
@@ -138,14 +217,23 @@ def exit_interrupted(run_dir: Path) -> None:
     raise typer.Exit(130)
 
 
-def check_train_options(config, resume, set_, name, seed, init_weights) -> None:
+def with_loggers(exp, log: list[Logger]):
+    """The experiment with --log's loggers added to train.log (config.yaml records them, so a
+    resumed run logs to them too)."""
+    if not log:
+        return exp
+    names = list(dict.fromkeys([*exp.train.log, *(value_of(choice) for choice in log)]))
+    return exp.model_copy(update={"train": exp.train.model_copy(update={"log": names})})
+
+
+def check_train_options(config, resume, set_, name, seed, init_weights, log=()) -> None:
     from nnrun.errors import ConfigError
 
     if resume is None and config is None:
         raise ConfigError("give a CONFIG to train (or --resume RUN to finish an interrupted run)")
-    if resume is not None and (config is not None or set_ or name or seed is not None or init_weights):
+    if resume is not None and (config is not None or set_ or name or seed is not None or init_weights or log):
         raise ConfigError("--resume goes on with the run as it was configured: drop CONFIG, --set, --name, "
-                          "--seed and --init-weights")
+                          "--seed, --init-weights and --log")
 
 
 def resolve_resume(resume: Path, runs_dir: Path) -> Path:
@@ -163,6 +251,11 @@ def resolve_resume(resume: Path, runs_dir: Path) -> Path:
 def print_warning(message: str) -> None:
     """`warning: <message>` on stderr: the run completed (exit code 0) but should not be trusted."""
     err.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
+
+
+def print_finding(message: str) -> None:
+    """`finding: <message>` on stderr: what the diagnostics saw inside the network, with a fix."""
+    err.print(f"[bold cyan]finding:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def print_train_summary(summary: dict) -> None:

@@ -19,7 +19,7 @@ from nnrun.plots.evaluation import (
                                     weights_plot,
 )
 from nnrun.plots.sweeps import sweep_curves, sweep_plot
-from nnrun.plots.training import compare_curves, learning_curves, lr_range_plot, lr_schedule
+from nnrun.plots.training import compare_curves, diagnostics_plot, learning_curves, lr_range_plot, lr_schedule
 
 __all__ = [
     "learning_curves",
@@ -33,4 +33,5 @@ __all__ = [
     "sweep_plot",
     "sweep_curves",
     "lr_range_plot",
+    "diagnostics_plot",
 ]

@@ -16,6 +16,7 @@ from nnrun.plots.style import (
     BAD_COLOR,
     TRAIN_COLOR,
     VAL_COLOR,
+    WIDE,
     PathLike,
     colors_for,
     column,
@@ -229,3 +230,47 @@ def _mark_suggestion(ax: Axes, lr: float, lrs: np.ndarray, smooth: np.ndarray) -
         order = np.argsort(lrs[ok])
         y = float(np.interp(np.log(lr), np.log(lrs[ok][order]), smooth[ok][order]))
         ax.plot([lr], [y], marker="o", color=BAD_COLOR, markersize=7, zorder=5)
+
+
+DIAGNOSTIC_PANELS = (("grad_norm", "Gradient norm", True), ("update_ratio", "Update / weight per step", True),
+                     ("dead_fraction", "Dead ReLU units", False), ("saturated_fraction", "Saturated units", False))
+
+
+@styled
+def diagnostics_plot(rows: Sequence[Mapping], path: PathLike, title: str = "Diagnostics") -> Path:
+    """Per layer against epoch: the gradient norm and the update-to-weight ratio (log scales),
+    the fractions of dead ReLU and of saturated tanh/sigmoid units. ``rows``: diagnostics.csv's
+    (``epoch``, ``layer``, ``type``, ``activation`` and the four measures; None where a measure
+    does not apply). Panels without values are left out."""
+    rows = list(rows)
+    panels = [p for p in DIAGNOSTIC_PANELS if has_values(column(rows, p[0]))]
+    if not panels:
+        return message_figure(path, "No diagnostics recorded", title)
+    layers = sorted({r["layer"] for r in rows if isinstance(r.get("layer"), int)})
+    colors = dict(zip(layers, colors_for(len(layers)), strict=True))
+    fig = new_figure((4.0 * len(panels), 3.8) if len(panels) > 2 else WIDE)
+    legend: dict[str, Line2D] = {}
+    for ax, (key, label, log) in zip(np.atleast_1d(fig.subplots(1, len(panels), sharex=True)), panels, strict=True):
+        for layer in layers:
+            mine = [r for r in rows if r.get("layer") == layer]
+            values = column(mine, key)
+            if has_values(values):
+                kind = f"{mine[0].get('type')}" + (f" ({mine[0]['activation']})" if mine[0].get("activation")
+                                                   not in (None, "linear", mine[0].get("type")) else "")
+                (line,) = ax.plot(epochs(mine), values, color=colors[layer], marker="o" if len(mine) <= 30 else None)
+                legend.setdefault(f"{layer} {kind}", line)
+        _diagnostic_axis(ax, label, log and bool((column(rows, key) > 0).any()), epochs(rows))
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=min(4, len(legend)))
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def _diagnostic_axis(ax: Axes, label: str, log: bool, ep: np.ndarray) -> None:
+    ax.set_title(label)
+    ax.set_xlabel("Epoch (0: the initial weights)" if np.nanmin(ep) == 0 else "Epoch")
+    if log:
+        ax.set_yscale("log")
+    else:
+        percent_axis(ax)
+        ax.set_ylim(-0.02, 1.02)
+    integer_epochs(ax, ep)
