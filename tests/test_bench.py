@@ -4,6 +4,7 @@ interleaved, the threads reaching the workers, each worker's own peak memory, an
 from __future__ import annotations
 
 import json
+import platform
 import statistics
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def bench(*args: str):
 
 def test_bench_prints_the_table_and_writes_the_json(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(bench_run, "load_average", lambda: [3.25, 2.0, 1.0])  # a busy machine
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # a kernel chosen for OpenBLAS
     out = tmp_path / "bench.json"
     result = bench(str(tiny), "--batches", "2", "--repeats", "1", "--threads", "1", "--json", str(out))
     assert result.exit_code == 0, result.output
@@ -61,7 +63,12 @@ def test_bench_prints_the_table_and_writes_the_json(tiny, tmp_path, monkeypatch)
                                  "inference_samples": 10000, "inference_batch": 1000} == record["settings"]
     assert set(record["machine"]) >= {"cpu", "cores", "usable_cores"} and record["machine"]["cores"] >= 1
     assert record["versions"]["numpy"] == np.__version__ and record["versions"]["torch"] is None
-    assert record["blas"]["threads"] == 1 and "kernel" in record["blas"]  # the limit reached the worker
+    assert record["blas"]["threads"] == 1  # the limit reached the worker
+    assert record["blas_overrides"] == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert "BLAS overrides set: OPENBLAS_CORETYPE=Haswell" in result.output
+    if record["blas"]["library"] == "openblas" and platform.machine() in ("x86_64", "AMD64"):
+        assert record["blas"]["kernel"] == "Haswell"  # the kernel the worker ran, not the one it would pick
+        assert "(kernel Haswell)" in result.output
     assert record["load_average"]["start"] == [3.25, 2.0, 1.0] and len(record["load_average"]["end"]) == 3
     assert record["warnings"] == [load_warning([3.25, 2.0, 1.0])]
     (net,) = record["networks"]

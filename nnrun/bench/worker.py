@@ -100,8 +100,6 @@ class Side:
     """The config's network (seeded, so both sides start from the same weights), its data and
     batch order, and the timing of training and inference repeats."""
 
-    name = "side"
-
     def __init__(self, job: dict):
         from nnrun.builder import build_network, build_schedule
         from nnrun.config import load_config
@@ -167,18 +165,18 @@ def nnrun_arrays(x: np.ndarray, divisor: float | None, dtype) -> np.ndarray:
 
 
 class NnrunSide(Side):
-    name = "nnrun"
+    """nnrun's engine, trained by the training loop's own step."""
 
     def take(self, exp, net, source):
         from nnrun.builder import build_loss, build_optimizer
+        from nnrun.train import train_step
 
+        self.train_step = train_step  # the training loop's own step, whatever it becomes
         self.net, self.loss, self.optimizer = net, build_loss(exp), build_optimizer(exp)
         self.x, self.y = nnrun_arrays(source.x, self.divisor, net.dtype), source.y
 
     def step(self, idx):
-        from nnrun.train import train_step
-
-        return train_step(self.net, self.loss, self.optimizer, self.x[idx], self.y[idx], self.lr)[0]
+        return self.train_step(self.net, self.loss, self.optimizer, self.x[idx], self.y[idx], self.lr)[0]
 
     def predict(self, x):
         return self.net.predict(x, INFERENCE_BATCH)
@@ -190,8 +188,6 @@ class NnrunSide(Side):
 class TorchSide(Side):
     """The twin in PyTorch. Its data is one tensor of the whole training set, converted from the
     raw samples as a PyTorch script would (the same values as nnrun's, bit for bit)."""
-
-    name = "torch"
 
     def take(self, exp, net, source):
         import torch
