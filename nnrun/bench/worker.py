@@ -157,11 +157,12 @@ class Side:
             return time.perf_counter() - start
 
 
-def nnrun_arrays(x: np.ndarray, divisor: float | None, dtype) -> np.ndarray:
-    """The samples as nnrun's data pipeline hands them to training (builder.load_data's scaling)."""
-    from nnrun.data import scale_pixels
+def nnrun_arrays(x: np.ndarray, divisor: float | None, dtype):
+    """The samples as nnrun's data pipeline hands them to training (builder.load_data's scaling:
+    uint8 pixels stay uint8 and are scaled a batch at a time)."""
+    from nnrun.data import scaled
 
-    return x if divisor is None else scale_pixels(x, divisor, dtype)
+    return x if divisor is None else scaled(x, divisor, dtype)
 
 
 class NnrunSide(Side):

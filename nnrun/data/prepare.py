@@ -42,7 +42,9 @@ def scale_pixels(x: np.ndarray, divisor: float | None, dtype: np.dtype = np.floa
         return np.array(x, dtype=dtype)
     if divisor <= 0:
         raise ValueError(f"pixel divisor must be positive, got {divisor}")
-    return (np.asarray(x, dtype=dtype) / divisor).astype(dtype, copy=False)
+    out = np.array(x, dtype=dtype)  # a copy, divided in place: one array of dtype at a time
+    np.divide(out, out.dtype.type(divisor), out=out)
+    return out
 
 
 class ScaledSamples:
