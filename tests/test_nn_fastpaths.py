@@ -350,3 +350,24 @@ def test_a_layer_run_alone_then_fused_keeps_no_stale_buffer():
     for net in (fused, plain):
         net.shards = Shards(net.layers, net.stages, True, 1)
     assert np.allclose(input_gradient(fused, loss, x, y), input_gradient(plain, loss, x, y), atol=1e-13)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_training_skips_the_first_layers_input_gradient(fuse, monkeypatch):
+    """A conv net's first layer has parameters: training's backward must not compute its dL/dx
+    (nobody reads it), fused or not, in halves or whole."""
+    from nnrun.nn.layers import Conv2D
+
+    net = conv_pool_net("relu", fuse, dtype=np.float32)
+    asked = []
+    original = Conv2D.backward_nhwc
+
+    def spy(self, dzh, input_gradient, bias):
+        asked.append((self.filters, input_gradient))  # the first conv has 3 filters, the second 4
+        return original(self, dzh, input_gradient, bias)
+
+    monkeypatch.setattr(Conv2D, "backward_nhwc", spy)
+    x, y = rand(6, 2, 9, 9, seed=15, dtype=np.float32), np.arange(6) % 3
+    net.loss_and_gradients(make_loss("cross_entropy"), x, y)
+    first_layer_calls = [flag for filters, flag in asked if filters == 3]
+    assert first_layer_calls and not any(first_layer_calls)

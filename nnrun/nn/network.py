@@ -162,8 +162,7 @@ class Sequential:
         """Back-propagate dL/doutput (or dL/dlogits when skip_output_activation); returns dL/dx,
         or None when input_gradient is False: then backward stops at the first layer with
         parameters, which skips work nobody needs during training."""
-        first = 0 if input_gradient else self.first_index_with_params()
-        grad = _backward(self.stages, grad, skip_output_activation, first)
+        grad = _backward(self.stages, grad, skip_output_activation, input_gradient, self.first_index_with_params())
         # A copy: layers may hand back a buffer that the next backward overwrites.
         return np.array(grad) if input_gradient else None
 
@@ -193,8 +192,8 @@ class Sequential:
         done = self.shards.map(lambda stages, part: _forward(stages, x[part], True), parts)
         logits, out = np.concatenate([z for z, _ in done]), np.concatenate([y for _, y in done])
         grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
-        first = 0 if input_gradient else self.first_index_with_params()
-        self.shards.map(lambda stages, part: _backward(stages, grad[part], fused, first), parts)
+        first = self.first_index_with_params()
+        self.shards.map(lambda stages, part: _backward(stages, grad[part], fused, input_gradient, first), parts)
         self.shards.sum_gradients()
         return self.loss_value(loss, logits, out, y), out
 
@@ -228,14 +227,16 @@ def _forward(stages: list, x: np.ndarray, training: bool) -> tuple[np.ndarray, n
     return stages[-1].forward_with_logits(x, training)
 
 
-def _backward(stages: list, grad: np.ndarray, skip_output_activation: bool, first: int) -> np.ndarray:
-    """Back through the stages down to layer `first` (0: dL/dx of the network's input; else
-    the input gradient of layer `first` is not computed)."""
+def _backward(stages: list, grad: np.ndarray, skip_output_activation: bool,
+              input_gradient: bool, first_with_params: int) -> np.ndarray | None:
+    """Back through the stages: to the network's input (dL/dx) if input_gradient, else down to
+    the stage of the first layer with parameters, which skips its input gradient."""
+    first = 0 if input_gradient else first_with_params
     for stage in reversed(stages):
         if stage.last < first:
             break
         grad = stage.backward(grad, skip_output_activation and stage is stages[-1],
-                              first == 0 or stage.first > first)
+                              input_gradient or stage.first > first)
     return grad
 
 
