@@ -5,6 +5,7 @@ import signal
 from nnrun.cli import (
     evaluate,  # noqa: F401  (registers evaluate, runs, compare)
     lrfind,  # noqa: F401  (registers lr-find)
+    predict,  # noqa: F401  (registers predict, export)
     sweep,  # noqa: F401  (registers sweep)
     train,  # noqa: F401  (registers validate, train)
 )
