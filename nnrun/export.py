@@ -183,8 +183,8 @@ def torch_source(model: Model, source: str) -> str:
     custom = [code for name, code in CUSTOM_MODULES.items() if any(src.startswith(f"{name}(") for _, src in modules)]
     lines = "\n".join(f"            ({name!r}, {src})," for name, src in modules)
     dtype = "torch.float64" if model.net.dtype == np.float64 else "torch.float32"
-    return TORCH_TEMPLATE.format(
-        source=source, version=__version__, doc_input=input_text(model), k=len(model.class_names),
+    return TORCH_TEMPLATE.format(  # the path escaped (quotes, backslashes) to sit inside the docstring
+        source=json.dumps(source)[1:-1], version=__version__, doc_input=input_text(model), k=len(model.class_names),
         output=output_text(model), input_shape=tuple(model.net.input_shape),
         class_names=json.dumps(model.class_names, ensure_ascii=False), input=repr(model.input.as_dict()),
         dtype=dtype, custom="".join(f"\n\n{c}" for c in custom), modules=lines)
