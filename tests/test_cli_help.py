@@ -10,14 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from nnrun.cli import app
-from nnrun.cli.common import Executor, Metric, Mode, Split
+from nnrun.cli.common import Executor, ExportFormat, Metric, Mode, Recipe, Split
 from nnrun.evaluate import SPLITS
+from nnrun.export import FORMATS
+from nnrun.images import RECIPES
 from nnrun.metrics import RUN_METRICS
 from tests.test_sweep import write_config
 
 runner = CliRunner()
-COMMANDS = ["validate", "train", "evaluate", "runs", "compare", "sweep", "lr-find"]
-RUNS_DIR_COMMANDS = ["train", "evaluate", "runs", "compare", "sweep", "lr-find"]
+COMMANDS = ["validate", "train", "evaluate", "runs", "compare", "sweep", "lr-find", "predict", "export"]
+RUNS_DIR_COMMANDS = ["train", "evaluate", "runs", "compare", "sweep", "lr-find", "predict", "export"]
 
 
 def help_text(*command: str) -> str:
@@ -52,6 +54,8 @@ def test_each_command_shows_its_examples_whole_at_80_columns(command):
     ("evaluate", "--split", "<test|validation|train>"),
     ("sweep", "--mode", "<max|min>"),
     ("sweep", "--executor", "<local|dask>"),
+    ("predict", "--recipe", "<mnist|digits|resize>"),
+    ("export", "--format", "<onnx|npz|torch>"),
 ])
 def test_choices_are_listed(command, option, choices):
     line = next(line for line in help_text(command).splitlines() if option in line)
@@ -72,6 +76,8 @@ def test_choices_are_the_librarys_names():
     assert {s.value for s in Split} == {"test", "validation", "train"} <= set(SPLITS)
     assert {m.value for m in Mode} == {"max", "min"}
     assert {e.value for e in Executor} == {"local", "dask"}
+    assert [r.value for r in Recipe] == list(RECIPES)
+    assert tuple(f.value for f in ExportFormat) == FORMATS
 
 
 def complete(words: str) -> list[str]:
@@ -87,6 +93,7 @@ def test_shell_completion_offers_commands_and_choices():
     assert complete("nnrun evaluate latest --split ") == ["test", "validation", "train"]
     assert complete("nnrun sweep c.yaml --metric val_") == ["val_accuracy", "val_loss"]
     assert complete("nnrun sweep c.yaml --executor ") == ["local", "dask"]
+    assert complete("nnrun export latest --format ") == ["onnx", "npz", "torch"]
     assert "--install-completion" in help_text()
 
 

@@ -201,7 +201,8 @@ def prepared_input_plot(image, probabilities, class_names: Sequence[str], path: 
         ax.set_title("what the network saw", fontsize=9, fontweight="normal")
     pred = int(np.argmax(probs))
     _probability_bars(bars, probs, pred, names, label_all, last=True)
-    bars.set_title(f"predicted {names[pred]} ({pct(probs[pred], 1)})", fontsize=9, fontweight="normal")
+    bars.set_title(f"predicted {names[pred]} ({pct(probs[pred], 1)})", fontsize=9, loc="left",  # no truth to show
+                   fontweight="normal", color=TEXT, pad=3)
     fig.suptitle(title.replace("$", r"\$"))  # a file name is text, not mathtext
     return save(fig, path)
 
