@@ -73,15 +73,14 @@ def predict(run: str = typer.Argument(..., help=RUN_HELP),
         typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
     else:
         width = min(NAME_WIDTH, max(len(shown_as_text(r["input"])) for r in records))
-        for record in records:
-            out.print(prediction_line(record, width), markup=False, highlight=False, soft_wrap=True)
+        typer.echo("\n".join(prediction_line(record, width) for record in records))  # plain text, one write
     if out_file is not None:
-        err.print(f"wrote {write_csv(out_file, records)}", markup=False, soft_wrap=True)
+        err.print(f"wrote {shown_as_text(str(write_csv(out_file, records)))}", markup=False, soft_wrap=True)
     if show is not None:
         written = show_inputs(model, prepared, probs, show)
         more = f" (the first {len(written)} of {len(records)} inputs)" if len(written) < len(records) else ""
-        err.print(f"wrote {len(written)} pictures of what the network saw into {show}{more}", markup=False,
-                  soft_wrap=True)
+        err.print(f"wrote {len(written)} pictures of what the network saw into {shown_as_text(str(show))}{more}",
+                  markup=False, soft_wrap=True)
 
 
 def load_hint(fmt: str, folder: Path) -> str:
