@@ -43,7 +43,8 @@ INK_THRESHOLDS = {"mnist": 0.5, "digits": 0.3}
 # Less contrast than this between the background and the strongest ink: the picture is blank.
 MIN_CONTRAST = 0.05
 
-Recipe = Callable[[np.ndarray, tuple], np.ndarray]
+# (rgb, alpha or None, the file's path for messages, the (C, H, W) image wanted) -> that image in [0, 1]
+Recipe = Callable[[np.ndarray, "np.ndarray | None", "str | os.PathLike", tuple], np.ndarray]
 RECIPES: Registry[Recipe] = Registry("recipe", attribute="recipe_name")
 
 
@@ -169,7 +170,8 @@ def crop_to_ink(rgb: np.ndarray, alpha: np.ndarray | None, path, threshold: floa
 
 
 @RECIPES.register("mnist")
-def mnist_recipe(rgb: np.ndarray, alpha: np.ndarray | None, path: str | os.PathLike = "image") -> np.ndarray:
+def mnist_recipe(rgb: np.ndarray, alpha: np.ndarray | None, path: str | os.PathLike = "image",
+                 shape: Sequence[int] = (1, 28, 28)) -> np.ndarray:
     """(1, 28, 28): the ink's box scaled to 20 pixels on its longer side, its centre of mass moved
     to the frame's centre (14, 14) by whole pixels (as in MNIST), kept inside the frame."""
     digit = fit_longer_side(crop_to_ink(rgb, alpha, path, INK_THRESHOLDS["mnist"]), 20)
@@ -181,7 +183,8 @@ def mnist_recipe(rgb: np.ndarray, alpha: np.ndarray | None, path: str | os.PathL
 
 
 @RECIPES.register("digits")
-def digits_recipe(rgb: np.ndarray, alpha: np.ndarray | None, path: str | os.PathLike = "image") -> np.ndarray:
+def digits_recipe(rgb: np.ndarray, alpha: np.ndarray | None, path: str | os.PathLike = "image",
+                  shape: Sequence[int] = (1, 8, 8)) -> np.ndarray:
     """(1, 8, 8): the ink's box scaled to 32 pixels on its longer side and centred in a 32x32
     frame, then the ink of each 4x4 block counted (0..16, partial ink counting in part) and
     divided by 16."""
@@ -243,8 +246,4 @@ def prepare_image(path: str | os.PathLike, recipe: str, input_shape: Sequence[in
         raise DataError(f"{path}: the network takes images of {image[0]} channels; only 1 (greyscale) "
                         "or 3 (RGB) can be made from a picture")
     rgb, alpha = read_image(path)
-    if recipe == "resize":
-        prepared = resize_recipe(rgb, alpha, path, image)
-    else:
-        prepared = RECIPES.get(recipe)(rgb, alpha, path)
-    return prepared.reshape(input_shape)
+    return RECIPES.get(recipe)(rgb, alpha, path, image).reshape(input_shape)
