@@ -28,6 +28,7 @@ from nnrun.config import Experiment, load_config, resolved_dict
 from nnrun.diagnostics import Diagnostics, findings, probe_sample
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import remove_leftovers, write_json, write_text
+from nnrun.images import recipe_for
 from nnrun.loggers import require as require_loggers
 from nnrun.loggers import start_loggers
 from nnrun.metrics import SmoothedLoss, ema
@@ -258,7 +259,7 @@ def fit_and_write(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential
         if data.test is not None and state.rows:
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
             summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=state.weights)
-        write_weights(run_dir / "weights.json", net)
+        write_weights(run_dir / "weights.json", net, prediction_info(exp, data))
         if make_plots and state.rows:
             draw_training_plots(exp.name, state, run_dir, diagnostics.named_rows(net) if diagnostics else [])
     except BaseException as e:
@@ -318,6 +319,17 @@ def run_summary(state: TrainState, net: nn.Sequential, data: Data) -> dict:
             "monitor": state.monitor, "final": state.rows[-1] if state.rows else None, "best": best,
             "error": state.error, "num_params": net.num_params, "data": data.sources,
             "class_names": data.class_names, "scale_divisor": data.divisor}
+
+
+def prediction_info(exp: Experiment, data: Data) -> dict:
+    """What weights.json carries for `nnrun predict` beyond the layers: the class names and how
+    inputs were prepared (the scaling divisor, the range of the scaled training values, the
+    named dataset the training split came from and the image recipe it implies)."""
+    x = data.train[0]
+    dataset = exp.data.dataset if exp.data.train is None else None
+    return {"class_names": list(data.class_names),
+            "input": {"scale_divisor": data.divisor, "range": [float(x.min()), float(x.max())],
+                      "dataset": dataset, "recipe": recipe_for(dataset, data.input_shape, data.class_names)}}
 
 
 def draw_training_plots(name: str, state: TrainState, run_dir: Path, diagnostics: list[dict]) -> None:

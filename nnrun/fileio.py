@@ -125,3 +125,18 @@ def read_limited(path: str | os.PathLike, limit: int) -> bytes:
     if len(data) > limit:
         raise TooLarge(None, limit)
     return data
+
+
+# -- CSV for spreadsheets -------------------------------------------------------------------
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (a tab or
+# carriage return ahead of one is skipped by some of them): `=HYPERLINK(...)` in a file name
+# would run when the CSV is opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text, never runs: a string starting like a formula
+    gets a leading apostrophe (OWASP's advice); numbers and other strings are unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -68,13 +68,15 @@ def check_writable(folder: Path) -> None:
 
 
 # -- weights --------------------------------------------------------------------------------
-def weights_document(net: Sequential) -> dict:
+def weights_document(net: Sequential, prediction: dict | None = None) -> dict:
+    """The weights file's document; `prediction` (its class_names and input, see
+    experiment.prediction_info) is what a prediction needs beyond the layers."""
     layers = []
     for layer in net.layers:
         params = {k: {"shape": list(v.shape), "data": json_numbers(v)} for k, v in layer.params.items()}
         layers.append({"type": layer.type, "config": layer.config(), "params": params})
     return {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION, "dtype": str(net.dtype),
-            "input_shape": list(net.input_shape), "layers": layers}
+            "input_shape": list(net.input_shape), **(prediction or {}), "layers": layers}
 
 
 def json_numbers(array: np.ndarray) -> list:
@@ -85,8 +87,8 @@ def json_numbers(array: np.ndarray) -> list:
     return [v if math.isfinite(v) else None for v in values]
 
 
-def write_weights(path: str | os.PathLike, net: Sequential) -> None:
-    write_text(path, json.dumps(weights_document(net), separators=(",", ":"), allow_nan=False) + "\n")
+def write_weights(path: str | os.PathLike, net: Sequential, prediction: dict | None = None) -> None:
+    write_text(path, json.dumps(weights_document(net, prediction), separators=(",", ":"), allow_nan=False) + "\n")
 
 
 # Generous room per parameter: a float's shortest repr, a comma, even pretty-printing.
@@ -100,7 +102,8 @@ def weights_size_limit(num_params: int) -> int:
 
 def read_weights(path: str | os.PathLike, num_params: int | None = None) -> dict:
     """Parse and check a weights file: {"input_shape": tuple, "layers": [...], "arrays": {name:
-    array}}. Anything malformed or non-finite is one ConfigError line naming the file and the
+    array}, "dtype": np.dtype, "class_names" and "input" (None when absent; unchecked, see
+    nnrun.predict)}. Anything malformed or non-finite is one ConfigError line naming the file and the
     key; given the model's num_params, a file far larger than it could need is refused unread."""
     limit, why = None, ""
     if num_params is not None:
@@ -123,7 +126,8 @@ def read_weights(path: str | os.PathLike, num_params: int | None = None) -> dict
         layer_type = check.get(layer, "type", str, where)
         for k, p in check.get(layer, "params", dict, where).items():
             arrays[f"layers.{i}.{k}"] = check.array(p, dtype, f"{where}.params.{k}", f"{where} ({layer_type}) {k}")
-    return {"input_shape": input_shape, "layers": layers, "arrays": arrays}
+    return {"input_shape": input_shape, "layers": layers, "arrays": arrays, "dtype": dtype,
+            "class_names": doc.get("class_names"), "input": doc.get("input")}
 
 
 class WeightsCheck:

@@ -10,14 +10,17 @@ import pytest
 from typer.testing import CliRunner
 
 from nnrun.cli import app
-from nnrun.cli.common import Executor, Logger, Metric, Mode, Split
+from nnrun.cli.common import Executor, ExportFormat, Logger, Metric, Mode, Recipe, Split
 from nnrun.evaluate import SPLITS
+from nnrun.export import FORMATS
+from nnrun.images import RECIPES
 from nnrun.metrics import RUN_METRICS
 from tests.test_sweep import write_config
 
 runner = CliRunner()
-COMMANDS = ["validate", "check", "schema", "train", "evaluate", "runs", "compare", "sweep", "lr-find", "bench"]
-RUNS_DIR_COMMANDS = ["train", "evaluate", "runs", "compare", "sweep", "lr-find"]
+COMMANDS = ["validate", "check", "schema", "train", "evaluate", "runs", "compare", "sweep", "lr-find",
+            "bench", "predict", "export"]
+RUNS_DIR_COMMANDS = ["train", "evaluate", "runs", "compare", "sweep", "lr-find", "predict", "export"]
 
 
 def help_text(*command: str) -> str:
@@ -53,6 +56,8 @@ def test_each_command_shows_its_examples_whole_at_80_columns(command):
     ("sweep", "--mode", "<max|min>"),
     ("sweep", "--executor", "<local|dask>"),
     ("train", "--log", "<tensorboard|mlflow>"),
+    ("predict", "--recipe", "<mnist|digits|resize>"),
+    ("export", "--format", "<onnx|npz|torch>"),
 ])
 def test_choices_are_listed(command, option, choices):
     line = next(line for line in help_text(command).splitlines() if option in line)
@@ -76,6 +81,8 @@ def test_choices_are_the_librarys_names():
     from nnrun.config import LOGGERS
 
     assert [lg.value for lg in Logger] == list(LOGGERS)
+    assert [r.value for r in Recipe] == list(RECIPES)
+    assert tuple(f.value for f in ExportFormat) == FORMATS
 
 
 def complete(words: str) -> list[str]:
@@ -91,6 +98,7 @@ def test_shell_completion_offers_commands_and_choices():
     assert complete("nnrun evaluate latest --split ") == ["test", "validation", "train"]
     assert complete("nnrun sweep c.yaml --metric val_") == ["val_accuracy", "val_loss"]
     assert complete("nnrun sweep c.yaml --executor ") == ["local", "dask"]
+    assert complete("nnrun export latest --format ") == ["onnx", "npz", "torch"]
     assert "--install-completion" in help_text()
 
 

@@ -517,6 +517,7 @@ def test_pixels_stay_uint8_and_are_scaled_a_batch_at_a_time():
         got = x[index]
         assert got.dtype == np.float32 and np.array_equal(got, whole[index])
     assert np.array_equal(np.asarray(x), whole)
+    assert (x.min(), x.max()) == (whole.min(), whole.max())
     floats = np.linspace(0, 1, 10, dtype=np.float64).reshape(10, 1)
     assert isinstance(scaled(floats, None, np.float32), np.ndarray)  # not pixels: scaled now
 

@@ -141,7 +141,8 @@ def test_float32_weights_round_trip_exactly(tmp_path):
     load_weights_into(net, run_dir / "weights.json")
     from nnrun.runs import write_weights
 
-    write_weights(tmp_path / "again.json", net)
+    saved = read_weights(run_dir / "weights.json")  # the classes and input preparation go along
+    write_weights(tmp_path / "again.json", net, {"class_names": saved["class_names"], "input": saved["input"]})
     assert (tmp_path / "again.json").read_bytes() == (run_dir / "weights.json").read_bytes()
     arrays = read_weights(run_dir / "weights.json")["arrays"]
     assert all(a.dtype == np.float32 for a in arrays.values())

@@ -7,6 +7,7 @@ from nnrun.cli import (
     check,  # noqa: F401  (registers check)
     evaluate,  # noqa: F401  (registers evaluate, runs, compare)
     lrfind,  # noqa: F401  (registers lr-find)
+    predict,  # noqa: F401  (registers predict, export)
     schema,  # noqa: F401  (registers schema)
     sweep,  # noqa: F401  (registers sweep)
     train,  # noqa: F401  (registers validate, train)

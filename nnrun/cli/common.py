@@ -108,6 +108,18 @@ class Executor(str, Enum):
     dask = "dask"
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    npz = "npz"
+    torch = "torch"
+
+
+class Recipe(str, Enum):
+    mnist = "mnist"
+    digits = "digits"
+    resize = "resize"
+
+
 def value_of(choice: Enum | None) -> str | None:
     return None if choice is None else choice.value
 

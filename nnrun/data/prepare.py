@@ -62,6 +62,13 @@ class ScaledSamples:
     def __getitem__(self, index) -> np.ndarray:
         return scale_pixels(self.raw[index], self.divisor, self.dtype)
 
+    def min(self) -> np.floating:
+        """The smallest scaled value (scaling is monotone: the raw minimum, scaled)."""
+        return scale_pixels(self.raw.min(), self.divisor, self.dtype)[()]
+
+    def max(self) -> np.floating:
+        return scale_pixels(self.raw.max(), self.divisor, self.dtype)[()]
+
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = scale_pixels(self.raw, self.divisor, self.dtype)
         return whole if dtype is None else whole.astype(dtype, copy=False)

@@ -16,6 +16,7 @@ from nnrun.plots.evaluation import (
                                     misclassified_grid,
                                     per_class_plot,
                                     predictions_plot,
+                                    prepared_input_plot,
                                     weights_plot,
 )
 from nnrun.plots.sweeps import sweep_curves, sweep_plot
@@ -27,6 +28,7 @@ __all__ = [
     "confusion_matrix_plot",
     "misclassified_grid",
     "predictions_plot",
+    "prepared_input_plot",
     "per_class_plot",
     "weights_plot",
     "compare_curves",

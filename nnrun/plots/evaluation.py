@@ -184,6 +184,30 @@ def _probability_bars(ax: Axes, p: np.ndarray, true: int, names: list[str], labe
 
 
 @styled
+def prepared_input_plot(image, probabilities, class_names: Sequence[str], path: PathLike,
+                        title: str = "Prediction") -> Path:
+    """One input as the network saw it (after preparation and scaling; None when it is no
+    image), beside a bar chart of its class probabilities, the predicted class highlighted."""
+    probs = np.nan_to_num(np.asarray(probabilities, dtype=np.float64))
+    k = len(probs)
+    names = [str(c) for c in class_names]
+    label_all = k <= 15
+    fig = new_figure((8.0, max(2.2, 0.18 * k + 0.9) if label_all else 2.6))
+    if image is None:
+        bars = fig.subplots(1, 1)
+    else:
+        ax, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.4]})
+        _show_image(ax, _images_batch(np.asarray(image)[None])[0])
+        ax.set_title("what the network saw", fontsize=9, fontweight="normal")
+    pred = int(np.argmax(probs))
+    _probability_bars(bars, probs, pred, names, label_all, last=True)
+    bars.set_title(f"predicted {names[pred]} ({pct(probs[pred], 1)})", fontsize=9, loc="left",  # no truth to show
+                   fontweight="normal", color=TEXT, pad=3)
+    fig.suptitle(title.replace("$", r"\$"))  # a file name is text, not mathtext
+    return save(fig, path)
+
+
+@styled
 def per_class_plot(report: Mapping, path: PathLike, title: str = "Per-class metrics") -> Path:
     """Grouped precision/recall/F1 bars per class from ``metrics.classification_report``."""
     classes = list(report.get("classes", []))
