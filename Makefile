@@ -40,6 +40,7 @@ demo: $(RUNTIME)
 
 lint: $(DEV)
 	$(BIN)/ruff check nnrun tests experiments
+	$(BIN)/bandit -q -r nnrun
 
 bench: $(RUNTIME)
 	$(BIN)/python experiments/benchmark.py

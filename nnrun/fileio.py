@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nnrun.errors import NnrunError
+from nnrun.errors import ConfigError, NnrunError
 
 
 class WriteError(NnrunError):
@@ -89,6 +89,35 @@ def json_safe(obj: Any) -> Any:
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
     """Strict JSON: NaN and infinities are written as null."""
     write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
+
+
+def csv_safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string that starts with = + - @ (or a tab or
+    carriage return) would be read as a formula, so it gets a leading apostrophe. Numbers, and
+    strings that are numbers ("-0.5", "1e-05"), are left as they are."""
+    if not isinstance(value, str) or not value or value[0] not in "=+-@\t\r":
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+class OutsideFolder(ConfigError):
+    """A path nnrun would write through leads outside the folder it was asked to work in."""
+
+
+def check_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """path, when it (followed through any symbolic link) stays inside root; OutsideFolder
+    otherwise, before anything is written."""
+    root, path = Path(root), Path(path)
+    real_root = root.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise OutsideFolder(f"{path}: leads outside {root} (to {real}; a symbolic link?); nnrun writes "
+                            f"only inside the folder it works in: remove the link")
+    return path
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import typer
@@ -18,7 +20,9 @@ from nnrun.cli.common import (
     examples,
     handle_errors,
     out,
+    plain,
     print_error,
+    shown_as_text,
 )
 from nnrun.fmt import pct
 from nnrun.status import Status
@@ -26,14 +30,14 @@ from nnrun.status import Status
 
 # -- validate -------------------------------------------------------------------------------
 def summary_table(net, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("layer")
     table.add_column("output shape")
     table.add_column("params", justify="right")
     for row in net.summary():
         kind = row["type"] + (f" ({row['activation']})" if row["activation"] not in ("linear", row["type"]) else "")
-        table.add_row(str(row["index"]), kind, str(row["output_shape"]), f"{row['params']:,}")
+        table.add_row(str(row["index"]), plain(kind), str(row["output_shape"]), f"{row['params']:,}")
     table.add_section()
     table.add_row("", "total", f"input {net.input_shape}", f"{net.num_params:,}")
     return table
@@ -57,8 +61,8 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
     out.print(summary_table(net, f"{exp.name}: {config}"))
     sizes = ", ".join(f"{k} {len(v[0])}" for k, v in
                       (("train", data.train), ("validation", data.val), ("test", data.test)) if v)
-    out.print(f"data: {sizes}; {data.num_classes} classes; input {data.input_shape}")
-    out.print(f"{config}: valid")
+    out.print(f"data: {sizes}; {data.num_classes} classes; input {data.input_shape}", markup=False)
+    out.print(f"{shown_as_text(str(config))}: valid", markup=False, soft_wrap=True)
 
 
 def validate_without_download(exp, config: Path) -> None:
@@ -73,7 +77,7 @@ def validate_without_download(exp, config: Path) -> None:
     out.print(f"data: {exp.data.dataset}'s {' and '.join(splits)} split{'s are' if len(splits) > 1 else ' is'} "
               f"not downloaded yet (nnrun train fetches it); checked with its catalogue entry: "
               f"input {input_shape}, {num_classes} classes", markup=False, soft_wrap=True)
-    out.print(f"{config}: valid")
+    out.print(f"{shown_as_text(str(config))}: valid", markup=False, soft_wrap=True)
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -103,11 +107,11 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         if resume is not None:
             run_dir = resume_run(resolve_resume(resume, runs_dir), display)
         else:
-            overrides = [*set_, *([f"name={name}"] if name else []), *([f"seed={seed}"] if seed is not None else [])]
+            overrides = [*set_, *([name_override(name)] if name else []), *([f"seed={seed}"] if seed is not None else [])]
             run_dir = train_run(load_config(config, tuple(overrides)), runs_dir, init_weights, display,
                                 command=command_line())
     except RunFinished as done:
-        out.print(str(done), markup=False, soft_wrap=True)
+        out.print(shown_as_text(str(done)), markup=False, soft_wrap=True)
         return
     except RunInterrupted as stopped:
         exit_interrupted(stopped.run_dir)
@@ -119,7 +123,7 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         print_train_summary(summary)
         for warning in summary.get("warnings") or []:
             print_warning(warning)
-        out.print(str(run_dir), markup=False, soft_wrap=True)
+        out.print(shown_as_text(str(run_dir)), markup=False, soft_wrap=True)
     if summary["status"] == Status.INTERRUPTED:
         exit_interrupted(run_dir)
     if summary["status"] == Status.DIVERGED:
@@ -127,11 +131,20 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         raise typer.Exit(1)
 
 
+def name_override(name: str) -> str:
+    """--name NAME as a --set: a name is a string, even `yes`, `2024` or `0x10` (a bare
+    name=yes would be read as YAML, a boolean)."""
+    from nnrun.config import check_name
+
+    return f"name={json.dumps(check_name(name))}"
+
+
 def exit_interrupted(run_dir: Path) -> None:
     from nnrun.checkpoint import FILE as CHECKPOINT
 
     if (run_dir / CHECKPOINT).is_file():
-        err.print(f"interrupted; resume with: nnrun train --resume {run_dir}", markup=False, soft_wrap=True)
+        err.print(f"interrupted; resume with: {shown_as_text(shlex.join(['nnrun', 'train', '--resume', str(run_dir)]))}",
+                  markup=False, soft_wrap=True)
     else:
         err.print(f"interrupted before its first checkpoint; train again ({run_dir} holds nothing to resume)",
                   markup=False, soft_wrap=True)
@@ -162,7 +175,7 @@ def resolve_resume(resume: Path, runs_dir: Path) -> Path:
 
 def print_warning(message: str) -> None:
     """`warning: <message>` on stderr: the run completed (exit code 0) but should not be trusted."""
-    err.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
+    err.print(f"[bold yellow]warning:[/] {escape(shown_as_text(message))}", markup=True, soft_wrap=True)
 
 
 def print_train_summary(summary: dict) -> None:
