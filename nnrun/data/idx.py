@@ -33,9 +33,11 @@ MAX_IDX_BYTES = 1 << 30
 MAX_TEXT_BYTES = 256 << 20
 
 
-def read_bytes(path: str | os.PathLike, limit: int = MAX_TEXT_BYTES) -> bytes:
+def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
     """A file's bytes, decompressed when it starts with the gzip magic bytes; DataError when
-    there are more than `limit` of them (found before more than limit + 1 are read)."""
+    there are more than `limit` (default MAX_TEXT_BYTES) of them, found before more than
+    limit + 1 are read."""
+    limit = MAX_TEXT_BYTES if limit is None else limit
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
