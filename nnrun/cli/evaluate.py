@@ -85,15 +85,18 @@ def output_format(as_json: bool, as_csv: bool) -> str:
 
 
 def print_json(records: list[dict]) -> None:
-    typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    """The records as JSON; a character a terminal would act on (an escape, C1 controls) is
+    written as its \\u escape, which means the same to a JSON reader."""
+    text = json.dumps(records, indent=2, ensure_ascii=False)
+    typer.echo("".join(c if c.isprintable() or c == "\n" else f"\\u{ord(c):04x}" for c in text))
 
 
 def csv_value(v: Any) -> str:
-    """Empty for None, strings as they are (but a spreadsheet formula shown as text: '=1+1),
-    anything else as JSON (true, 0.002, {})."""
+    """Empty for None, strings as they are (but control characters escaped, as \\x1b, and a
+    spreadsheet formula shown as text: '=1+1), anything else as JSON (true, 0.002, {})."""
     if v is None:
         return ""
-    return csv_safe_cell(v if isinstance(v, str) else json.dumps(v))
+    return csv_safe_cell(shown_as_text(v) if isinstance(v, str) else json.dumps(v))
 
 
 def print_csv(records: list[dict], fields: Sequence[str]) -> None:
