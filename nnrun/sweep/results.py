@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from nnrun import fmt
-from nnrun.config import one_line
+from nnrun.config import one_line, read_config_text
 from nnrun.fileio import csv_safe_cell, write_json, write_text
 from nnrun.fmt import finite
 from nnrun.runs import read_json, read_rows
@@ -87,7 +87,7 @@ def finish_outputs(sweep_dir: Path, doc: dict, plots: bool = True) -> None:
 def write_best_yaml(sweep_dir: Path, doc: dict) -> None:
     """The best trial's config, headed by its score and the command that reproduces it."""
     trial = doc["trials"][doc["best"]]
-    config_text = (sweep_dir / trial["run_dir"] / "config.yaml").read_text(encoding="utf-8")
+    config_text = read_config_text(sweep_dir / trial["run_dir"] / "config.yaml")  # size-capped, UTF-8
     header = (f"# best trial of sweep {sweep_dir.name}: {trial['name']} "
               f"({doc['metric']} = {trial['metric']:.6g}, epoch {trial['best_epoch']})\n"
               f"# reproduce: {one_line(train_command(doc['config'], trial['overrides']), width=1 << 20)}\n")
