@@ -669,3 +669,36 @@ def test_bandit_finds_nothing_in_the_package():
     done = subprocess.run([sys.executable, "-m", "bandit", "-q", "-r", str(ROOT / "nnrun")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- report.html shows the run folder's files, within limits --------------------------------
+def test_the_report_embeds_no_huge_or_outside_picture(runs_dir, trained_run, tmp_path):
+    """report.html embedded every plots/*.png whole: a 200 MB file, a link to a file outside
+    the run (its content then travelled with the report)."""
+    run = runs_dir / trained_run.name
+    (run / "plots").mkdir(exist_ok=True)
+    with open(run / "plots" / "huge.png", "wb") as f:
+        f.truncate(200 << 20)  # sparse: no disk space, 200 MB to read
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG secret " * 10)
+    (run / "plots" / "leak.png").symlink_to(secret)
+    with PeakMemory() as peak:
+        assert invoke("evaluate", run, "--no-plots").exit_code == 0
+    page = (run / "report.html").read_text()
+    assert len(page) < 10 << 20 and peak.bytes < 100 << 20, (len(page), peak.bytes)
+    import base64
+
+    assert base64.b64encode(secret.read_bytes()).decode() not in page
+
+
+def test_a_damaged_evaluation_file_never_breaks_the_report(runs_dir, trained_run):
+    run = runs_dir / trained_run.name
+    assert invoke("evaluate", run, "--no-plots").exit_code == 0
+    doc = json.loads((run / "evaluation-test.json").read_text())
+    doc.update(per_class=[1, 2], macro_avg=[], one_vs_rest="x", overrides=[1, None], top_confusions={"a": 1})
+    (run / "evaluation-test.json").write_text(json.dumps(doc))
+    (run / "evaluation-../../x.json".replace("/", "_")).write_text("{}")
+    result = invoke("evaluate", run, "--no-plots", "--split", "validation")
+    assert result.exit_code == 0, result.output
+    page = (run / "report.html").read_text()
+    assert "evaluation-test.json cannot be shown" in page and "Evaluation: validation split" in page
