@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from nnrun import sweep as S
 from nnrun.cli import app
-from nnrun.errors import ConfigError, DataError, DownloadError
+from nnrun.errors import DataError, DownloadError
 from nnrun.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
