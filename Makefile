@@ -40,6 +40,7 @@ demo: $(RUNTIME)
 
 lint: $(DEV)
 	$(BIN)/ruff check nnrun tests experiments
+	$(BIN)/bandit -q -r nnrun
 
 # Benchmarks run with OpenBLAS choosing its own kernel, as on users' machines: the overrides some
 # machines set (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) are unset for these commands alone.

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -80,14 +81,23 @@ def constructor_params(cls) -> dict[str, inspect.Parameter]:
     return params
 
 
+def constructor_hints(cls) -> dict[str, Any]:
+    """The evaluated annotations of cls.__init__ and its bases (first definition wins): the
+    engine's modules use `from __future__ import annotations`, so they are strings until read."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass):
+            hints.update(typing.get_type_hints(klass.__init__))
+    return hints
+
+
 def param_fields(cls, skip=()) -> dict[str, tuple]:
     fields = {}
+    hints = constructor_hints(cls)
     for name, p in constructor_params(cls).items():
         if name in skip:
             continue
-        annotation = p.annotation if p.annotation is not inspect.Parameter.empty else Any
-        if isinstance(annotation, str):
-            annotation = eval(annotation, vars(inspect.getmodule(cls)))  # noqa: S307 (our own code)
+        annotation = hints.get(name, Any) if p.annotation is not inspect.Parameter.empty else Any
         default = list(p.default) if isinstance(p.default, tuple) else p.default
         bounds = param_bounds(cls, name)
         if get_origin(annotation) is list and bounds:  # bound each item
@@ -179,7 +189,8 @@ ACTIVATION_LAYERS = [create_model(f"{name}_layer", __base__=Strict, type=(Litera
                      for name, cls in ACTIVATIONS.items()]
 LAYER_MODELS = [DenseConfig, Conv2DConfig, MaxPoolConfig, AvgPoolConfig, FlattenConfig,
                 DropoutConfig, *ACTIVATION_LAYERS]
-assert {m.model_fields["type"].annotation.__args__[0] for m in LAYER_MODELS} == set(LAYERS)
+if {m.model_fields["type"].annotation.__args__[0] for m in LAYER_MODELS} != set(LAYERS):  # kept under python -O
+    raise RuntimeError("every registered layer needs a config model in nnrun.config.LAYER_MODELS")
 
 
 def layer_tag(value: Any) -> str | None:

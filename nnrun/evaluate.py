@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from nnrun.errors import ConfigError
-from nnrun.fileio import write_json
+from nnrun.fileio import check_inside, write_json
 from nnrun.fmt import finite, pct
 from nnrun.metrics import RUN_METRICS
 from nnrun.runs import read_json_or, read_rows, read_summary
@@ -29,6 +29,7 @@ from nnrun.runs import read_json_or, read_rows, read_summary
 SPLITS = {"test": "test", "validation": "val", "val": "val", "train": "train"}
 RUN_FILES = ("config.yaml", "summary.json")
 MISSING = "(absent)"  # shown by config_differences for a key one config does not have
+UNREADABLE = "(unreadable)"  # ... for every key of a config.yaml that cannot be read
 
 
 # -- finding runs ---------------------------------------------------------------------------
@@ -147,6 +148,8 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "test", overrides: Seq
     run_dir = Path(run_dir)
     key = split_key(split)
     name = split_name(split)
+    if make_plots:
+        check_inside(run_dir, run_dir / "plots")
     exp, net, data = load_run(run_dir, overrides)
     arrays = getattr(data, key)
     if arrays is None or len(arrays[0]) == 0:
@@ -268,7 +271,8 @@ def run_record(run_dir: Path, runs_dir: Path | None = None, kind: str = "run") -
         return record | {"status": "unreadable"}
     best = summary.get("best") or {}
     return record | {
-        "name": summary.get("name"), "started": summary.get("started"), "status": summary.get("status"),
+        "name": summary.get("name"), "started": summary.get("started"),
+        "status": summary.get("status", "unreadable"),
         "epochs": summary.get("epochs_run", len(read_rows(run_dir))),
         "best_epoch": summary.get("best_epoch"), "monitor": summary.get("monitor"),
         "best_val_accuracy": finite(best.get("val_accuracy")),
@@ -277,9 +281,24 @@ def run_record(run_dir: Path, runs_dir: Path | None = None, kind: str = "run") -
 
 
 def read_sweep_doc(sweep_dir: Path) -> dict | None:
-    """sweep.json with a list of trials, or None when missing or unreadable."""
+    """What listings use of sweep.json: its name, start, status and wall time (None when not of
+    their type), its metric (one nnrun knows), best and its trials, only those that are objects
+    whose run_dir is a trial folder nnrun writes, trials/t000-... (anything else reads as no
+    folder). None when the file is missing or unreadable."""
     doc = read_json_or(sweep_dir / "sweep.json")
-    return doc if isinstance(doc, dict) and isinstance(doc.get("trials"), list) else None
+    if not isinstance(doc, dict) or not isinstance(doc.get("trials"), list):
+        return None
+    texts = {k: doc[k] if isinstance(doc.get(k), str) else None for k in ("name", "started", "status")}
+    trials = [t | {"run_dir": t["run_dir"] if is_trial_dir(t.get("run_dir")) else None}
+              if isinstance(t, dict) else {"run_dir": None} for t in doc["trials"]]
+    return texts | {"metric": sweep_metric(doc), "wall_seconds": finite(doc.get("wall_seconds")),
+                    "best": doc.get("best"), "trials": trials}
+
+
+def is_trial_dir(run_dir: Any) -> bool:
+    from nnrun.sweep.document import TRIAL_NAME
+
+    return isinstance(run_dir, str) and run_dir.startswith("trials/") and bool(TRIAL_NAME.fullmatch(run_dir[7:]))
 
 
 def trial_dirs(sweep_dir: Path) -> list[Path]:
@@ -296,7 +315,8 @@ def best_trial(doc: dict) -> dict | None:
 
 def sweep_metric(doc: dict) -> str | None:
     """The metric that ranks the sweep's trials (val_accuracy, test_loss, ...)."""
-    return doc.get("metric") if doc.get("metric") in RUN_METRICS else None
+    metric = doc.get("metric")
+    return metric if isinstance(metric, str) and metric in RUN_METRICS else None
 
 
 def sweep_record(sweep_dir: Path, runs_dir: Path | None = None) -> dict:
@@ -310,7 +330,7 @@ def sweep_record(sweep_dir: Path, runs_dir: Path | None = None) -> dict:
                "trials": len(doc["trials"]), "metric": sweep_metric(doc),
                "wall_seconds": finite(doc.get("wall_seconds"))}
     best = best_trial(doc)
-    if best is None or not is_run_dir(sweep_dir / str(best.get("run_dir"))):
+    if best is None or best["run_dir"] is None or not is_run_dir(sweep_dir / best["run_dir"]):
         return record
     best_run = run_record(sweep_dir / best["run_dir"], runs_dir)
     return record | {"metric_value": finite(best.get("metric")), "best_trial": best_run["folder"],
@@ -321,8 +341,7 @@ def sweep_record(sweep_dir: Path, runs_dir: Path | None = None) -> dict:
 def trial_records(sweep_dir: Path, runs_dir: Path | None = None) -> list[dict]:
     """The sweep's trial folders in trial order, each with its metric as sweep.json has it."""
     doc = read_sweep_doc(sweep_dir) or {"trials": []}
-    metrics = {t["run_dir"]: t.get("metric") for t in doc["trials"]
-               if isinstance(t, dict) and isinstance(t.get("run_dir"), str)}
+    metrics = {t["run_dir"]: t.get("metric") for t in doc["trials"] if t["run_dir"]}
     sweep = relative_folder(sweep_dir, runs_dir)
     return [run_record(d, runs_dir, "trial") | {
         "sweep": sweep, "metric": sweep_metric(doc),
@@ -349,9 +368,20 @@ def newest_first(runs_dir: Path) -> list[dict]:
             found.append((run_record(child, runs_dir), child / "summary.json"))
         elif is_sweep_dir(child):
             found.append((sweep_record(child, runs_dir), child / "sweep.json"))
-    # "started" has one-second resolution; the summary's write time orders runs within a second.
-    found.sort(key=lambda pair: (str(pair[0]["started"] or ""), mtime(pair[1])), reverse=True)
+    # By the time nnrun wrote into the folder's name (a summary's "started" could say anything);
+    # the summary's write time orders runs within a second.
+    found.sort(key=lambda pair: (folder_time(Path(pair[0]["path"]).name), mtime(pair[1])), reverse=True)
     return [record for record, _ in found]
+
+
+FOLDER_TIME = re.compile(r"\d{8}-\d{6}(?=-)")
+
+
+def folder_time(name: str) -> str:
+    """'20261130-101500' of a folder nnrun named (<YYYYMMDD-HHMMSS>-<name>); '' for any other
+    name, which sorts as the oldest."""
+    found = FOLDER_TIME.match(name)
+    return found[0] if found else ""
 
 
 def mtime(path: Path) -> float:
@@ -380,11 +410,12 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(dicts: Sequence[dict]) -> dict[str, list]:
     """Dotted keys whose values differ between the configs -> one value per config
-    (MISSING where a config lacks the key), in their order in the configs."""
-    flats = [flatten(d) for d in dicts]
+    (MISSING where a config lacks the key; UNREADABLE for a config that is None), in their order
+    in the configs."""
+    flats = [flatten(d) if d is not None else None for d in dicts]
     diffs = {}
-    for key in key_order(flats):
-        values = [f.get(key, MISSING) for f in flats]
+    for key in key_order([f for f in flats if f is not None]):
+        values = [f.get(key, MISSING) if f is not None else UNREADABLE for f in flats]
         if any(v != values[0] for v in values[1:]):
             diffs[key] = values
     return diffs
@@ -404,15 +435,15 @@ def key_order(flats: Sequence[dict]) -> list[str]:
     return order
 
 
-def read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.yaml"
+def read_config(run_dir: Path) -> dict | None:
+    """The run's config.yaml as data, read like every config (size, aliases, tags, duplicate keys
+    and nesting bounded: see nnrun.config.read_yaml); None when it cannot be read."""
+    from nnrun.config import read_yaml
+
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: missing; is {run_dir} a complete run folder?") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    return doc if isinstance(doc, dict) else {}
+        return read_yaml(run_dir / "config.yaml")
+    except ConfigError:
+        return None
 
 
 # The keys of each run's metrics in compare_runs(), in this order (`nnrun compare --json/--csv`).
@@ -454,7 +485,7 @@ def final_metrics(label: str, run_dir: Path) -> dict:
     """One run's metrics for compare_runs (COMPARE_FIELDS)."""
     summary = read_summary(run_dir) or {}
     rows = read_rows(run_dir)
-    final = rows[-1] if rows else (summary.get("final") or {})
+    final = rows[-1] if rows else summary.get("final", {})
     record = run_record(run_dir)
     return {"run": label, "path": str(run_dir), "name": summary.get("name"),
             "status": summary.get("status", "unreadable"), "epochs": record["epochs"],

@@ -27,7 +27,7 @@ from nnrun.checkpoint import load as load_checkpoint
 from nnrun.config import Experiment, load_config, resolved_dict
 from nnrun.diagnostics import Diagnostics, findings, probe_sample
 from nnrun.errors import ConfigError, NnrunError
-from nnrun.fileio import remove_leftovers, write_json, write_text
+from nnrun.fileio import check_inside, remove_leftovers, write_json, write_text
 from nnrun.images import recipe_for
 from nnrun.loggers import require as require_loggers
 from nnrun.loggers import start_loggers
@@ -216,6 +216,7 @@ def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots
     summary = read_summary(run_dir) or {}
     if not (run_dir / CHECKPOINT).is_file() and is_ok(summary.get("status")):
         raise RunFinished(f"{run_dir}: already {summary['status']}; nothing to resume")
+    check_inside(run_dir, run_dir / "plots")
     saved = load_checkpoint(run_dir / CHECKPOINT)
     exp = load_config(run_dir / "config.yaml")
     require_loggers(exp.train.log)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nnrun.errors import NnrunError
+from nnrun.errors import ConfigError, NnrunError
 
 
 class WriteError(NnrunError):
@@ -91,6 +91,37 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Non
     write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
 
 
+def csv_safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string that starts with = + - @ (or a tab or
+    carriage return) would be read as a formula by Excel, LibreOffice and Google Sheets
+    (`=HYPERLINK(...)` in a file name runs when the CSV is opened), so it gets a leading
+    apostrophe (OWASP's advice). Numbers, and strings that are numbers ("-0.5", "1e-05"), are
+    left as they are."""
+    if not isinstance(value, str) or not value or value[0] not in "=+-@\t\r":
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+class OutsideFolder(ConfigError):
+    """A path nnrun would write through leads outside the folder it was asked to work in."""
+
+
+def check_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """path, when it (followed through any symbolic link) stays inside root; OutsideFolder
+    otherwise, before anything is written."""
+    root, path = Path(root), Path(path)
+    real_root = root.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise OutsideFolder(f"{path}: leads outside {root} (to {real}; a symbolic link?); nnrun writes "
+                            f"only inside the folder it works in: remove the link")
+    return path
+
+
 # -- reading --------------------------------------------------------------------------------
 def size_text(n: int) -> str:
     """Bytes in people's units: 512 B, 1 MiB, 3.2 KiB, 64.0 MiB, 1.5 GiB."""
@@ -128,15 +159,3 @@ def read_limited(path: str | os.PathLike, limit: int) -> bytes:
 
 
 # -- CSV for spreadsheets -------------------------------------------------------------------
-# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (a tab or
-# carriage return ahead of one is skipped by some of them): `=HYPERLINK(...)` in a file name
-# would run when the CSV is opened.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe_cell(value: Any) -> Any:
-    """A CSV cell that a spreadsheet shows as text, never runs: a string starting like a formula
-    gets a leading apostrophe (OWASP's advice); numbers and other strings are unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value

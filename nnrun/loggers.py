@@ -25,7 +25,8 @@ from nnrun.train import Callback
 
 # logger -> (the module it needs, the extra that installs it)
 NEEDS = {"tensorboard": ("tensorboardX", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
-assert set(NEEDS) == set(LOGGERS)
+if set(NEEDS) != set(LOGGERS):
+    raise RuntimeError(f"loggers without an install hint: {sorted(set(LOGGERS) ^ set(NEEDS))}")
 METRIC_KEYS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 DIAGNOSTIC_KEYS = ("grad_norm", "update_ratio", "dead_fraction", "saturated_fraction")
 MLFLOW_STATUS = {Status.COMPLETED: "FINISHED", Status.STOPPED_EARLY: "FINISHED", Status.INTERRUPTED: "KILLED"}

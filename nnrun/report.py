@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from nnrun import fmt
-from nnrun.fileio import write_text
+from nnrun.fileio import OutsideFolder, TooLarge, check_inside, read_limited, write_text
 from nnrun.runs import read_diagnostics, read_json_or, read_rows, read_summary
 from nnrun.status import status_tone
 
 SPLIT_ORDER = ["test", "validation", "train"]
+# What a run folder's files may add to the page: a picture is a few hundred KiB, a resolved config
+# a few KiB; a larger file (or a link to /dev/zero) is left out.
+MAX_PICTURE_BYTES = 16 << 20
+MAX_CONFIG_BYTES = 1 << 20
 
 CSS = """
 :root{--bg:#f5f7fa;--card:#fff;--text:#1f2933;--muted:#616e7c;--line:#e4e7eb;--accent:#0072b2;
@@ -89,19 +93,21 @@ footer{color:var(--muted);font-size:12.5px;text-align:center;padding:10px 0 30px
 
 # -- reading the folder ---------------------------------------------------------------------
 def data_uri(path: Path) -> str | None:
+    """The picture as a data: URI; None when it is missing, too large, or (through a link)
+    outside the run folder, whose files alone the page shows."""
     try:
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-    except OSError:
+        check_inside(path.parents[1], path)
+        return "data:image/png;base64," + base64.b64encode(read_limited(path, MAX_PICTURE_BYTES)).decode("ascii")
+    except (OSError, TooLarge, OutsideFolder):
         return None
 
 
 def evaluations(run_dir: Path) -> list[dict]:
     docs = []
-    for path in run_dir.glob("evaluation-*.json"):
-        doc = read_json_or(path)
+    for split in SPLIT_ORDER:  # the files evaluate writes, no others
+        doc = read_json_or(run_dir / f"evaluation-{split}.json")
         if isinstance(doc, dict):
-            doc.setdefault("split", path.stem.removeprefix("evaluation-"))
-            docs.append(doc)
+            docs.append(doc | {"split": split})
     rank = {s: i for i, s in enumerate(SPLIT_ORDER)}
     return sorted(docs, key=lambda d: (rank.get(d["split"], 99), d["split"]))
 
@@ -270,6 +276,17 @@ def cm_table(cm: list, names: list[str]) -> str:
             f'<th class="muted">n</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def shown_evaluation(run_dir: Path, ev: dict, used: set) -> str:
+    """An evaluation's section; a note in its place when its file holds values of the wrong
+    types (damaged, or not written by nnrun): one such file never breaks the page."""
+    try:
+        return evaluation_section(run_dir, ev, used)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        return (f'<section id="eval-{slug(ev["split"])}"><h2>Evaluation: {escape(ev["split"])} split</h2>'
+                f'<p class="err">evaluation-{escape(ev["split"])}.json cannot be shown: it is damaged or was '
+                "not written by nnrun; run nnrun evaluate again.</p></section>")
+
+
 def evaluation_section(run_dir: Path, ev: dict, used: set) -> str:
     split = str(ev.get("split"))
     names = [str(n) for n in ev.get("class_names") or []]
@@ -370,9 +387,11 @@ def other_plots_section(run_dir: Path, used: set) -> str:
 
 def config_section(run_dir: Path) -> str:
     try:
-        cfg = (run_dir / "config.yaml").read_text(encoding="utf-8")
+        cfg = read_limited(run_dir / "config.yaml", MAX_CONFIG_BYTES).decode("utf-8", errors="replace")
     except OSError:
         cfg = "# config.yaml is missing"
+    except TooLarge as e:
+        cfg = f"# config.yaml is {e.size_text}, too large to show"
     return (f'<section id="config"><h2>Config</h2><p class="muted">The resolved config '
             f'(every default filled in), as saved in config.yaml.</p><pre>{escape(cfg)}</pre></section>')
 
@@ -388,7 +407,7 @@ def render(run_dir: Path) -> str:
                 ("epochs", "Epochs", epochs_section(rows, summary))]
     for ev in evals:
         sections.append((f"eval-{slug(str(ev['split']))}", f"Evaluation ({ev['split']})",
-                         evaluation_section(run_dir, ev, used)))
+                         shown_evaluation(run_dir, ev, used)))
     sections.append(("diagnostics", "Diagnostics", diagnostics_section(run_dir, summary, used)))
     sections.append(("weights", "Weights", weights_section(run_dir, used)))
     sections.append(("more-plots", "More plots", other_plots_section(run_dir, used)))

@@ -21,7 +21,7 @@ import yaml
 from nnrun import __version__
 from nnrun.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 from nnrun.errors import ConfigError
-from nnrun.fileio import TooLarge, read_limited, size_text, write_json, write_text
+from nnrun.fileio import TooLarge, csv_safe_cell, read_limited, size_text, write_json, write_text
 from nnrun.metrics import EPOCH_METRICS
 from nnrun.nn import Sequential
 
@@ -105,7 +105,7 @@ def read_weights(path: str | os.PathLike, num_params: int | None = None) -> dict
     array}, "dtype": np.dtype, "class_names" and "input" (None when absent; unchecked, see
     nnrun.predict)}. Anything malformed or non-finite is one ConfigError line naming the file and the
     key; given the model's num_params, a file far larger than it could need is refused unread."""
-    limit, why = None, ""
+    limit, why = MAX_JSON_BYTES, ""
     if num_params is not None:
         limit = weights_size_limit(num_params)
         why = f"weights for a model of {num_params:,} parameters take at most {size_text(limit)}"
@@ -249,7 +249,7 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS} for row in rows)
+    writer.writerows({k: ("" if row.get(k) is None else csv_safe_cell(row[k])) for k in METRIC_COLUMNS} for row in rows)
     write_text(run_dir / "metrics.csv", buf.getvalue())
     write_json(run_dir / "metrics.json", rows)
 
@@ -317,13 +317,18 @@ def write_summary(run_dir: Path, summary: dict) -> None:
     write_json(run_dir / "summary.json", summary)
 
 
-def read_json(path: str | os.PathLike, what: str = "run file", max_bytes: int | None = None,
+# The largest JSON file nnrun reads unless a reader says otherwise (a weights file's limit follows
+# its model): summaries, metrics and sweep files are kilobytes to a few MiB.
+MAX_JSON_BYTES = 64 << 20
+
+
+def read_json(path: str | os.PathLike, what: str = "run file", max_bytes: int | None = MAX_JSON_BYTES,
               limit_why: str = "") -> Any:
-    """The parsed JSON file; ConfigError in the one wording for every JSON file nnrun reads. With
-    max_bytes, a larger file is refused before it is read (`limit_why` says why it is too large)."""
+    """The parsed JSON file; ConfigError in the one wording for every JSON file nnrun reads. A
+    file larger than max_bytes is refused before it is read (`limit_why` says why it is too large)."""
     path = Path(path)
     try:
-        data = read_limited(path, max_bytes) if max_bytes is not None else path.read_bytes()
+        data = read_limited(path, max_bytes)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
     except TooLarge as e:
@@ -352,10 +357,31 @@ def read_json_or(path: str | os.PathLike, default: Any = None) -> Any:
         return default
 
 
+# The keys of summary.json that readers use, and their JSON types: a value of another type (a
+# damaged or planted file) reads as missing, so that no reader trips over it.
+TEXT, WHOLE, NUMBER, OBJECT, LIST = (str,), (int,), (int, float), (dict,), (list,)
+SUMMARY_TYPES = {**dict.fromkeys(("name", "status", "started", "command", "run_dir", "monitor", "error",
+                                  "test_weights"), TEXT),
+                 **dict.fromkeys(("epochs_run", "best_epoch", "num_params", "seed"), WHOLE),
+                 **dict.fromkeys(("wall_seconds", "test_loss", "test_accuracy", "scale_divisor"), NUMBER),
+                 **dict.fromkeys(("best", "final", "versions", "data", "blas"), OBJECT),
+                 **dict.fromkeys(("warnings", "resumed"), LIST), "class_names": LIST}
+
+
+def of_kind(value: Any, kinds: tuple) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
 def read_summary(run_dir: Path) -> dict | None:
-    """summary.json as a dict, or None when missing or unreadable."""
+    """summary.json as a dict, or None when missing or unreadable; a known key whose value has
+    the wrong JSON type is left out (as are class names that are not all strings)."""
     doc = read_json_or(Path(run_dir) / "summary.json")
-    return doc if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return None
+    kept = {k: v for k, v in doc.items() if k not in SUMMARY_TYPES or of_kind(v, SUMMARY_TYPES[k])}
+    if not all(isinstance(c, str) for c in kept.get("class_names", [])):
+        kept.pop("class_names")
+    return kept
 
 
 def read_rows(run_dir: Path) -> list[dict]:

@@ -180,9 +180,9 @@ def test_cli_lines_json_csv_and_show(run, tmp_path, monkeypatch):
 def test_csv_safe_cell_guards_formulas_only():
     from nnrun.fileio import csv_safe_cell
 
-    for text in ("=HYPERLINK(1)", "+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"):
+    for text in ("=HYPERLINK(1)", "+A1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"):
         assert csv_safe_cell(text) == "'" + text
-    for value in ("digit.png", "a=b", "", -1.5, 3, None):
+    for value in ("digit.png", "a=b", "", -1.5, 3, None, "-0.5", "+1"):  # numbers stay numbers
         assert csv_safe_cell(value) == value
 
 

@@ -10,10 +10,12 @@ import functools
 import shlex
 import sys
 from enum import Enum
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from nnrun import __version__
@@ -66,8 +68,8 @@ app = App(cls=Group, no_args_is_help=True, pretty_exceptions_enable=False,
           help="Config-driven neural-network experiments, written from scratch in NumPy.",
           epilog=examples("nnrun train configs/quickstart.yaml", "nnrun evaluate latest",
                           "nnrun COMMAND --help      # each command's options and examples"))
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, emoji=False)  # text from files is never read as :emoji: codes
+err = Console(stderr=True, highlight=False, emoji=False)
 STATE = {"debug": False}
 
 SET_HELP = "Override a config key: --set optimizer.lr=0.01 (repeatable)."
@@ -152,6 +154,13 @@ def print_error(message: str) -> None:
 def shown_as_text(text: str) -> str:
     """Text from a file or a command line, safe for a terminal: control characters escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def plain(*lines: Any, style: str = "") -> Text:
+    """A table cell or header from a file (a name, a status, a class, a config value): shown as
+    text, never read as rich markup, control characters (a newline too) escaped; several
+    values make several lines."""
+    return Text("\n".join(shown_as_text(str(line)) for line in lines), style=style)
 
 
 def handle_errors(fn):

@@ -15,7 +15,6 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -29,8 +28,11 @@ from nnrun.cli.common import (
     examples,
     handle_errors,
     out,
+    plain,
+    shown_as_text,
 )
 from nnrun.errors import ConfigError
+from nnrun.fileio import csv_safe_cell
 from nnrun.fmt import duration, fixed, metric, pct
 from nnrun.status import status_tone
 
@@ -62,7 +64,8 @@ def print_table(table: Table, width: int | None) -> None:
         out.print(table)
         return
     color = out.color_system if out.is_terminal else None
-    Console(file=out.file, width=width or natural_width(table), highlight=False, color_system=color).print(table)
+    Console(file=out.file, width=width or natural_width(table), highlight=False, emoji=False,
+            color_system=color).print(table)
 
 
 def resolve(run: str, runs_dir: Path, quiet: bool = False) -> Path:
@@ -71,7 +74,7 @@ def resolve(run: str, runs_dir: Path, quiet: bool = False) -> Path:
 
     run_dir = resolve_run(run, runs_dir)
     if run == "latest" and not quiet:
-        err.print(f"latest: {run_dir}", markup=False, soft_wrap=True)
+        err.print(f"latest: {shown_as_text(str(run_dir))}", markup=False, soft_wrap=True)
     return run_dir
 
 
@@ -82,14 +85,18 @@ def output_format(as_json: bool, as_csv: bool) -> str:
 
 
 def print_json(records: list[dict]) -> None:
-    typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    """The records as JSON; a character a terminal would act on (an escape, C1 controls) is
+    written as its \\u escape, which means the same to a JSON reader."""
+    text = json.dumps(records, indent=2, ensure_ascii=False)
+    typer.echo("".join(c if c.isprintable() or c == "\n" else f"\\u{ord(c):04x}" for c in text))
 
 
 def csv_value(v: Any) -> str:
-    """Empty for None, strings as they are, anything else as JSON (true, 0.002, {})."""
+    """Empty for None, strings as they are (but control characters escaped, as \\x1b, and a
+    spreadsheet formula shown as text: '=1+1), anything else as JSON (true, 0.002, {})."""
     if v is None:
         return ""
-    return v if isinstance(v, str) else json.dumps(v)
+    return csv_safe_cell(shown_as_text(v) if isinstance(v, str) else json.dumps(v))
 
 
 def print_csv(records: list[dict], fields: Sequence[str]) -> None:
@@ -106,11 +113,10 @@ def confusion_table(doc: dict) -> Table:
     table = Table(title="Confusion matrix (rows = true class, columns = predicted)", title_justify="left")
     table.add_column("true \\ pred", style="bold")
     for n in names:
-        table.add_column(str(n), justify="right")
+        table.add_column(plain(n), justify="right")
     for i, row in enumerate(doc["confusion_matrix"]):
-        cells = [f"[bold green]{c}[/]" if i == j else (f"[red]{c}[/]" if c else "[dim]0[/]")
-                 for j, c in enumerate(row)]
-        table.add_row(str(names[i]), *cells)
+        cells = [Text(str(c), style="bold green" if i == j else ("red" if c else "dim")) for j, c in enumerate(row)]
+        table.add_row(plain(names[i]), *cells)
     return table
 
 
@@ -120,7 +126,7 @@ def per_class_table(doc: dict) -> Table:
                          ("F1", "right"), ("support", "right")):
         table.add_column(col, justify=justify)
     for c in doc["per_class"]:
-        table.add_row(str(c["name"]), fixed(c["precision"], 3), fixed(c["recall"], 3), fixed(c["f1"], 3),
+        table.add_row(plain(c["name"]), fixed(c["precision"], 3), fixed(c["recall"], 3), fixed(c["f1"], 3),
                       str(c["support"]))
     table.add_section()
     for label, avg in (("macro avg", doc["macro_avg"]), ("weighted avg", doc["weighted_avg"])):
@@ -135,7 +141,7 @@ def one_vs_rest_table(doc: dict) -> Table:
     for col in ("TP", "FP", "FN", "TN"):
         table.add_column(col, justify="right")
     for r in doc["one_vs_rest"]:
-        table.add_row(str(r["class"]), str(r["tp"]), str(r["fp"]), str(r["fn"]), str(r["tn"]))
+        table.add_row(plain(r["class"]), str(r["tp"]), str(r["fp"]), str(r["fn"]), str(r["tn"]))
     return table
 
 
@@ -145,7 +151,7 @@ def confusions_table(doc: dict) -> Table:
     table.add_column("predicted")
     table.add_column("count", justify="right")
     for t in doc["top_confusions"]:
-        table.add_row(str(t["true"]), str(t["predicted"]), str(t["count"]))
+        table.add_row(plain(t["true"]), plain(t["predicted"]), str(t["count"]))
     return table
 
 
@@ -167,13 +173,14 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
     doc = evaluate_run(run_dir, split.value, tuple(set_), make_plots=not no_plots)
     if quiet:
         return
-    out.print(f"{run_dir} ({doc['split']} split, {doc['num_samples']} samples)", markup=False, soft_wrap=True)
+    out.print(f"{shown_as_text(str(run_dir))} ({doc['split']} split, {doc['num_samples']} samples)", markup=False,
+              soft_wrap=True)
     out.print(f"loss ({doc['loss_name']}) {doc['loss']:.4f}   accuracy {pct(doc['accuracy'])} "
               f"({doc['num_correct']}/{doc['num_samples']})", markup=False)
     out.print(confusion_table(doc))
     out.print(per_class_table(doc))
     if doc["never_predicted"]:
-        out.print(f"never predicted: {', '.join(map(str, doc['never_predicted']))} "
+        out.print(f"never predicted: {shown_as_text(', '.join(map(str, doc['never_predicted'])))} "
                   "(precision shown as 0: no prediction of that class to be right about)",
                   markup=False, soft_wrap=True)
     out.print(one_vs_rest_table(doc))
@@ -182,7 +189,7 @@ def evaluate(run: str = typer.Argument(..., help=RUN_HELP),
     else:
         out.print("no confusions: every sample is classified correctly")
     written = [f"evaluation-{doc['split']}.json", *doc["plots"].values(), "report.html"]
-    out.print("wrote " + ", ".join(written), markup=False, soft_wrap=True)
+    out.print("wrote " + shown_as_text(", ".join(written)), markup=False, soft_wrap=True)
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -196,20 +203,20 @@ class Column:
     justify: str = "left"
 
 
-def folder_cell(record: dict) -> str:
+def folder_cell(record: dict) -> Text:
     """A sweep's folder with its best trial under it; a trial indented under its sweep."""
     if record["kind"] == "trial":
-        return "  " + Path(record["folder"]).name
+        return plain("  " + Path(record["folder"]).name)
     if record["kind"] == "sweep" and record["best_trial"]:
         trial = Path(record["best_trial"]).name.split("-")[0]
         name = record["metric"] or "metric"
-        return f"{record['folder']}\n  best {trial}: {name} {metric(name, record['metric_value'])}"
-    return record["folder"]
+        return plain(record["folder"], f"  best {trial}: {name} {metric(name, record['metric_value'])}")
+    return plain(record["folder"])
 
 
 def status_cell(record: dict) -> Text:
     status = str(record["status"])
-    return Text(status, style=TONE_STYLE[status_tone(status)])
+    return plain(status, style=TONE_STYLE[status_tone(status)])
 
 
 def epochs_cell(record: dict) -> str:
@@ -246,7 +253,7 @@ DROP_ORDER = ("name", "date", "wall time", "best epoch")
 
 
 def runs_table(records: list[dict], columns: Sequence[Column], title: str) -> Table:
-    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table = Table(title=plain(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     for col in columns:
         table.add_column(col.header, justify=col.justify, no_wrap=col.header != "folder", overflow="fold")
     for r in records:
@@ -256,8 +263,8 @@ def runs_table(records: list[dict], columns: Sequence[Column], title: str) -> Ta
 
 
 def as_text(cell: str | Text) -> Text:
-    """Cells are text, never markup: a folder may hold brackets."""
-    return cell if isinstance(cell, Text) else Text(cell)
+    """Cells are text, never markup: a folder may hold brackets, a name a terminal escape."""
+    return cell if isinstance(cell, Text) else plain(cell)
 
 
 def best_trial_of(records: list[dict], sweep: str) -> str | None:
@@ -319,20 +326,20 @@ COMPARE_ROWS = (("status", lambda m: str(m["status"])), ("epochs", lambda m: sho
                 ("wall time", lambda m: duration(m["wall_seconds"])))
 
 
-def run_header(label: str) -> str:
+def run_header(label: str) -> Text:
     """A run folder's name on two lines, time (or trial number) over the rest, so that runs
     side by side fit in 80 columns: '20261130-101500-quickstart' -> '20261130-101500\nquickstart'."""
-    head = re.match(r"(.*/)?(\d{8}-\d{6}|t\d{3})-(.+)$", label)
-    return f"{head[1] or ''}{head[2]}\n{head[3]}" if head else label
+    head = re.match(r"(.*/)?(\d{8}-\d{6}|t\d{3})-(.+)$", label, re.DOTALL)
+    return plain(f"{head[1] or ''}{head[2]}", head[3]) if head else plain(label)
 
 
 def differences_table(result: dict) -> Table:
     table = Table(title="Config differences", title_justify="left")
     table.add_column("key", overflow="fold")
     for label in result["runs"]:
-        table.add_column(escape(run_header(label)), overflow="fold")
+        table.add_column(run_header(label), overflow="fold")
     for key, values in result["differences"].items():
-        table.add_row(Text(key), *(Text(show(v)) for v in values))
+        table.add_row(plain(key), *(plain(show(v)) for v in values))
     return table
 
 
@@ -340,9 +347,9 @@ def metrics_table(result: dict) -> Table:
     table = Table(title="Final metrics", title_justify="left")
     table.add_column("metric", overflow="fold")
     for label in result["runs"]:
-        table.add_column(escape(run_header(label)), justify="right", overflow="fold")
+        table.add_column(run_header(label), justify="right", overflow="fold")
     for name, cell in COMPARE_ROWS:
-        table.add_row(name, *(cell(m) for m in result["metrics"]))
+        table.add_row(name, *(plain(cell(m)) for m in result["metrics"]))
     return table
 
 

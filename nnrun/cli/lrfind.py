@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
-from nnrun.cli.common import RUNS_DIR_ENV, RUNS_DIR_HELP, SET_HELP, app, examples, handle_errors, out
+from nnrun.cli.common import (
+    RUNS_DIR_ENV,
+    RUNS_DIR_HELP,
+    SET_HELP,
+    app,
+    examples,
+    handle_errors,
+    out,
+    shown_as_text,
+)
 
 
 @app.command("lr-find", epilog=examples("nnrun lr-find configs/digits-mlp.yaml",
@@ -24,10 +34,11 @@ def lr_find(config: Path = typer.Argument(..., help="Experiment YAML file."),
 
     Writes <runs-dir>/<time>-lr-find-<name>/ with lr_find.json, lr_find.csv and
     plots/lr_find.png, and suggests the rate where the loss falls fastest."""
+    from nnrun.cli.train import name_override
     from nnrun.config import load_config
     from nnrun.experiment import lr_find as find
 
-    exp = load_config(config, tuple(set_) + ((f"name={name}",) if name else ()))
+    exp = load_config(config, tuple(set_) + ((name_override(name),) if name else ()))
     run_dir, result = find(exp, min_lr, max_lr, steps, runs_dir)
     if not quiet:
         print_result(config, min_lr, max_lr, result)
@@ -43,5 +54,6 @@ def print_result(config: Path, min_lr: float, max_lr: float, result: dict) -> No
         return
     out.print(f"suggested learning rate: {lr:.3g}  (steepest descent of the smoothed loss; "
               "plot in plots/lr_find.png)", markup=False, soft_wrap=True)
-    out.print(f"next, a sweep around it: nnrun sweep {config} --param optimizer.lr=log:{lr / 10:.2g}:{lr * 3:.2g}:5",
+    sweep = shlex.join(["nnrun", "sweep", str(config), "--param", f"optimizer.lr=log:{lr / 10:.2g}:{lr * 3:.2g}:5"])
+    out.print(f"next, a sweep around it: {shown_as_text(sweep)}",
               markup=False, soft_wrap=True)

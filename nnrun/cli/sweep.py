@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -22,7 +23,9 @@ from nnrun.cli.common import (
     examples,
     handle_errors,
     out,
+    plain,
     print_error,
+    shown_as_text,
     value_of,
 )
 from nnrun.status import is_ok
@@ -36,15 +39,15 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = N
                  ranked: bool = False) -> Table:
     """One row per trial, named by its id (t003, as its folder); `ranked` trials (best first)
     also get their rank."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     if ranked:
         table.add_column("rank", justify="right")
     table.add_column("trial", justify="right")
     for name in doc["param_names"]:
-        table.add_column(name)
+        table.add_column(plain(name))
     errors = any(t["error"] for t in trials)
     table.add_column("status", no_wrap=True)
-    table.add_column(doc["metric"], justify="right", no_wrap=True)
+    table.add_column(plain(doc["metric"]), justify="right", no_wrap=True)
     table.add_column("epoch", justify="right")
     table.add_column("seconds", justify="right")
     if errors:
@@ -52,10 +55,10 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = N
     for rank, t in zip(ranks(trials) if ranked else [None] * len(trials), trials, strict=True):
         style = "bold green" if t["index"] == best else ("red" if not is_ok(t["status"]) else None)
         table.add_row(*([rank] if ranked else []), f"t{t['index']:03d}",
-                      *(fmt.value(t["params"].get(k)) for k in doc["param_names"]),
-                      t["status"], fmt.metric(doc["metric"], t["metric"]), fmt.value(t["best_epoch"]),
+                      *(plain(fmt.value(t["params"].get(k))) for k in doc["param_names"]),
+                      plain(t["status"]), fmt.metric(doc["metric"], t["metric"]), fmt.value(t["best_epoch"]),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
-                      *([(t["error"] or "")[:80]] if errors else []), style=style)
+                      *([plain((t["error"] or "")[:80])] if errors else []), style=style)
     return table
 
 
@@ -82,8 +85,9 @@ class LiveSweepReporter:
         self.total = pending
         if self.quiet:
             return
-        out.print(f"sweep {doc['name']}: {pending} trial(s) to run on {workers} worker(s) "
-                  f"({doc.get('executor', 'local')}); metric {doc['metric']} ({doc['mode']})")
+        out.print(shown_as_text(f"sweep {doc['name']}: {pending} trial(s) to run on {workers} worker(s) "
+                                f"({doc.get('executor', 'local')}); metric {doc['metric']} ({doc['mode']})"),
+                  markup=False)
         if out.is_terminal:
             self.live = Live(self.table(doc), console=out, refresh_per_second=4)
             self.live.start()
@@ -100,8 +104,9 @@ class LiveSweepReporter:
         else:
             params = params_text(trial["params"], "  ")
             extra = f"  {trial['error']}" if trial["error"] else ""
-            out.print(f"[{len(self.done)}/{self.total}] t{trial['index']:03d}  {params}  {trial['status']}  "
-                      f"{doc['metric']} {fmt.metric(doc['metric'], trial['metric'])}{extra}",
+            out.print(shown_as_text(f"[{len(self.done)}/{self.total}] t{trial['index']:03d}  {params}  "
+                                    f"{trial['status']}  {doc['metric']} "
+                                    f"{fmt.metric(doc['metric'], trial['metric'])}{extra}"),
                       markup=False, soft_wrap=True)
 
     def finish(self, doc):
@@ -119,7 +124,7 @@ def print_plan(doc: dict) -> None:
 
     out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
     for t in doc["trials"]:
-        out.print(f"t{t['index']:03d}: {train_command(doc['config'], t['overrides'])}",
+        out.print(f"t{t['index']:03d}: {shown_as_text(train_command(doc['config'], t['overrides']))}",
                   markup=False, soft_wrap=True)
 
 
@@ -131,9 +136,9 @@ def print_ranking(doc: dict) -> None:
     out.print(trials_table(doc, ranking(doc), f"ranking by {doc['metric']} ({doc['mode']})", best, ranked=True))
     if best is not None:
         t = doc["trials"][best]
-        out.print(f"best: t{best:03d} {params_text(t['params'], ', ')}  {doc['metric']} "
-                  f"{fmt.metric(doc['metric'], t['metric'])} (epoch {t['best_epoch']}); config in best.yaml",
-                  markup=False, soft_wrap=True)
+        out.print(shown_as_text(f"best: t{best:03d} {params_text(t['params'], ', ')}  {doc['metric']} "
+                                f"{fmt.metric(doc['metric'], t['metric'])} (epoch {t['best_epoch']}); "
+                                "config in best.yaml"), markup=False, soft_wrap=True)
 
 
 METRIC_HELP = (f"What ranks the trials: {', '.join(m.value for m in Metric)} "
@@ -209,7 +214,8 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         print_ranking(doc)
     out.print(str(sweep_dir), markup=False, soft_wrap=True)
     if doc["status"] == "interrupted":
-        err.print(f"interrupted; finish it with: nnrun sweep --resume {sweep_dir}", markup=False, soft_wrap=True)
+        err.print(f"interrupted; finish it with: {shown_as_text(shlex.join(['nnrun', 'sweep', '--resume', str(sweep_dir)]))}",
+                  markup=False, soft_wrap=True)
         raise typer.Exit(130)
     if doc["best"] is None:
         print_error("no trial succeeded")

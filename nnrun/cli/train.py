@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 import typer
@@ -19,7 +21,9 @@ from nnrun.cli.common import (
     examples,
     handle_errors,
     out,
+    plain,
     print_error,
+    shown_as_text,
     value_of,
 )
 from nnrun.fmt import pct
@@ -34,12 +38,12 @@ def plan_table(net, batch_size: int, title: str) -> Table:
     from nnrun.plan import count_text, layer_costs
 
     costs = layer_costs(net, batch_size)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for name, justify in (("#", "right"), ("layer", "left"), ("output shape", "left"), ("params", "right"),
                           ("FLOPs", "right"), ("memory", "right")):
         table.add_column(name, justify=justify, no_wrap=True)  # memory: the output of one batch
     for c in costs:
-        table.add_row(str(c.index), escape(c.layer), str(c.output_shape), f"{c.params:,}", count_text(c.flops),
+        table.add_row(str(c.index), plain(c.layer), str(c.output_shape), f"{c.params:,}", count_text(c.flops),
                       size_text(c.memory))
     table.add_section()
     table.add_row("", "total", f"input {net.input_shape}", f"{net.num_params:,}",
@@ -71,7 +75,7 @@ def validate(config: Path = typer.Argument(..., help="Experiment YAML file."),
     out.print(plan_table(net, exp.train.batch_size, f"{exp.name}: {config}"))
     print_plan(exp, net, data, time_, lr_plot)
     out.print(data_line(exp, data, net), markup=False, soft_wrap=True)
-    out.print(f"{config}: valid", markup=False, soft_wrap=True)
+    out.print(f"{shown_as_text(str(config))}: valid", markup=False, soft_wrap=True)
 
 
 def catalogue_network(exp):
@@ -180,11 +184,11 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         if resume is not None:
             run_dir = resume_run(resolve_resume(resume, runs_dir), display)
         else:
-            overrides = [*set_, *([f"name={name}"] if name else []), *([f"seed={seed}"] if seed is not None else [])]
+            overrides = [*set_, *([name_override(name)] if name else []), *([f"seed={seed}"] if seed is not None else [])]
             run_dir = train_run(with_loggers(load_config(config, tuple(overrides)), log), runs_dir, init_weights, display,
                                 command=command_line())
     except RunFinished as done:
-        out.print(str(done), markup=False, soft_wrap=True)
+        out.print(shown_as_text(str(done)), markup=False, soft_wrap=True)
         return
     except RunInterrupted as stopped:
         exit_interrupted(stopped.run_dir)
@@ -198,7 +202,7 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
             print_warning(warning)
         for finding in summary.get("findings") or []:
             print_finding(finding)
-        out.print(str(run_dir), markup=False, soft_wrap=True)
+        out.print(shown_as_text(str(run_dir)), markup=False, soft_wrap=True)
     if summary["status"] == Status.INTERRUPTED:
         exit_interrupted(run_dir)
     if summary["status"] == Status.DIVERGED:
@@ -206,11 +210,20 @@ def train(config: Path | None = typer.Argument(None, help="Experiment YAML file 
         raise typer.Exit(1)
 
 
+def name_override(name: str) -> str:
+    """--name NAME as a --set: a name is a string, even `yes`, `2024` or `0x10` (a bare
+    name=yes would be read as YAML, a boolean)."""
+    from nnrun.config import check_name
+
+    return f"name={json.dumps(check_name(name))}"
+
+
 def exit_interrupted(run_dir: Path) -> None:
     from nnrun.checkpoint import FILE as CHECKPOINT
 
     if (run_dir / CHECKPOINT).is_file():
-        err.print(f"interrupted; resume with: nnrun train --resume {run_dir}", markup=False, soft_wrap=True)
+        err.print(f"interrupted; resume with: {shown_as_text(shlex.join(['nnrun', 'train', '--resume', str(run_dir)]))}",
+                  markup=False, soft_wrap=True)
     else:
         err.print(f"interrupted before its first checkpoint; train again ({run_dir} holds nothing to resume)",
                   markup=False, soft_wrap=True)
@@ -250,12 +263,12 @@ def resolve_resume(resume: Path, runs_dir: Path) -> Path:
 
 def print_warning(message: str) -> None:
     """`warning: <message>` on stderr: the run completed (exit code 0) but should not be trusted."""
-    err.print(f"[bold yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
+    err.print(f"[bold yellow]warning:[/] {escape(shown_as_text(message))}", markup=True, soft_wrap=True)
 
 
 def print_finding(message: str) -> None:
     """`finding: <message>` on stderr: what the diagnostics saw inside the network, with a fix."""
-    err.print(f"[bold cyan]finding:[/] {escape(message)}", markup=True, soft_wrap=True)
+    err.print(f"[bold cyan]finding:[/] {escape(shown_as_text(message))}", markup=True, soft_wrap=True)
 
 
 def print_train_summary(summary: dict) -> None:

@@ -12,7 +12,7 @@ from nnrun.errors import DataError
 
 # Far more classes than nnrun can train; a larger label is a corrupt file, and counting classes up
 # to it would only spend memory (and a float label past 2**63 does not even fit an int64).
-MAX_CLASSES = 100_000
+MAX_CLASSES = 10_000
 
 
 def shown(value) -> str:

@@ -10,18 +10,26 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pooch
 import requests
+import urllib3
 
 from nnrun.data.catalog import DatasetInfo, dataset_info
 from nnrun.data.progress import DownloadProgress, ProgressFn, installed_progress
 from nnrun.errors import DownloadError
 
-DOWNLOAD_TIMEOUT_SECONDS = 60
+DOWNLOAD_TIMEOUT_SECONDS = 60  # for the connection, and for each read
+# A whole file must arrive within this (a server sending a byte a second never times out by the
+# read timeout alone); and no dataset file is larger than this (MNIST's largest is 9.9 MB), so a
+# larger response is refused, by its Content-Length before anything is stored.
+DOWNLOAD_DEADLINE_SECONDS = 600
+MAX_DOWNLOAD_BYTES = 64 << 20
+READ_BYTES = 1024  # as pooch reads; progress reports follow the reads
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -133,6 +141,59 @@ def connection_reason(err: requests.exceptions.ConnectionError) -> str:
     return f"cannot connect{via}" + (f" ({cause.group(1).strip()})" if cause else "")
 
 
+class DownloadRefused(Exception):
+    """A response nnrun stops reading: too large, or too slow to finish."""
+
+
+class BoundedDownloader:
+    """pooch's downloader interface (called with the URL and the temporary file to fill), with a
+    deadline for the whole file and a size limit; progress goes to a PoochProgress."""
+
+    def __init__(self, progress: PoochProgress) -> None:
+        self.progress = progress
+
+    def __call__(self, url: str, output_file: str, pooch_obj=None, check_only: bool = False) -> None:
+        started = time.monotonic()
+        with requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            response.raise_for_status()
+            length = declared_length(response)
+            self.progress.total = length or 0
+            with open(output_file, "wb") as out:
+                self.copy(response.raw, out, started)
+
+    def copy(self, body: urllib3.BaseHTTPResponse, out, started: float) -> None:
+        done = 0
+        while chunk := read_some(body):
+            done += len(chunk)
+            if done > MAX_DOWNLOAD_BYTES:
+                raise DownloadRefused(f"larger than {MAX_DOWNLOAD_BYTES >> 20} MiB, more than any dataset file")
+            if time.monotonic() - started > DOWNLOAD_DEADLINE_SECONDS:
+                raise DownloadRefused(f"not complete after {DOWNLOAD_DEADLINE_SECONDS} s (the server is too slow)")
+            out.write(chunk)
+            self.progress.update(len(chunk))
+
+
+def declared_length(response: requests.Response) -> int | None:
+    """The Content-Length, refused (DownloadRefused) when over the limit: nothing is stored."""
+    text = response.headers.get("Content-Length", "")
+    length = int(text) if text.isdigit() else None
+    if length is not None and length > MAX_DOWNLOAD_BYTES:
+        raise DownloadRefused(f"the server announces {length:,} bytes; no dataset file is larger than "
+                              f"{MAX_DOWNLOAD_BYTES >> 20} MiB")
+    return length
+
+
+def read_some(body: urllib3.BaseHTTPResponse) -> bytes:
+    """What has arrived, at most READ_BYTES (one read of the socket, so that the deadline is
+    checked between reads); urllib3's errors as the requests errors they stand for."""
+    try:
+        return body.read1(READ_BYTES, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as e:
+        raise requests.exceptions.ReadTimeout(e) from None
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as e:
+        raise requests.exceptions.ChunkedEncodingError(e) from None
+
+
 def no_progress(report: DownloadProgress) -> None:
     """Drop a report: the progress callback of a download nobody watches."""
 
@@ -142,7 +203,7 @@ def download_from(name: str, url: str, target: Path, known_hash: str, show: Prog
     report = lambda done, total: show(DownloadProgress(name, target.name, url, done, total))
     report(0, None)
     bar = PoochProgress(report)
-    downloader = pooch.HTTPDownloader(progressbar=bar, timeout=DOWNLOAD_TIMEOUT_SECONDS)
+    downloader = BoundedDownloader(bar)
     with quiet_pooch():
         path = Path(pooch.retrieve(url, known_hash, fname=target.name, path=target.parent, downloader=downloader))
     size = path.stat().st_size

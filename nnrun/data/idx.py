@@ -27,20 +27,32 @@ IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 MAX_DEFLATE_RATIO = 1032
 CHUNK_BYTES = 1 << 20
 GZIP_ERRORS = (OSError, EOFError, zlib.error)
+# The largest data nnrun reads from one file (after decompression): far more than MNIST (47 MB of
+# images) or a CSV of it (110 MB), far less than a gzip bomb would make of a small file.
+MAX_IDX_BYTES = 1 << 30
+MAX_TEXT_BYTES = 256 << 20
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """Read a file whole, decompressing it when it starts with the gzip magic bytes."""
+def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """A file's bytes, decompressed when it starts with the gzip magic bytes; DataError when
+    there are more than `limit` (default MAX_TEXT_BYTES) of them, found before more than
+    limit + 1 are read."""
+    limit = MAX_TEXT_BYTES if limit is None else limit
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    raw = path.read_bytes()
-    if not raw.startswith(GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except GZIP_ERRORS as err:
-        raise DataError(f"{path}: corrupt gzip data ({err}); download the file again") from err
+    with path.open("rb") as file:
+        compressed = file.read(2) == GZIP_MAGIC
+        file.seek(0)
+        try:
+            data = read_exactly(gzip.GzipFile(fileobj=file) if compressed else file, limit + 1)
+        except GZIP_ERRORS as err:
+            raise DataError(f"{path}: corrupt gzip data ({err}); download the file again") from err
+    if len(data) > limit:
+        what = "decompresses to" if compressed else "holds"
+        raise DataError(f"{path}: {what} more than {limit >> 20} MiB; nnrun reads data files of at most "
+                        f"{limit >> 20} MiB (use .npz or IDX for more)")
+    return bytes(data)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -100,22 +112,24 @@ def read_idx_header(stream: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, 
 def check_claim(path: Path, shape: tuple[int, ...], expected: int, size: int, offset: int,
                 compressed: bool) -> None:
     """Refuse a header whose data cannot fit the file: exactly for a raw file, by the deflate
-    limit for a gzip one."""
-    if compressed:
-        if offset + expected > size * MAX_DEFLATE_RATIO:
-            raise DataError(f"{path}: the IDX header declares {shape} values ({expected} bytes), more than "
-                            f"a gzip file of {size} bytes can hold; the header is corrupt: "
-                            "download or export the file again")
-        return
+    limit for a gzip one; and any that declares more than MAX_IDX_BYTES."""
+    if compressed and offset + expected > size * MAX_DEFLATE_RATIO:
+        raise DataError(f"{path}: the IDX header declares {shape} values ({expected} bytes), more than "
+                        f"a gzip file of {size} bytes can hold; the header is corrupt: "
+                        "download or export the file again")
     available = size - offset
-    if available < expected:
+    if not compressed and available < expected:
         raise DataError(f"{path}: the IDX header declares {shape} values ({expected} bytes) but the file "
                         f"holds {available} after the header; the file is truncated or its header is "
                         "corrupt: download or export it again")
-    if available > expected:
+    if not compressed and available > expected:
         raise DataError(f"{path}: {available - expected} bytes more than the {expected} bytes the IDX "
                         f"header declares for {shape}; the file is corrupt or its header is wrong: "
                         "download or export it again")
+    if expected > MAX_IDX_BYTES:
+        raise DataError(f"{path}: the IDX header declares {shape} values ({expected} bytes), more than the "
+                        f"{MAX_IDX_BYTES >> 30} GiB nnrun reads from one file; the header is corrupt or the "
+                        "file too large")
 
 
 def read_exactly(stream: BinaryIO, count: int) -> bytearray:

@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -118,17 +119,54 @@ def zip_folder(folder: Path) -> bytes:
     return buf.getvalue()
 
 
+# What a Dask worker may send back for one trial: a run folder is a few MiB (weights, plots,
+# report); far more is a broken or hostile worker, refused before anything is unpacked.
+MAX_RESULT_ZIP_BYTES = 256 << 20
+MAX_RESULT_UNZIPPED_BYTES = 1 << 30
+MAX_RESULT_FILES = 1000
+
+
+class UnsafeResult(NnrunError):
+    """A trial's zipped folder that cannot be unpacked safely: that trial fails, the sweep goes on."""
+
+
 def unzip_into(data: bytes, folder: Path) -> None:
+    """Unpack a trial's zipped run folder into folder, after checking that it is a zip archive
+    within the limits above whose every member stays inside folder (UnsafeResult otherwise)."""
+    members = checked_members(data, folder)
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for info in zf.infolist():
-            target = (folder / info.filename).resolve()
-            if folder.resolve() not in target.parents:
-                raise ValueError(f"unsafe path in a trial archive: {info.filename}")
-            if not info.is_dir():
-                write_bytes(target, zf.read(info))
+        for info in members:
+            try:
+                content = zf.read(info)
+            except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, NotImplementedError) as e:
+                raise UnsafeResult(f"the trial's zipped folder is damaged ({info.filename}: {e})") from None
+            write_bytes(folder / info.filename, content)
+
+
+def checked_members(data: Any, folder: Path) -> list[zipfile.ZipInfo]:
+    """The files of a trial archive; UnsafeResult for anything but a zip within the limits whose
+    members are plain relative paths."""
+    if not isinstance(data, bytes) or len(data) > MAX_RESULT_ZIP_BYTES:
+        size = f"{len(data):,} bytes" if isinstance(data, bytes) else type(data).__name__
+        raise UnsafeResult(f"the trial's zipped folder ({size}) is not a zip of at most {MAX_RESULT_ZIP_BYTES >> 20} MiB")
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError) as e:
+        raise UnsafeResult(f"the trial's zipped folder is not a readable zip ({e})") from None
+    files = [info for info in infos if not info.is_dir()]
+    if len(files) > MAX_RESULT_FILES or sum(info.file_size for info in files) > MAX_RESULT_UNZIPPED_BYTES:
+        raise UnsafeResult(f"the trial's zipped folder unpacks to {len(files):,} files and "
+                           f"{sum(info.file_size for info in files):,} bytes; a trial's folder holds at most "
+                           f"{MAX_RESULT_FILES:,} files and {MAX_RESULT_UNZIPPED_BYTES >> 30} GiB")
+    root = folder.resolve()
+    for info in files:
+        name = info.filename
+        if name.startswith("/") or "\\" in name or ".." in Path(name).parts or root not in (root / name).resolve().parents:
+            raise UnsafeResult(f"unsafe path in the trial's zipped folder: {name!r}")
+    return files
 
 
 # -- executors ------------------------------------------------------------------------------
@@ -204,11 +242,25 @@ def crashed(job: dict, error: str) -> dict:
 
 
 def result_of(future: Any, job: dict) -> dict:
-    """A finished future's result; a crashed one when the worker died (BrokenProcessPool, ...)."""
+    """A finished future's result; a crashed one when the worker died (BrokenProcessPool, ...)
+    or sent back something that is not this job's result."""
     try:
-        return future.result()
+        result = future.result()
     except Exception as e:
         return crashed(job, f"{type(e).__name__}: {e}")
+    return result if is_result_of(result, job) else crashed(job, "the worker sent back something else than the trial's result")
+
+
+RESULT_TYPES = {"status": str, "metric": (int, float, type(None)), "best_epoch": (int, type(None)),
+                "seconds": (int, float, type(None)), "run_dir": (str, type(None)), "error": (str, type(None))}
+
+
+def is_result_of(result: Any, job: dict) -> bool:
+    """Whether result has run_trial's shape, for this job (a Dask worker is another machine)."""
+    return (isinstance(result, dict) and result.get("index") == job["index"]
+            and all(isinstance(result.get(k), kinds) for k, kinds in RESULT_TYPES.items())
+            and result["status"] in [s.value for s in Status]
+            and result["run_dir"] in (None, f"trials/{job['name']}"))
 
 
 @contextlib.contextmanager

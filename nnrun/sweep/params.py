@@ -27,6 +27,9 @@ import numpy as np
 from nnrun.config import parse_key, parse_value
 from nnrun.errors import ConfigError
 
+# A sweep plans at most this many trials: a few characters ("int:0:1e9", --random 10**9, ten
+# params of ten values) must not cost gigabytes before anything runs.
+MAX_TRIALS = 10_000
 RANGE_RE = re.compile(r"^(log|lin|int):([^:]+):([^:]+)(?::([^:]+))?$")
 
 
@@ -69,6 +72,8 @@ def parse_range(key: str, text: str) -> Param | None:
         n = int(n_s) if n_s is not None else None
     except ValueError:
         raise ConfigError(f"{where}: expected {kind}:LOW:HIGH[:N] with numbers") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ConfigError(f"{where}: LOW and HIGH must be finite numbers")
     if kind == "int":
         return int_range(key, where, lo, hi, n)
     return float_range(key, where, kind, lo, hi, n)
@@ -80,6 +85,7 @@ def int_range(key: str, where: str, lo: float, hi: float, step: int | None) -> P
     step = 1 if step is None else step
     if step <= 0:
         raise ConfigError(f"{where}: the step must be positive")
+    check_count(where, (int(hi) - int(lo)) // step + 1)
     return Param(key, list(range(int(lo), int(hi) + 1, step)), space=("int", int(lo), int(hi)))
 
 
@@ -87,6 +93,7 @@ def float_range(key: str, where: str, kind: str, lo: float, hi: float, n: int | 
     n = 5 if n is None else n
     if n < 1:
         raise ConfigError(f"{where}: the number of values must be at least 1")
+    check_count(where, n)
     if kind == "log":
         if lo <= 0 or hi <= 0:
             raise ConfigError(f"{where}: log ranges need positive bounds")
@@ -95,6 +102,11 @@ def float_range(key: str, where: str, kind: str, lo: float, hi: float, n: int | 
         values = np.linspace(lo, hi, n)
     values = [round_sig(float(v)) for v in values] if n > 1 else [lo]
     return Param(key, values, space=(kind, lo, hi))
+
+
+def check_count(where: str, count: int) -> None:
+    if count > MAX_TRIALS:
+        raise ConfigError(f"{where}: {count:,} values; a sweep runs at most {MAX_TRIALS:,} trials")
 
 
 def split_top_level(text: str) -> list[str]:
@@ -181,7 +193,11 @@ def expand(params: Sequence[Param], random: int | None = None, seed: int = 0) ->
     (ranges sampled continuously, lists uniformly)."""
     if not params:
         return [[]]
-    if not random:
+    if random:
+        check_count(f"--random {random}", random)
+    else:
+        check_count("the grid (" + " x ".join(str(len(p.values)) for p in params) + ")",
+                    math.prod(len(p.values) for p in params))
         return [list(combo) for combo in itertools.product(*[list(zip(p.values, p.labels, strict=True)) for p in params])]
     rng = np.random.default_rng(seed)
     return [[draw(p, rng) for p in params] for _ in range(random)]

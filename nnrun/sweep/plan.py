@@ -50,7 +50,7 @@ def trial_folder(index: int, params: dict) -> str:
 
 def train_command(config: str, overrides: Sequence[str]) -> str:
     """The command that trains a trial on its own: 'nnrun train CONFIG --set ... --set ...'."""
-    return f"nnrun train {config} " + " ".join(f"--set {shlex.quote(s)}" for s in overrides)
+    return shlex.join(["nnrun", "train", str(config), *(word for s in overrides for word in ("--set", s))])
 
 
 # -- the plan -------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 from nnrun import fmt
-from nnrun.fileio import write_json, write_text
+from nnrun.config import one_line, read_config_text
+from nnrun.fileio import csv_safe_cell, write_json, write_text
 from nnrun.fmt import finite
 from nnrun.runs import read_json, read_rows
 from nnrun.status import Status, is_ok
@@ -59,14 +60,14 @@ def save(sweep_dir: Path, doc: dict) -> None:
 def write_csv(sweep_dir: Path, doc: dict) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["trial", *doc["param_names"], "status", doc["metric"], "best_epoch", "seconds",
-                     "run_dir", "error"])
+    writer.writerow([csv_safe_cell(v) for v in ("trial", *doc["param_names"], "status", doc["metric"],
+                                                "best_epoch", "seconds", "run_dir", "error")])
     for t in doc["trials"]:
         params = [t["params"].get(k, "") for k in doc["param_names"]]
         seconds = "" if t["seconds"] is None else f"{t['seconds']:.3f}"
-        writer.writerow([t["index"], *params, t["status"], "" if t["metric"] is None else t["metric"],
-                         "" if t["best_epoch"] is None else t["best_epoch"], seconds,
-                         t["run_dir"] or "", t["error"] or ""])
+        writer.writerow([csv_safe_cell(v) for v in (
+            t["index"], *params, t["status"], "" if t["metric"] is None else t["metric"],
+            "" if t["best_epoch"] is None else t["best_epoch"], seconds, t["run_dir"] or "", t["error"] or "")])
     write_text(sweep_dir / "sweep.csv", buf.getvalue())
 
 
@@ -86,10 +87,10 @@ def finish_outputs(sweep_dir: Path, doc: dict, plots: bool = True) -> None:
 def write_best_yaml(sweep_dir: Path, doc: dict) -> None:
     """The best trial's config, headed by its score and the command that reproduces it."""
     trial = doc["trials"][doc["best"]]
-    config_text = (sweep_dir / trial["run_dir"] / "config.yaml").read_text(encoding="utf-8")
+    config_text = read_config_text(sweep_dir / trial["run_dir"] / "config.yaml")  # size-capped, UTF-8
     header = (f"# best trial of sweep {sweep_dir.name}: {trial['name']} "
               f"({doc['metric']} = {trial['metric']:.6g}, epoch {trial['best_epoch']})\n"
-              f"# reproduce: {train_command(doc['config'], trial['overrides'])}\n")
+              f"# reproduce: {one_line(train_command(doc['config'], trial['overrides']), width=1 << 20)}\n")
     write_text(sweep_dir / "best.yaml", header + config_text)
 
 

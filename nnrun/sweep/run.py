@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.errors import ConfigError
+from nnrun.fileio import check_inside
 from nnrun.runs import create_run_dir, local_time
 from nnrun.status import Status
-from nnrun.sweep.executors import check_executor, default_workers, run_jobs, unzip_into
-from nnrun.sweep.plan import SWEEP_FORMAT, plan_sweep
+from nnrun.sweep.document import checked_sweep
+from nnrun.sweep.executors import UnsafeResult, check_executor, default_workers, run_jobs, unzip_into
+from nnrun.sweep.plan import plan_sweep
 from nnrun.sweep.results import DONE_STATUSES, finish_outputs, read_sweep, save
 
 
@@ -55,12 +57,13 @@ def new_sweep(doc_or_config: dict | str | os.PathLike, runs_dir: str | os.PathLi
 
 
 def reopen_sweep(sweep_dir: Path) -> dict:
-    """The sweep document of a folder to resume, its unfinished trials reset to pending."""
+    """The sweep document of a folder to resume, its unfinished trials reset to pending. The
+    whole file is checked before anything in the folder is touched (it names what gets deleted)."""
     if not (sweep_dir / "sweep.json").is_file():
         raise ConfigError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
-    doc = read_sweep(sweep_dir)
-    if not isinstance(doc, dict) or doc.get("format") != SWEEP_FORMAT:
-        raise ConfigError(f"{sweep_dir / 'sweep.json'}: not an nnrun sweep file")
+    doc = checked_sweep(read_sweep(sweep_dir), sweep_dir / "sweep.json")
+    for sub in ("trials", "plots"):
+        check_inside(sweep_dir, sweep_dir / sub)
     for t in doc["trials"]:
         if t["status"] not in DONE_STATUSES:
             t.update(status=Status.PENDING, metric=None, best_epoch=None, seconds=None, run_dir=None, error=None)
@@ -115,7 +118,11 @@ def record_result(sweep_dir: Path, doc: dict, result: dict, reporter: SweepRepor
     data = result.pop("zip", None)
     trial = doc["trials"][result["index"]]
     if data is not None:
-        unzip_into(data, sweep_dir / "trials" / trial["name"])
+        try:
+            unzip_into(data, trial_path(sweep_dir, trial))
+        except UnsafeResult as e:  # this trial fails; the sweep goes on
+            shutil.rmtree(trial_path(sweep_dir, trial), ignore_errors=True)
+            result = dict(result, status=Status.FAILED, metric=None, best_epoch=None, run_dir=None, error=str(e))
     if result["status"] == Status.INTERRUPTED:
         remove_trial_folder(sweep_dir, trial)
         result = dict(result, run_dir=None)
@@ -136,9 +143,15 @@ def remove_trial_folder(sweep_dir: Path, trial: dict) -> None:
     """Remove what an unfinished trial left, unless its checkpoint lets --resume go on with it."""
     from nnrun.checkpoint import FILE as CHECKPOINT
 
-    if (sweep_dir / "trials" / trial["name"] / CHECKPOINT).is_file():
+    folder = trial_path(sweep_dir, trial)
+    if (folder / CHECKPOINT).is_file():
         return
-    shutil.rmtree(sweep_dir / "trials" / trial["name"], ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def trial_path(sweep_dir: Path, trial: dict) -> Path:
+    """trials/<name>, refused (OutsideFolder) unless it stays inside the sweep folder."""
+    return check_inside(sweep_dir / "trials", sweep_dir / "trials" / trial["name"])
 
 
 def remove_staging(sweep_dir: Path) -> None:
