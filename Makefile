@@ -2,7 +2,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # One stamp per layer, so that `make demo` installs only what nnrun needs to run and `make test`
-# adds the test tools (pytest, hypothesis, ruff) and Dask; either works from a fresh clone.
+# adds the test tools (pytest, hypothesis, ruff, bandit), Dask and the optional runtimes the tests
+# compare with; either works from a fresh clone.
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 
@@ -24,7 +25,12 @@ $(DEV): $(RUNTIME)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# WITH_TORCH=1 adds PyTorch, the oracle some tests compare with (they skip without it). Here
+# torch==2.13.0 is a CPU build on local disk; elsewhere pip may fetch a large CUDA build.
+TORCH_VERSION ?= 2.13.0
+
 test: $(DEV) lint
+	$(if $(WITH_TORCH),$(BIN)/pip install --quiet 'torch==$(TORCH_VERSION)')
 	$(BIN)/python -m pytest
 
 demo: $(RUNTIME)

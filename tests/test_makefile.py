@@ -22,10 +22,10 @@ def clone(tmp_path) -> Path:
     return tmp_path
 
 
-def planned(folder: Path, target: str) -> list[str]:
+def planned(folder: Path, target: str, *variables: str) -> list[str]:
     """The commands `make target` would run there (also when the tests run under `make test`)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    result = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=folder, env=env,
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "WITH_TORCH")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", target, *variables], cwd=folder, env=env,
                             capture_output=True, text=True, check=True)
     return result.stdout.splitlines()
 
@@ -63,8 +63,14 @@ def test_test_after_demo_adds_the_dev_tools_only(clone):
     assert installs(planned(clone, "demo")) == []
 
 
-def test_ci_runs_make_test():
-    assert "make test" in (ROOT / ".ci" / "run").read_text().splitlines()
+def test_ci_runs_make_test_with_pytorch():
+    lines = [line.split("#")[0].strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "make test WITH_TORCH=1" in lines
+
+
+def test_make_test_installs_pytorch_only_when_asked(clone):
+    assert not any("torch" in c for c in planned(clone, "test"))
+    assert any(c.endswith("pip install --quiet 'torch==2.13.0'") for c in planned(clone, "test", "WITH_TORCH=1"))
 
 
 def test_bench_runs_nnrun_bench_against_pytorch_when_it_is_there_then_the_sweep_benchmark(clone):
