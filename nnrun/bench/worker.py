@@ -175,6 +175,12 @@ class NnrunSide(Side):
         self.train_step = train_step  # the training loop's own step, whatever it becomes
         self.net, self.loss, self.optimizer = net, build_loss(exp), build_optimizer(exp)
         self.x, self.y = nnrun_arrays(source.x, self.divisor, net.dtype), source.y
+        from nnrun.parallel import shard_threads
+
+        # As fit and evaluation run it: a conv net's batch halves side by side on the threads,
+        # for the rest of this worker's life.
+        self.threads = shard_threads(net)
+        self.threads.__enter__()
 
     def step(self, idx):
         return self.train_step(self.net, self.loss, self.optimizer, self.x[idx], self.y[idx], self.lr)[0]
