@@ -79,7 +79,8 @@ def predict(run: str = typer.Argument(..., help=RUN_HELP),
     if show is not None:
         written = show_inputs(model, prepared, probs, show)
         more = f" (the first {len(written)} of {len(records)} inputs)" if len(written) < len(records) else ""
-        err.print(f"wrote {len(written)} pictures of what the network saw into {shown_as_text(str(show))}{more}",
+        pictures = "1 picture" if len(written) == 1 else f"{len(written)} pictures"
+        err.print(f"wrote {pictures} of what the network saw into {shown_as_text(str(show))}{more}",
                   markup=False, soft_wrap=True)
 
 
