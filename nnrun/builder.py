@@ -28,7 +28,8 @@ Split = tuple[np.ndarray, np.ndarray]
 
 @dataclass
 class Data:
-    """Scaled float arrays ready for the network; val and test may be None."""
+    """The splits ready for the network (x as float arrays, or uint8 pixels scaled a batch at a time:
+    data.ScaledSamples); val and test may be None."""
 
     train: Split
     val: Split | None

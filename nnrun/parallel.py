@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import nn
+from .nn.shards import THREAD_WORK
 
 
 def blas_threads() -> int:
@@ -16,12 +17,14 @@ def blas_threads() -> int:
 
 
 @contextmanager
-def shard_threads(net: nn.Sequential, threads: int | None = None) -> Iterator[None]:
+def shard_threads(net: nn.Sequential, batch_size: int | None = None, threads: int | None = None) -> Iterator[None]:
     """Within the block, run net's batch halves side by side on `threads` threads (default: as
     many as BLAS would use), BLAS then using one thread in each. Nothing changes for a network
-    without halves, with one thread, or inside an outer shard_threads. The numbers are the
-    same either way: only the speed differs."""
-    if len(net.shards) < 2 or net.shards.pool is not None:
+    without halves, with halves of batch_size too small to hand to a thread (BLAS keeps its
+    threads then), with one thread, or inside an outer shard_threads. The numbers are the same
+    either way: only the speed differs."""
+    small = batch_size is not None and (batch_size // 2) * net.shards.work_per_sample < THREAD_WORK
+    if len(net.shards) < 2 or net.shards.pool is not None or small:
         yield
         return
     threads = threads or blas_threads()

@@ -106,12 +106,15 @@ class TimeEstimate:
 def time_steps(net: nn.Sequential, loss: nn.Loss, optimizer: nn.Optimizer, x: np.ndarray, y: np.ndarray,
                lr: float, steps: int) -> float:
     """Seconds per training step on the batch (x, y), the median of `steps` after one to warm up."""
+    from nnrun.parallel import shard_threads
+    from nnrun.train import train_step
+
     times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
-        net.loss_and_gradients(loss, x, y)
-        optimizer.step(net.parameters(), net.gradients(), lr)
-        times.append(time.perf_counter() - start)
+    with shard_threads(net, len(x)):  # as fit runs it
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            train_step(net, loss, optimizer, x, y, lr)
+            times.append(time.perf_counter() - start)
     return float(np.median(times[1:]))
 
 

@@ -117,7 +117,7 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterato
 def evaluate_arrays(net: nn.Sequential, loss: nn.Loss, x: np.ndarray, y: np.ndarray,
                     batch_size: int = 512) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, outputs) of the network on (x, y) in evaluation mode."""
-    with shard_threads(net):
+    with shard_threads(net, batch_size):
         value, out = net.evaluate(loss, x, y, batch_size)
     return value, float(np.mean(out.argmax(axis=1) == y)), out
 
@@ -136,7 +136,7 @@ def fit(net: nn.Sequential, train: Split, val: Split | None, loss: nn.Loss, opti
     if stopped:
         state.request_stop(*stopped)
     hooks = Callbacks(callbacks)
-    with shard_threads(net):
+    with shard_threads(net, batch_size):
         try:
             hooks.on_train_begin(state)
             for t in range(len(done), epochs):

@@ -138,6 +138,15 @@ def test_the_configs_own_data(tiny, tmp_path):
     assert record["networks"][0]["train_samples"] == 1211  # digits' training split less the validation tenth
 
 
+def test_the_configs_own_uint8_pixels_reach_pytorch_too(tiny, tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    result = bench(str(tiny), "--data", "config", "--compare", "torch", "--batches", "2", "--repeats", "1",
+                   "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["networks"][0]["train_time_ratio"] > 0
+
+
 def test_the_configs_own_data_is_never_downloaded(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "empty"))
     cfg = dict(TINY, data={"dataset": "mnist"})

@@ -371,3 +371,40 @@ def test_training_skips_the_first_layers_input_gradient(fuse, monkeypatch):
     net.loss_and_gradients(make_loss("cross_entropy"), x, y)
     first_layer_calls = [flag for filters, flag in asked if filters == 3]
     assert first_layer_calls and not any(first_layer_calls)
+
+
+def test_the_callers_errstate_reaches_the_second_half():
+    """A diverging conv net in halves on two threads: the training loop silences overflow with
+    np.errstate, and the thread running the second half must be silenced too."""
+    import warnings
+
+    net = cnn()
+    net.shards.work_per_sample = 10 ** 9
+    net.set_threads(2)
+    x, y = rand(64, 1, 8, 8, seed=16, dtype=np.float32) * 1e30, np.arange(64) % 10
+    for p in net.parameters().values():
+        p *= 1e20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            net.loss_and_gradients(make_loss("cross_entropy"), x, y)
+    net.set_threads(1)
+
+
+def test_a_deep_copy_of_a_network_still_trains():
+    import copy
+
+    from nnrun.nn import make_optimizer
+    from nnrun.train import train_step
+
+    twin = copy.deepcopy(cnn())
+    before = twin.get_weights()
+    x, y = rand(8, 1, 8, 8, seed=17, dtype=np.float32), np.arange(8) % 10
+    train_step(twin, make_loss("cross_entropy"), make_optimizer("adam"), x, y, 0.01)
+    assert all(not np.array_equal(p, before[k]) for k, p in twin.parameters().items())
+
+
+def test_evaluation_keeps_no_scratch_memory():
+    net = cnn()
+    net.predict(rand(300, 1, 8, 8, seed=18, dtype=np.float32))
+    assert all(not getattr(layer, "_buffers", {}) for layer in net.layers)

@@ -206,7 +206,7 @@ class TorchSide(Side):
         self.x, self.y = self.tensor(source.x), torch.from_numpy(source.y)
 
     def tensor(self, x: np.ndarray):
-        t = self.torch.from_numpy(x)
+        t = self.torch.from_numpy(np.asarray(x))  # np.asarray: the config's own data may be ScaledSamples
         return t if self.divisor is None else t.to(self.dtype).div_(self.divisor)
 
     def step(self, idx):

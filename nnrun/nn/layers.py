@@ -97,15 +97,17 @@ class Layer:
         return sum(p.size for p in self.params.values())
 
     def buffer(self, name: object, shape: tuple, dtype: DTypeLike, zeroed: bool = False,
-               fill: float | None = None) -> np.ndarray:
-        """A scratch array kept between calls, one per name (a new shape replaces the old one):
-        contents undefined, unless zeroed (allocated as zeros; the caller keeps the part it
-        relies on zero) or fill (allocated filled, never written)."""
+               keep: bool = True) -> np.ndarray:
+        """A scratch array kept between calls (training's steps), one per name (a new shape
+        replaces the old one): contents undefined, unless zeroed (allocated as zeros; the caller
+        keeps the part it relies on zero). keep=False: a new array, not kept (an evaluation's,
+        whose larger batches would otherwise hold memory for the rest of the run)."""
         buffers = self.__dict__.setdefault("_buffers", {})
-        kept = buffers.get(name)
+        kept = buffers.get(name) if keep else None
         if kept is None or kept.shape != shape or kept.dtype != dtype:
-            kept = buffers[name] = np.full(shape, fill, dtype) if fill is not None else (
-                np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype))
+            kept = np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype)
+            if keep:
+                buffers[name] = kept
         return kept
 
     # -- run time ---------------------------------------------------------------------------
@@ -244,7 +246,8 @@ class Conv2D(ParamLayer):
     """2-D cross-correlation like PyTorch: x (batch, C, H, W) -> y (batch, filters, OH, OW);
     W (filters, C, kh, kw), b (filters,).
 
-    Forward is im2col + one GEMM; backward is two GEMMs (dW, and dx per kernel tap) + col2im.
+    Forward is im2col + one GEMM; backward is a GEMM for dW and, for dx, either a convolution
+    of dz with the flipped kernel (im2col + one GEMM) or a GEMM per kernel tap + col2im.
     padding: an int, "valid" (0) or "same" (stride 1 only; odd kernels keep H and W).
     """
 
@@ -304,12 +307,12 @@ class Conv2D(ParamLayer):
         (kh, kw), (ph, pw), n = self.kernel_size, self.pads(), len(xh)
         if ph or pw:
             shape = (n, xh.shape[1] + 2 * ph, xh.shape[2] + 2 * pw, xh.shape[3])
-            xh = kernels.pad_into(xh, ph, pw, self.buffer("padded", shape, xh.dtype, zeroed=True))
+            xh = kernels.pad_into(xh, ph, pw, self.buffer("padded", shape, xh.dtype, zeroed=True, keep=training))
         if xh.shape[3] == 1:  # cols is stored transposed, (kh*kw, N*oh*ow): see im2col_single_channel
-            cols_t = self.buffer(("cols", training), (kh * kw, n * oh * ow), xh.dtype)
+            cols_t = self.buffer("cols", (kh * kw, n * oh * ow), xh.dtype, keep=training)
             cols = kernels.im2col_single_channel(xh, kh, kw, self.stride, oh, ow, out=cols_t).T
         else:
-            cols = self.buffer(("cols", training), (n * oh * ow, kh * kw * xh.shape[3]), xh.dtype)
+            cols = self.buffer("cols", (n * oh * ow, kh * kw * xh.shape[3]), xh.dtype, keep=training)
             kernels.im2col(xh, kh, kw, self.stride, oh, ow, out=cols)
         if training:
             self._cols, self._padded_shape = cols, xh.shape

@@ -78,6 +78,10 @@ class Sequential:
         views = self._flat_params[1] + self._flat_grads[1]
         if len(live) != len(views) or any(a is not v for a, v in zip(live, views, strict=False)):
             return None
+        # A deep copy (or an unpickled network) has the same views, each now an array of its own.
+        flats = [self._flat_params[0]] * len(self._flat_params[1]) + [self._flat_grads[0]] * len(self._flat_grads[1])
+        if any(v.base is not flat for v, flat in zip(views, flats, strict=True)):
+            return None
         return self._flat_params[0], self._flat_grads[0]
 
     def set_threads(self, threads: int) -> None:

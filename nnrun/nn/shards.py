@@ -8,6 +8,7 @@ same halves, on one thread or two, so the numbers are the same bits whatever the
 
 from __future__ import annotations
 
+import contextvars
 import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -80,7 +81,8 @@ class Shards:
         small = (parts[0].stop - parts[0].start) * self.work_per_sample < THREAD_WORK
         if self.pool is None or len(parts) < 2 or small:
             return [work(stages, part) for stages, part in zip(self.stages, parts, strict=False)]
-        futures = [self.pool.submit(work, stages, part)
+        # Each half runs in this thread's context: numpy's errstate (a context variable) too.
+        futures = [self.pool.submit(contextvars.copy_context().run, work, stages, part)
                    for stages, part in zip(self.stages[1:], parts[1:], strict=False)]
         first = work(self.stages[0], parts[0])
         return [first] + [f.result() for f in futures]

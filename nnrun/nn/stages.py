@@ -36,8 +36,10 @@ class ConvPoolStage:
     """conv2d (relu or linear) followed by maxpool2d, as one: the pool runs on the convolution's
     raw output, and the bias and relu then on a quarter of the data (max over a window commutes
     with adding a per-channel constant and with relu); outputs that the pool's floor mode drops
-    are never computed. Same values as the two layers, and the same gradients: a relu tie at 0
-    sends no gradient either way."""
+    are never computed. Same values as the two layers, and the same gradients but for rounding
+    ties: a relu tie at 0 sends no gradient either way, and where adding the bias rounds two
+    different raw values to the same number the gradient goes to the larger raw value (the two
+    layers would send it to the first)."""
 
     def __init__(self, conv: Conv2D, pool: MaxPool2D, first: int):
         self.conv, self.pool, self.first, self.last = conv, pool, first, first + 1
