@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 
-.PHONY: install install-dev test demo lint bench clean
+.PHONY: install install-dev test demo lint bench mutation clean
 
 install: $(RUNTIME)
 
@@ -58,6 +58,14 @@ bench: $(RUNTIME)
 	  echo "$(BIN)/nnrun bench $$compare"; $(NO_BLAS_OVERRIDES) $(BIN)/nnrun bench $$compare
 	$(NO_BLAS_OVERRIDES) $(BIN)/python experiments/bench_sweep.py
 
+# Mutation testing of the engine (nnrun/nn/) with its own tests (tests/test_nn_*.py, listed under
+# [tool.mutmut] in pyproject.toml); slow (tens of minutes), so not part of `make test`. Results
+# stay in mutants/ between runs: `$(BIN)/mutmut results` lists the survivors, `mutmut show NAME`
+# shows one.
+mutation: $(DEV)
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) build *.egg-info nnrun.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info nnrun.egg-info .pytest_cache mutants
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -256,3 +256,26 @@ def test_validation_loss_of_a_confident_mistake_is_exact():
     loss, accuracy, out = evaluate_arrays(net, nn.make_loss("cross_entropy"), np.ones((2, 1), np.float32),
                                           np.array([2, 0]))
     assert loss == 1000.0 and accuracy == 0.5 and out.shape == (2, 3)
+
+
+def test_each_epoch_draws_a_new_shuffle_order_from_the_stream(monkeypatch):
+    """The orders are successive permutations of one stream, so no two epochs repeat."""
+    import nnrun.train as loop
+
+    seen = []
+
+    def recording_step(net, loss, optimizer, x, y, lr):
+        seen.append(x[:, 0].astype(int))  # column 0 holds each sample's index
+        return real_step(net, loss, optimizer, x, y, lr)
+
+    real_step = loop.train_step
+    monkeypatch.setattr(loop, "train_step", recording_step)
+    x, y = blobs()
+    x[:, 0] = np.arange(len(x))
+    fit(network(), (x, y), None, nn.make_loss("cross_entropy"), nn.make_optimizer("sgd"),
+        nn.make_schedule("constant", 0.01), 3, 32, np.random.default_rng(1))
+    orders = [np.concatenate(seen[e * 3:(e + 1) * 3]) for e in range(3)]
+    stream = np.random.default_rng(1)
+    for order in orders:
+        assert np.array_equal(order, stream.permutation(len(x)))
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])

@@ -81,3 +81,15 @@ def test_bench_runs_nnrun_bench_against_pytorch_when_it_is_there_then_the_sweep_
     assert commands[-1] == "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python experiments/bench_sweep.py"
     assert not any("benchmark.py" in c for c in commands)
     assert not (ROOT / "experiments" / "benchmark.py").exists()
+
+
+def test_mutation_runs_mutmut_over_the_engine_with_every_engine_test_and_make_test_does_not(clone):
+    import tomllib
+
+    assert [c for c in planned(clone, "mutation") if "mutmut" in c] == [".venv/bin/mutmut run",
+                                                                          ".venv/bin/mutmut results"]
+    assert not any("mutmut" in c for c in planned(clone, "test"))
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    assert config["only_mutate"] == ["nnrun/nn/*"]
+    engine_tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_nn_*.py"))
+    assert sorted(config["pytest_add_cli_args_test_selection"]) == engine_tests

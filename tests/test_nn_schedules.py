@@ -39,6 +39,12 @@ CASES = [  # (id, schedule name, params, rate(t) for lr0 = LR0)
     ("exponential_fifth", "exponential_fifth", {"k": 0.1}, lambda t: math.exp(-0.1 * t) / 5),
     ("sigmoid_complement", "sigmoid_complement", {"k": 0.1}, lambda t: 1 - sig(0.1 * t) / 2.5),
     ("reduce_on_plateau", "reduce_on_plateau", {}, lambda t: 0.1),  # without observations
+    ("exponential-defaults", "exponential", {}, lambda t: 0.1 * math.exp(-0.1 * t)),
+    ("inverse_time-defaults", "inverse_time", {}, lambda t: 0.1 / (1 + 0.1 * t)),
+    ("cosine-defaults", "cosine", {}, lambda t: 0.1 * (1 + math.cos(math.pi * min(t, 10) / 10)) / 2),
+    ("sigmoid-defaults", "sigmoid", {}, lambda t: 0.1 * sig(-0.5 * (t - 10))),
+    ("exponential_fifth-defaults", "exponential_fifth", {}, lambda t: math.exp(-0.1 * t) / 5),
+    ("sigmoid_complement-defaults", "sigmoid_complement", {}, lambda t: 1 - sig(0.1 * t) / 2.5),
 ]
 
 
@@ -116,3 +122,14 @@ def test_feedback_free_schedules_ignore_observe():
         for v in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]:
             s.observe(v)
         assert [s(t) for t in EPOCHS] == before, name
+
+
+def test_the_sigmoid_policy_does_not_overflow_far_from_its_step():
+    schedule = make_schedule("sigmoid", 0.1, gamma=-1.0, step_size=0)
+    assert schedule(0) == pytest.approx(0.05) and schedule(2000) == 0.0
+    assert make_schedule("sigmoid", 0.1, gamma=1.0, step_size=2000)(0) == 0.0
+
+
+def test_a_schedule_without_state_refuses_a_state_naming_the_schedule_and_the_keys():
+    with pytest.raises(ValueError, match=r"schedule cosine keeps no state, got \['lr'\]"):
+        make_schedule("cosine", 0.1).load_state_dict({"lr": 0.1})

@@ -358,3 +358,15 @@ def test_the_ranking_shows_each_trials_rank_and_its_id():
     console = Console(file=io.StringIO(), width=120)
     console.print(trials_table(doc, ranked, "finished"))  # the live table of finished trials: no ranks
     assert "rank" not in console.file.getvalue() and "t003" in console.file.getvalue()
+
+
+@pytest.mark.parametrize("mode, best_first", [("max", [2, 0, 3, 1]), ("min", [1, 0, 3, 2])])
+def test_the_ranking_puts_the_highest_metric_first_in_max_mode_and_the_lowest_in_min(mode, best_first):
+    from nnrun.sweep.results import best_index, ranking
+
+    metrics = [0.5, 0.1, 0.9, 0.5, None]  # trial 3 ties trial 0 (lower index first); 4 failed
+    trials = [{"index": i, "status": "completed" if m is not None else "failed", "metric": m}
+              for i, m in enumerate(metrics)]
+    doc = {"mode": mode, "trials": trials}
+    assert [t["index"] for t in ranking(doc)] == [*best_first, 4]
+    assert best_index(doc) == best_first[0]
