@@ -1,4 +1,4 @@
-"""Threads for a conv net's batch halves (nn/shards.py), each with a one-thread BLAS."""
+"""Threads for a conv net's batch halves (nn/shards.py), sharing out the BLAS threads."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ def blas_threads() -> int:
 @contextmanager
 def shard_threads(net: nn.Sequential, batch_size: int | None = None, threads: int | None = None) -> Iterator[None]:
     """Within the block, run net's batch halves side by side on `threads` threads (default: as
-    many as BLAS would use), BLAS then using one thread in each. Nothing changes for a network
-    without halves, with halves of batch_size too small to hand to a thread (BLAS keeps its
-    threads then), with one thread, or inside an outer shard_threads. The numbers are the same
-    either way: only the speed differs."""
+    many as BLAS would use), the BLAS threads shared out between the halves. Nothing changes for
+    a network without halves, with halves of batch_size too small to hand to a thread (BLAS
+    keeps its threads then), with one thread, or inside an outer shard_threads. The numbers are
+    the same either way: only the speed differs."""
     small = batch_size is not None and (batch_size // 2) * net.shards.work_per_sample < THREAD_WORK
     if len(net.shards) < 2 or net.shards.pool is not None or small:
         yield
@@ -33,7 +33,8 @@ def shard_threads(net: nn.Sequential, batch_size: int | None = None, threads: in
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    # The BLAS threads shared out between the halves: one each on two cores, four each on eight.
+    with threadpool_limits(limits=max(1, threads // len(net.shards)), user_api="blas"):
         net.set_threads(threads)
         try:
             yield

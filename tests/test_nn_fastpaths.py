@@ -408,3 +408,18 @@ def test_evaluation_keeps_no_scratch_memory():
     net = cnn()
     net.predict(rand(300, 1, 8, 8, seed=18, dtype=np.float32))
     assert all(not getattr(layer, "_buffers", {}) for layer in net.layers)
+
+
+@pytest.mark.parametrize("threads, per_half", [(2, 1), (4, 2)])
+def test_shard_threads_share_the_blas_threads_out_between_the_halves(threads, per_half):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from nnrun.parallel import shard_threads
+
+    net = cnn()
+    with threadpool_limits(limits=threads, user_api="blas"):
+        with shard_threads(net, threads=threads):
+            assert net.shards.pool is not None
+            inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        assert net.shards.pool is None
+    assert inside and all(n == per_half for n in inside)

@@ -86,7 +86,7 @@ class Sequential:
 
     def set_threads(self, threads: int) -> None:
         """Run a conv net's two batch halves on this many threads (see shards.py); the caller
-        gives each a one-thread BLAS. The numbers do not depend on it."""
+        shares the BLAS threads out between them. The numbers do not depend on it."""
         self.shards.set_threads(threads)
 
     def _default_inits_follow_activation_layers(self) -> None:

@@ -1,6 +1,6 @@
 """A conv net's batch computed as two halves, which two threads can run side by side.
 
-NumPy's kernels release the GIL, so two Python threads, each with a one-thread BLAS, keep both
+NumPy's kernels release the GIL, so two Python threads, each with half the BLAS threads, keep both
 cores busy through the copies and element-wise passes that a multi-threaded BLAS leaves serial.
 The split is a property of the network, not of the machine: a batch is always computed as the
 same halves, on one thread or two, so the numbers are the same bits whatever the thread count.
