@@ -26,6 +26,7 @@ from nnrun.cli import app
 from nnrun.config import load_config
 from nnrun.data import DATASETS, fetch, load_csv, load_dataset, load_idx_pair, load_npz, read_idx
 from nnrun.errors import ConfigError, DataError, DownloadError
+from tests.peak_memory import PeakMemory
 from tests.synthetic import idx_bytes
 
 # ---------------------------------------------------------------- helpers
@@ -112,48 +113,30 @@ def test_hostile_idx_labels(tmp_path, name):
 @pytest.mark.parametrize("compress", [False, True])
 def test_a_huge_claim_is_refused_before_allocating(tmp_path, compress):
     """A header claiming 2 GB in a small file is refused with no buffer of that size allocated."""
-    import tracemalloc
-
     data = idx_header(0x0E, 250_000, 1000) + bytes(64)
     path = write(tmp_path / "huge.idx", gzip.compress(data) if compress else data)
-    tracemalloc.start()
-    try:
+    with PeakMemory() as peak:
         one_line_error(lambda: read_idx(path), r"huge\.idx: .*2000000000")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 10_000_000
+    assert peak.bytes < 10_000_000
 
 
 def test_a_gzip_file_that_ends_early_costs_only_what_it_holds(tmp_path):
     """100 kB of noise under a header claiming 100 MB: plausible for a 100 kB gzip file (deflate
     can expand 1032-fold), so it is read, but the buffer grows only with the data that arrives."""
-    import tracemalloc
-
     noise = np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8).tobytes()
     path = write(tmp_path / "short.idx.gz", gzip.compress(idx_header(0x08, 100, 1000, 1000) + noise))
-    tracemalloc.start()
-    try:
+    with PeakMemory() as peak:
         one_line_error(lambda: read_idx(path), r"short\.idx\.gz: .*100000000 bytes.*holds 100000; .*truncated")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 10_000_000
+    assert peak.bytes < 10_000_000
 
 
 def test_a_gzip_bomb_is_not_inflated(tmp_path):
     """A small header followed by 64 MB of zeros (64 kB compressed): refused after reading the
     declared values and one byte more, not after inflating it all."""
-    import tracemalloc
-
     path = write(tmp_path / "bomb.idx.gz", gzip.compress(idx_bytes(GOOD_LABELS) + bytes(64 << 20), 1))
-    tracemalloc.start()
-    try:
+    with PeakMemory() as peak:
         one_line_error(lambda: read_idx(path), r"bomb\.idx\.gz: ")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 10_000_000
+    assert peak.bytes < 10_000_000
 
 
 def test_idx_good_files_still_load(tmp_path):

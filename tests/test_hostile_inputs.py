@@ -13,7 +13,6 @@ import os
 import stat
 import threading
 import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from nnrun.config import (
 from nnrun.errors import NnrunError
 from nnrun.runs import create_run_dir, load_weights_into, read_weights, weights_document, write_metrics
 from nnrun.train import Callback
+from tests.peak_memory import PeakMemory
 from tests.test_config import GOOD
 
 runner = CliRunner()
@@ -213,14 +213,9 @@ def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path):
 def test_size_is_checked_before_reading(tmp_path):
     path = tmp_path / "big.yaml"
     sparse(path, 256 * MiB)
-    tracemalloc.start()
-    try:
-        with pytest.raises(ConfigError, match="limit for a config file is 1 MiB"):
-            read_yaml(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * MiB
+    with PeakMemory() as peak, pytest.raises(ConfigError, match="limit for a config file is 1 MiB"):
+        read_yaml(path)
+    assert peak.bytes < 8 * MiB
 
 
 def test_special_files_are_read_no_further_than_the_limit():
@@ -387,14 +382,9 @@ def test_a_hostile_weights_file_is_one_line_naming_the_file(mlp, tmp_path, comma
 def test_a_weights_file_too_large_for_its_model_is_refused_before_reading(mlp, tmp_path):
     path = tmp_path / "weights.json"
     sparse(path, 256 * MiB)
-    tracemalloc.start()
-    try:
-        with pytest.raises(ConfigError, match="weights for a model of 650 parameters take at most 1.0 MiB"):
-            load_weights_into(mlp["net"], path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * MiB
+    with PeakMemory() as peak, pytest.raises(ConfigError, match="weights for a model of 650 parameters take at most 1.0 MiB"):
+        load_weights_into(mlp["net"], path)
+    assert peak.bytes < 8 * MiB
 
 
 def test_good_weights_still_load_and_round_trip(mlp, tmp_path):

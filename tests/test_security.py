@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from nnrun import sweep as S
 from nnrun.cli import app
 from nnrun.errors import DataError, DownloadError
 from nnrun.status import Status
+from tests.peak_memory import PeakMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -64,18 +64,6 @@ def canary(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "keep.txt").write_text("mine\n")
     return folder
-
-
-class PeakMemory:
-    """`with PeakMemory() as peak:` ... then peak.bytes: the most Python allocated in the block."""
-
-    def __enter__(self):
-        tracemalloc.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.bytes = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
 
 
 def bounded_nnrun(*args: str, memory: int = 1 << 30, seconds: float = 60) -> subprocess.CompletedProcess:
