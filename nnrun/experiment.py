@@ -32,8 +32,8 @@ from nnrun.images import recipe_for
 from nnrun.loggers import require as require_loggers
 from nnrun.loggers import start_loggers
 from nnrun.metrics import SmoothedLoss, ema
+from nnrun.parallel import blas
 from nnrun.runs import (
-    blas,
     create_run_dir,
     load_weights_into,
     local_time,

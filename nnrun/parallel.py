@@ -5,15 +5,36 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
+
 from . import nn
 from .nn.shards import THREAD_WORK
 
 
-def blas_threads() -> int:
-    """How many threads the BLAS library would use now (1 in a sweep worker, which limits it)."""
+def blas() -> dict | None:
+    """The BLAS library numpy calls, its kernel and threads, which can change a run's last
+    digits (numpy's build configuration names the library when threadpoolctl sees none)."""
     from threadpoolctl import threadpool_info
 
-    return max((lib["num_threads"] for lib in threadpool_info() if lib.get("user_api") == "blas"), default=1)
+    loaded = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    if not loaded:
+        return built_blas()
+    return {"library": loaded[0].get("internal_api"), "version": loaded[0].get("version"),
+            "kernel": loaded[0].get("architecture"), "threads": loaded[0].get("num_threads")}
+
+
+def built_blas() -> dict | None:
+    """The BLAS of numpy's build configuration (numpy 1.26 and later), None when not known."""
+    try:
+        info = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        return {"library": info["name"], "version": info.get("version"), "kernel": None, "threads": None}
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def blas_threads() -> int:
+    """How many threads the BLAS library would use now (1 in a sweep worker, which limits it)."""
+    return (blas() or {}).get("threads") or 1
 
 
 @contextmanager

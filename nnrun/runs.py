@@ -287,27 +287,6 @@ def versions() -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "nnrun": __version__}
 
 
-def blas() -> dict | None:
-    """The BLAS library numpy calls, its kernel and threads, which can change a run's last
-    digits (numpy's build configuration names the library when threadpoolctl sees none)."""
-    from threadpoolctl import threadpool_info
-
-    loaded = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    if not loaded:
-        return built_blas()
-    return {"library": loaded[0].get("internal_api"), "version": loaded[0].get("version"),
-            "kernel": loaded[0].get("architecture"), "threads": loaded[0].get("num_threads")}
-
-
-def built_blas() -> dict | None:
-    """The BLAS of numpy's build configuration (numpy 1.26 and later), None when not known."""
-    try:
-        info = np.__config__.CONFIG["Build Dependencies"]["blas"]
-        return {"library": info["name"], "version": info.get("version"), "kernel": None, "threads": None}
-    except (AttributeError, KeyError, TypeError):
-        return None
-
-
 def local_time() -> str:
     """Now, to the second, with the UTC offset: 2026-11-30T10:15:00+01:00."""
     return datetime.now().astimezone().isoformat(timespec="seconds")

@@ -18,7 +18,8 @@ from nnrun.cli import app
 from nnrun.config import load_config
 from nnrun.data.download import cache_root
 from nnrun.experiment import resumed_summary, train_run
-from nnrun.runs import blas, local_time
+from nnrun.parallel import blas
+from nnrun.runs import local_time
 from tests.test_sweep import write_config
 
 

@@ -9,8 +9,6 @@ import resource
 import sys
 from pathlib import Path
 
-from nnrun.runs import blas
-
 QUIET_LOAD = 0.5  # a 1-minute load average above this at the start makes ratios doubtful
 # Variables that make OpenBLAS use another kernel or cache size than it would pick itself.
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_DEBUG_CPU_TYPE", "MKL_ENABLE_INSTRUCTIONS")
@@ -59,19 +57,6 @@ def load_warning(load_at_start: list[float] | None) -> str | None:
 def blas_overrides() -> dict[str, str]:
     """The BLAS kernel overrides set in the environment (users' machines usually set none)."""
     return {k: os.environ[k] for k in BLAS_OVERRIDES if k in os.environ}
-
-
-def blas_in_use() -> dict | None:
-    """numpy's BLAS as runs.blas() names it, with the kernel it runs (OpenBLAS's architecture)."""
-    info = blas()
-    if info is None:
-        return None
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # runs.blas() then named numpy's build, whose kernel is unknown
-        return {**info, "kernel": None}
-    loaded = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    return {**info, "kernel": loaded[0].get("architecture") if loaded else None}
 
 
 def peak_memory_mb() -> float:

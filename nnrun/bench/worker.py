@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from nnrun.bench.machine import blas_in_use, memory_now_mb, peak_memory_mb
+from nnrun.bench.machine import memory_now_mb, peak_memory_mb
+from nnrun.parallel import blas
 
 INFERENCE_BATCH = 1000
 INFERENCE_SAMPLES = 10_000
@@ -134,7 +135,7 @@ class Side:
     def info(self) -> dict:
         return {"parameters": self.parameters, "batch_size": self.batch_size, "lr": self.lr,
                 "train_samples": self.train_samples, "input_shape": list(self.input_shape),
-                "blas": blas_in_use(), "memory_before_training_mb": memory_now_mb()}
+                "blas": blas(), "memory_before_training_mb": memory_now_mb()}
 
     def train(self) -> float:
         """Seconds of `batches` training steps after `warmup` untimed ones."""

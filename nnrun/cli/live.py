@@ -47,13 +47,13 @@ def sample_counts(data) -> str:
 
 def blas_threads() -> str | None:
     """'openblas Haswell, 2 threads': the BLAS library numpy calls, its kernel and threads."""
-    from threadpoolctl import threadpool_info
+    from nnrun.parallel import blas
 
-    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    if not blas:
+    info = blas()
+    if info is None or info["threads"] is None:
         return None
-    kernel = f" {blas[0]['architecture']}" if blas[0].get("architecture") else ""
-    return f"{blas[0].get('internal_api', 'blas')}{kernel}, {blas[0].get('num_threads')} threads"
+    kernel = f" {info['kernel']}" if info["kernel"] else ""
+    return f"{info['library'] or 'blas'}{kernel}, {info['threads']} threads"
 
 
 def run_line(data, net) -> str:
