@@ -158,8 +158,7 @@ class Sequential:
         parts = self.shards.slices(len(x))
         if training or len(parts) < 2:  # a training forward is whole, or split by loss_and_gradients
             return _forward(self.stages, x, training)
-        done = self.shards.map(lambda stages, part: _forward(stages, x[part], False), parts)
-        return np.concatenate([z for z, _ in done]), np.concatenate([y for _, y in done])
+        return _joined(self.shards.map(lambda stages, part: _forward(stages, x[part], False), parts))
 
     def backward(self, grad: np.ndarray, skip_output_activation: bool = False,
                  input_gradient: bool = True) -> np.ndarray | None:
@@ -188,17 +187,11 @@ class Sequential:
         x = np.asarray(x, self.dtype)
         fused = self.fuses_softmax(loss)
         parts = self.shards.slices(len(x))
-        if len(parts) < 2:
-            logits, out = self.forward_with_logits(x, training=True)
-            grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
-            self.backward(grad, skip_output_activation=fused, input_gradient=input_gradient)
-            return self.loss_value(loss, logits, out, y), out
-        done = self.shards.map(lambda stages, part: _forward(stages, x[part], True), parts)
-        logits, out = np.concatenate([z for z, _ in done]), np.concatenate([y for _, y in done])
+        logits, out = _joined(self.shards.map(lambda stages, part: _forward(stages, x[part], True), parts))
         grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
         first = self.first_index_with_params()
         self.shards.map(lambda stages, part: _backward(stages, grad[part], fused, input_gradient, first), parts)
-        self.shards.sum_gradients()
+        self.shards.sum_gradients(len(parts))
         return self.loss_value(loss, logits, out, y), out
 
     def loss_value(self, loss: Loss, logits: np.ndarray, out: np.ndarray, y: np.ndarray) -> float:
@@ -222,6 +215,13 @@ class Sequential:
             empty = np.zeros((0, *self.output_shape), self.dtype)
             return empty, empty
         return np.concatenate([z for z, _ in parts]), np.concatenate([out for _, out in parts])
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, outputs) of the batch from those of its parts, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([z for z, _ in parts]), np.concatenate([out for _, out in parts])
 
 
 def _forward(stages: list, x: np.ndarray, training: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -87,9 +87,9 @@ class Shards:
         first = work(self.stages[0], parts[0])
         return [first] + [f.result() for f in futures]
 
-    def sum_gradients(self) -> None:
-        """Add each other shard's parameter gradients into the network's own layers'."""
+    def sum_gradients(self, used: int) -> None:
+        """Add the gradients of the other `used - 1` shards into the network's own layers'."""
         for i, layer in enumerate(self.layers[0]):
             for key, g in layer.grads.items():
-                for twins in self.layers[1:]:
+                for twins in self.layers[1:used]:
                     g += twins[i].grads[key]
