@@ -99,7 +99,7 @@ def _max_pool_2x2(x: np.ndarray, oh: int, ow: int, training: bool) -> tuple:
 def max_unpool(dy: np.ndarray, winners, size: int, stride: int, out: np.ndarray) -> np.ndarray:
     """dL/dx (N, H, W, C) into out for dy (N, oh, ow, C), each window's gradient to its first
     maximum (winners from max_pool)."""
-    n, oh, ow, _ = dy.shape
+    _, oh, ow, _ = dy.shape
     tiles = stride == size and out.shape[1] == oh * size and out.shape[2] == ow * size
     if not tiles:
         out.fill(0)
@@ -132,7 +132,7 @@ def avg_pool(x: np.ndarray, size: int, stride: int, oh: int, ow: int) -> np.ndar
 def avg_unpool(dy: np.ndarray, size: int, stride: int, out: np.ndarray) -> np.ndarray:
     """dL/dx (N, H, W, C) into out for dy (N, oh, ow, C): each window's gradient is shared
     equally by its size*size inputs."""
-    n, oh, ow, _ = dy.shape
+    _, oh, ow, _ = dy.shape
     share = dy / dy.dtype.type(size ** 2)
     out.fill(0)
     for _, rows, cols in tap_slices(size, size, stride, oh, ow):
