@@ -351,6 +351,42 @@ class TrainConfig(Strict):
     log: Annotated[list[Literal[LOGGERS]], BeforeValidator(logger_list)] = []
 
 
+class AshaPrune(Strict):
+    """Successive halving: rungs at min_epochs, min_epochs*eta, ..., train.epochs; the top 1/eta
+    of the trials at a rung go on."""
+    type: Literal["asha"]
+    min_epochs: int = Field(1, ge=1)
+    eta: int = Field(3, ge=2)
+
+
+class MedianPrune(Strict):
+    """A trial stops when its best so far is worse than the other trials' median at that epoch."""
+    type: Literal["median"]
+    min_epochs: int = Field(1, ge=1)
+    min_trials: int = Field(3, ge=1)
+
+
+class NoPrune(Strict):
+    type: Literal["none"]
+
+
+def prune_shorthand(value: Any) -> Any:
+    """`prune: asha` is `prune: {type: asha}`."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+def prune_tag(value: Any) -> str | None:
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+PruneConfig = Annotated[Annotated[AshaPrune, Tag("asha")] | Annotated[MedianPrune, Tag("median")]
+                        | Annotated[NoPrune, Tag("none")],
+                        Discriminator(prune_tag, custom_error_type="prune",
+                                      custom_error_message="type is asha, median or none"),
+                        BeforeValidator(prune_shorthand)]
+SEARCHES = ("grid", "random", "tpe")
+
+
 class SweepConfig(Strict):
     """The `sweep:` section (read by `nnrun sweep`; ignored by train). Each param is a dotted key
     (as for --set) with a list of values, a {label: value} mapping, or a range string such as
@@ -358,7 +394,10 @@ class SweepConfig(Strict):
     params: dict[str, list | dict | str | int | float] = {}
     metric: str | None = None
     mode: Literal["max", "min"] | None = None
+    search: Literal[SEARCHES] | None = None  # type: ignore[valid-type]
+    trials: int | None = Field(None, gt=0, le=10_000)
     random: int | None = Field(None, gt=0)
+    prune: PruneConfig | None = None
     seed: int | None = Field(None, ge=0)
     workers: int | None = Field(None, gt=0)
 

@@ -45,7 +45,7 @@ from nnrun.runs import (
     write_summary,
     write_weights,
 )
-from nnrun.status import is_ok
+from nnrun.status import is_ok, is_partial
 from nnrun.train import (
     BestEpoch,
     Callback,
@@ -261,6 +261,7 @@ def fit_and_write(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential
             test_loss, test_acc, _ = evaluate_arrays(net, build_loss(exp), *data.test)
             summary.update(test_loss=test_loss, test_accuracy=test_acc, test_weights=state.weights)
         write_weights(run_dir / "weights.json", net, prediction_info(exp, data))
+        make_plots = make_plots and not is_partial(state.status)  # drawn when it has run to its end
         if make_plots and state.rows:
             draw_training_plots(exp.name, state, run_dir, diagnostics.named_rows(net) if diagnostics else [])
     except BaseException as e:
@@ -301,7 +302,8 @@ def resumed_summary(previous: dict, now: str) -> dict:
 
 def finish(run_dir: Path, summary: dict, make_plots: bool) -> None:
     """The report, then the checkpoint goes: only now is the run complete. Ctrl-C in between
-    leaves it interrupted (and resumable), never 'completed' without its report."""
+    leaves it interrupted (and resumable), never 'completed' without its report. A paused or
+    pruned run keeps its checkpoint: it can go on."""
     try:
         if make_plots:
             from nnrun.report import write_report
@@ -310,7 +312,7 @@ def finish(run_dir: Path, summary: dict, make_plots: bool) -> None:
     except KeyboardInterrupt:
         write_summary(run_dir, {**summary, "status": Status.INTERRUPTED, "error": None})
         raise RunInterrupted(run_dir) from None
-    if summary["status"] != Status.INTERRUPTED:
+    if summary["status"] != Status.INTERRUPTED and not is_partial(summary["status"]):
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
 
 

@@ -18,6 +18,8 @@ class Status(str, Enum):
     CRASHED = "crashed"  # a sweep trial whose worker process died
     PLANNED = "planned"  # a sweep planned, not started
     RUNNING = "running"  # a sweep under way (or killed without a chance to say so)
+    PAUSED = "paused"  # a sweep trial stopped at a rung, waiting to be promoted (its checkpoint is kept)
+    PRUNED = "pruned"  # a sweep trial the pruner stopped for good (still resumable by hand)
 
     def __str__(self) -> str:
         return self.value
@@ -26,6 +28,8 @@ class Status(str, Enum):
 
 
 OK_STATUSES = (Status.COMPLETED, Status.STOPPED_EARLY)
+# Runs that stopped on purpose before their end and keep their checkpoint, so they can go on.
+PAUSED_STATUSES = (Status.PAUSED, Status.PRUNED)
 
 
 def is_ok(status: str | None) -> bool:
@@ -33,8 +37,14 @@ def is_ok(status: str | None) -> bool:
     return status in OK_STATUSES
 
 
+def is_partial(status: str | None) -> bool:
+    """Paused or pruned: metrics of every epoch it ran, but it stopped before its planned end."""
+    return status in PAUSED_STATUSES
+
+
 def status_tone(status: str | None) -> str:
     """How a status should look: "ok", "warn" (interrupted or not finished yet) or "bad"."""
     if is_ok(status):
         return "ok"
-    return "warn" if status in (Status.INTERRUPTED, Status.PENDING, Status.PLANNED, Status.RUNNING) else "bad"
+    return "warn" if status in (Status.INTERRUPTED, Status.PENDING, Status.PLANNED, Status.RUNNING,
+                                *PAUSED_STATUSES) else "bad"

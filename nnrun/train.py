@@ -296,3 +296,20 @@ class StopOnDivergence(Callback):
         if not math.isfinite(loss):
             state.request_stop(Status.DIVERGED,
                                f"loss became {loss} in epoch {state.epoch}; try a smaller optimizer.lr")
+
+
+class PauseAt(Callback):
+    """Ends training after epoch `epoch` with status paused (a sweep's rung), or at once when a
+    resumed run is already there. Put it after the checkpoint callback: the saved state then
+    knows nothing of the pause, so resuming goes on as if it had never stopped."""
+
+    def __init__(self, epoch: int, status: Status = Status.PAUSED):
+        self.epoch, self.status = epoch, status
+
+    def on_train_begin(self, state):
+        if len(state.rows) >= self.epoch and not state.stopping:
+            state.request_stop(self.status)
+
+    def on_epoch_end(self, state, row):
+        if state.epoch >= self.epoch and state.epoch < state.epochs:
+            state.request_stop(self.status)

@@ -193,13 +193,15 @@ BAD_ARCHIVES = {
 def test_a_bad_trial_archive_fails_that_trial_only(sweep_copy, tmp_path, case, monkeypatch):
     """One trial's unreadable or oversized zip used to abort the whole sweep."""
     from nnrun.sweep.run import record_result
+    from nnrun.sweep.tuner import Tuner
 
     doc = S.read_sweep(sweep_copy)
+    tuner = Tuner(sweep_copy, doc)
     good = zipped({"summary.json": b"{}"})
     bad, expected = BAD_ARCHIVES[case]
     base = {"status": Status.COMPLETED, "metric": 0.5, "best_epoch": 1, "seconds": 1.0, "error": None}
-    record_result(sweep_copy, doc, dict(base, index=0, zip=bad, run_dir="trials/t000-lr=0.01"), S.SweepReporter())
-    record_result(sweep_copy, doc, dict(base, index=1, zip=good, run_dir="trials/t001-lr=0.1"), S.SweepReporter())
+    record_result(tuner, dict(base, index=0, zip=bad, run_dir="trials/t000-lr=0.01"), S.SweepReporter())
+    record_result(tuner, dict(base, index=1, zip=good, run_dir="trials/t001-lr=0.1"), S.SweepReporter())
     first, second = doc["trials"]
     assert first["status"] == "failed" and expected in first["error"] and first["run_dir"] is None
     assert second["status"] == "completed" and (sweep_copy / "trials" / "t001-lr=0.1" / "summary.json").is_file()

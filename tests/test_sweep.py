@@ -305,13 +305,14 @@ def test_parallel_sweeps_download_named_datasets_once_before_the_workers(served_
     from nnrun.data.catalog import dataset_info
     from nnrun.data.progress import download_progress
     from nnrun.sweep.executors import fetch_datasets
-    from nnrun.sweep.run import trial_job
+    from nnrun.sweep.tuner import Tuner
 
     monkeypatch.setenv("NNRUN_MIRRORS_MNIST", served_mnist["good"])
     monkeypatch.setenv("NNRUN_DATA_DIR", str(tmp_path / "cache"))
     cfg = write_config(tmp_path, data={"dataset": "mnist", "validation_split": 0})
     doc = S.plan_sweep(cfg, params=["optimizer.lr=0.01,0.02"])
-    jobs = [trial_job(tmp_path, doc, t, False) for t in doc["trials"]]
+    tuner = Tuner(tmp_path, doc, trial_plots=False)
+    jobs = [tuner.job(t) for t in doc["trials"]]
     reports = []
     with download_progress(reports.append):
         fetch_datasets(jobs)

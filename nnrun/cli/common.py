@@ -105,6 +105,18 @@ class Logger(str, Enum):
     mlflow = "mlflow"
 
 
+class Search(str, Enum):
+    grid = "grid"
+    random = "random"
+    tpe = "tpe"
+
+
+class Prune(str, Enum):
+    asha = "asha"
+    median = "median"
+    none = "none"
+
+
 class Executor(str, Enum):
     local = "local"
     dask = "dask"

@@ -18,6 +18,8 @@ from nnrun.cli.common import (
     Executor,
     Metric,
     Mode,
+    Prune,
+    Search,
     app,
     err,
     examples,
@@ -28,7 +30,8 @@ from nnrun.cli.common import (
     shown_as_text,
     value_of,
 )
-from nnrun.status import is_ok
+from nnrun.status import is_ok, is_partial
+from nnrun.sweep.results import epochs_run
 
 
 def params_text(params: dict, sep: str) -> str:
@@ -49,14 +52,19 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = N
     table.add_column("status", no_wrap=True)
     table.add_column(plain(doc["metric"]), justify="right", no_wrap=True)
     table.add_column("epoch", justify="right")
+    pruning = bool(doc.get("prune"))
+    if pruning:
+        table.add_column("epochs", justify="right")
     table.add_column("seconds", justify="right")
     if errors:
         table.add_column("error", overflow="fold")
     for rank, t in zip(ranks(trials) if ranked else [None] * len(trials), trials, strict=True):
-        style = "bold green" if t["index"] == best else ("red" if not is_ok(t["status"]) else None)
+        style = "bold green" if t["index"] == best else (
+            "dim" if is_partial(t["status"]) else "red" if not is_ok(t["status"]) else None)
         table.add_row(*([rank] if ranked else []), f"t{t['index']:03d}",
                       *(plain(fmt.value(t["params"].get(k))) for k in doc["param_names"]),
                       plain(t["status"]), fmt.metric(doc["metric"], t["metric"]), fmt.value(t["best_epoch"]),
+                      *([str(epochs_run(t))] if pruning else []),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
                       *([plain((t["error"] or "")[:80])] if errors else []), style=style)
     return table
@@ -79,7 +87,7 @@ class LiveSweepReporter:
     """A live table of finished trials on a terminal; one line per trial otherwise."""
 
     def __init__(self, quiet: bool = False):
-        self.quiet, self.live, self.done, self.total = quiet, None, [], 0
+        self.quiet, self.live, self.done, self.total, self.jobs = quiet, None, {}, 0, 0
 
     def start(self, doc, pending, workers):
         self.total = pending
@@ -93,10 +101,13 @@ class LiveSweepReporter:
             self.live.start()
 
     def table(self, doc) -> Table:
-        return trials_table(doc, self.done, f"finished {len(self.done)}/{self.total}")
+        finished = sum(t["status"] != "paused" for t in self.done.values())
+        return trials_table(doc, sorted(self.done.values(), key=lambda t: t["index"]),
+                            f"finished {finished}/{self.total}")
 
     def trial_done(self, trial, doc):
-        self.done.append(dict(trial))
+        self.done[trial["index"]] = dict(trial)
+        self.jobs += 1
         if self.quiet:
             return
         if self.live is not None:
@@ -104,8 +115,9 @@ class LiveSweepReporter:
         else:
             params = params_text(trial["params"], "  ")
             extra = f"  {trial['error']}" if trial["error"] else ""
-            out.print(shown_as_text(f"[{len(self.done)}/{self.total}] t{trial['index']:03d}  {params}  "
-                                    f"{trial['status']}  {doc['metric']} "
+            reached = f" at epoch {epochs_run(trial)}" if doc.get("prune") else ""
+            out.print(shown_as_text(f"[{self.jobs}] t{trial['index']:03d}  {params}  "
+                                    f"{trial['status']}{reached}  {doc['metric']} "
                                     f"{fmt.metric(doc['metric'], trial['metric'])}{extra}"),
                       markup=False, soft_wrap=True)
 
@@ -119,13 +131,47 @@ class LiveSweepReporter:
 
 
 def print_plan(doc: dict) -> None:
-    """--dry-run: the trials, and the train command of each."""
+    """--dry-run: the trials (or a tpe search's space), the pruner's plan, and each trial's
+    train command."""
     from nnrun.sweep import train_command
 
-    out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
+    if doc["search"] == "tpe":
+        out.print(shown_as_text(f"sweep {doc['name']}: {doc['n_trials']} trial(s) chosen by tpe from:"), markup=False)
+        for s in doc["space"]:
+            shown = f"{s['space'][0]}:{s['space'][1]:g}:{s['space'][2]:g}" if s["space"] else \
+                ", ".join(fmt.value(v) for v in s["labels"])
+            out.print(shown_as_text(f"  {s['key']} = {shown}"), markup=False, soft_wrap=True)
+    else:
+        out.print(trials_table(doc, doc["trials"], f"sweep {doc['name']}: {len(doc['trials'])} trial(s)"))
+    if doc.get("prune"):
+        out.print(shown_as_text(pruning_plan(doc)), markup=False, soft_wrap=True)
     for t in doc["trials"]:
         out.print(f"t{t['index']:03d}: {shown_as_text(train_command(doc['config'], t['overrides']))}",
                   markup=False, soft_wrap=True)
+
+
+def pruning_plan(doc: dict) -> str:
+    from nnrun.sweep.prune import rungs
+    from nnrun.sweep.tuner import base_epochs
+
+    p, epochs = doc["prune"], base_epochs(doc)
+    if p["type"] == "asha":
+        return (f"pruning: asha, rungs at epochs {', '.join(map(str, rungs(p['min_epochs'], p['eta'], epochs)))}; "
+                f"the top 1/{p['eta']} at each rung go on")
+    return (f"pruning: median, from epoch {p['min_epochs']} once {p['min_trials']} other trial(s) "
+            "have reached it")
+
+
+def budget_line(doc: dict) -> str | None:
+    """How many epochs a pruned sweep trained, against every trial to its end."""
+    from nnrun.sweep.tuner import base_epochs
+
+    if not doc.get("prune"):
+        return None
+    full = len(doc["trials"]) * base_epochs(doc)
+    spent = doc.get("epochs_trained", 0)
+    share = f" ({spent / full:.0%})" if full else ""
+    return f"trained {spent} epochs{share} of the {full} that {len(doc['trials'])} full trials take"
 
 
 def print_ranking(doc: dict) -> None:
@@ -139,6 +185,8 @@ def print_ranking(doc: dict) -> None:
         out.print(shown_as_text(f"best: t{best:03d} {params_text(t['params'], ', ')}  {doc['metric']} "
                                 f"{fmt.metric(doc['metric'], t['metric'])} (epoch {t['best_epoch']}); "
                                 "config in best.yaml"), markup=False, soft_wrap=True)
+    if (line := budget_line(doc)) is not None:
+        out.print(line, markup=False, soft_wrap=True)
 
 
 METRIC_HELP = (f"What ranks the trials: {', '.join(m.value for m in Metric)} "
@@ -163,8 +211,16 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
           param: list[str] = typer.Option([], "--param", "-p", metavar="KEY=SPEC",
                                           help="Swept key and its values (repeatable; syntax below)."),
           set_: list[str] = typer.Option([], "--set", help=SET_HELP + " Applied to every trial."),
+          search: Search | None = typer.Option(None, "--search", help="How trials are chosen: every combination "
+                                               "(grid), sampled (random), or from the results so far (tpe, "
+                                               "needs nnrun[tune]). Default: grid."),
+          trials: int | None = typer.Option(None, "--trials", "-n", min=1, metavar="N",
+                                               help="Trials of a random or tpe search."),
           random: int | None = typer.Option(None, "--random", min=1, metavar="N",
-                                               help="Random search: N trials sampled from the params."),
+                                               help="Random search: N trials sampled from the params "
+                                               "(--search random --trials N)."),
+          prune: Prune | None = typer.Option(None, "--prune", help="Stop hopeless trials early: asha "
+                                             "(successive halving) or median. Default: none, or sweep.prune."),
           seed: int | None = typer.Option(None, "--seed", help="Seed of the random search (default: the config's)."),
           metric: Metric | None = typer.Option(None, "--metric", metavar="METRIC", help=METRIC_HELP),
           mode: Mode | None = typer.Option(None, "--mode", help="Best is max or min (default: min for losses)."),
@@ -194,12 +250,14 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
     if resume is None and config is None:
         raise ConfigError("give a CONFIG (or --resume SWEEP_FOLDER)")
     if resume is not None:
-        if param or set_ or random or metric or mode or seed is not None or name or dry_run:
-            raise ConfigError("--resume continues a sweep as planned: drop --param, --set, --random, "
-                              "--metric, --mode, --seed, --name and --dry-run")
+        if param or set_ or random or metric or mode or seed is not None or name or dry_run or search \
+                or trials or prune:
+            raise ConfigError("--resume continues a sweep as planned: drop --param, --set, --search, --trials, "
+                              "--random, --prune, --metric, --mode, --seed, --name and --dry-run")
         doc = None
     else:
-        doc = S.plan_sweep(config, param, set_, value_of(metric), value_of(mode), random, seed, name)
+        doc = S.plan_sweep(config, param, set_, value_of(metric), value_of(mode), random, seed, name,
+                           value_of(search), trials, value_of(prune))
         if dry_run:
             print_plan(doc)
             return

@@ -34,7 +34,7 @@ from nnrun.plots.style import (
     text_color,
     value_axis,
 )
-from nnrun.status import OK_STATUSES, Status
+from nnrun.status import OK_STATUSES, PAUSED_STATUSES, Status
 
 
 @styled
@@ -109,8 +109,13 @@ def _metric_axis(ax: Axes, metric_name: str, metrics: np.ndarray, axis: str = "y
         value_axis(ax, axis)
 
 
+def _pruned(trials: Sequence[Mapping]) -> np.ndarray:
+    """Which trials were pruned (or paused): they have a metric, but from fewer epochs."""
+    return np.array([finite(t.get("metric")) is not None and t.get("status") in PAUSED_STATUSES for t in trials])
+
+
 def _mark_failed(ax: Axes, x: np.ndarray, ok: np.ndarray) -> None:
-    """Red crosses along the bottom edge where trials failed."""
+    """Red crosses along the bottom edge where trials failed (a pruned trial did not fail)."""
     if (~ok).any():
         ax.scatter(x[~ok], np.full((~ok).sum(), 0.03), marker="x", color=BAD_COLOR, s=50,
                    linewidths=2, transform=ax.get_xaxis_transform(), zorder=3,
@@ -122,15 +127,19 @@ def _mark_failed(ax: Axes, x: np.ndarray, ok: np.ndarray) -> None:
 def _sweep_1d(trials, name, values, metric_name, path, log_x, hib) -> Path:
     x = np.array([float(v) for v in values])
     m, ok = _outcomes(trials)
+    pruned = _pruned(trials)
     fig = new_figure()
     ax = fig.add_subplot()
     if ok.any():
-        _trial_points(ax, x, m, ok, metric_name)
+        _trial_points(ax, x, m, ok, metric_name, also=pruned)
     else:
         ax.set_ylim(0, 1)
         ax.text(0.5, 0.5, "all trials failed", ha="center", va="center", color=BAD_COLOR,
                 transform=ax.transAxes)
-    _mark_failed(ax, x, ok)
+    if pruned.any():
+        ax.scatter(x[pruned], m[pruned], facecolor="none", edgecolor=MUTED, s=36, zorder=2,
+                   label=f"pruned ({int(pruned.sum())}): its metric when stopped")
+    _mark_failed(ax, x, ok | pruned)
     best = _best_index(m, ok, hib)
     if best is not None:
         label = f"best: {name}={compact(values[best])} → {_metric_text(metric_name, m[best])}"
@@ -140,21 +149,25 @@ def _sweep_1d(trials, name, values, metric_name, path, log_x, hib) -> Path:
     _x_range(ax, x, use_log)
     ax.set_xlabel(name + (" (log scale)" if use_log else ""))
     ax.set_ylabel(metric_name)
-    ax.set_title(_title(metric_name, len(trials), int((~ok).sum()), hib))
+    ax.set_title(_title(metric_name, len(trials), int((~(ok | pruned)).sum()), hib)
+                 + (f", {int(pruned.sum())} pruned" if pruned.any() else ""))
     ax.legend(loc="best")
     return save(fig, path)
 
 
-def _trial_points(ax: Axes, x: np.ndarray, m: np.ndarray, ok: np.ndarray, metric_name: str) -> None:
-    """Each trial a dot; the mean per distinct value joined by a thin line."""
+def _trial_points(ax: Axes, x: np.ndarray, m: np.ndarray, ok: np.ndarray, metric_name: str,
+                  also: np.ndarray | None = None) -> None:
+    """Each trial a dot; the mean per distinct value joined by a thin line; the y range also
+    holds the `also` trials (drawn by the caller)."""
     ux = np.unique(x[ok])
     means = np.array([m[ok & (x == u)].mean() for u in ux])
     ax.plot(ux, means, color=TRAIN_COLOR, alpha=0.5, linewidth=1.2, zorder=1)
     ax.scatter(x[ok], m[ok], color=TRAIN_COLOR, s=36, zorder=2, label="trial")
-    lo, hi = float(m[ok].min()), float(m[ok].max())
+    shown = ok if also is None else ok | also
+    lo, hi = float(m[shown].min()), float(m[shown].max())
     pad = 0.12 * (hi - lo) if hi > lo else (0.05 * abs(hi) if hi else 0.05)
     ax.set_ylim(lo - pad, hi + pad)
-    _metric_axis(ax, metric_name, m[ok])
+    _metric_axis(ax, metric_name, m[shown])
 
 
 def _use_log(x: np.ndarray, log_x: bool | None) -> bool:
@@ -343,21 +356,28 @@ def _ranked_text(trial: Mapping, metric: float, ok: bool, metric_name: str) -> s
 
 @styled
 def sweep_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike,
-                 title: str = "Sweep: accuracy curves", best: int | None = None) -> Path:
+                 title: str = "Sweep: accuracy curves", best: int | None = None,
+                 faded: Iterable[int] = ()) -> Path:
     """Accuracy (validation, else train) vs epoch for many runs; runs[best] (the sweep's winner
-    by its metric, when given) is bold. Labels are the caller's (a sweep puts each trial's
+    by its metric, when given) is bold; the `faded` ones (pruned trials) are thin grey lines
+    ending in a cross where they stopped. Labels are the caller's (a sweep puts each trial's
     metric in it)."""
     runs = [(str(label), list(rows)) for label, rows in runs]
     if not runs:
         return message_figure(path, "No runs", title)
+    faded = set(faded) - {best}
     curves = [(label, *run_curve(rows, "accuracy")) for label, rows in runs]
-    few = len(runs) <= 8
+    few = len(runs) - len(faded) <= 8
     colors = colors_for(len(runs)) if few else [MUTED] * len(runs)
 
     fig = new_figure((9.0, 4.8) if few else WIDE)
     ax = fig.add_subplot()
+    for r in sorted(faded):
+        _, ep, acc, _ = curves[r]
+        ax.plot(ep, acc, color=MUTED, linewidth=0.9, alpha=0.45)
+        ax.plot(ep[-1:], acc[-1:], color=MUTED, marker="x", markersize=5, alpha=0.7, linestyle="none")
     for r, (label, ep, acc, _) in enumerate(curves):
-        if r != best:
+        if r != best and r not in faded:
             ax.plot(ep, acc, color=colors[r], linewidth=1.0, alpha=0.75,
                     marker="o" if len(ep) == 1 else None, label=label if few else None)
     if best is not None:
@@ -365,7 +385,10 @@ def sweep_curves(runs: Sequence[tuple[str, Sequence[Mapping]]], path: PathLike,
         ax.plot(ep, acc, color=colors[best] if few else BAD_COLOR, linewidth=2.8, zorder=5,
                 marker="o" if len(ep) == 1 else None, label=f"best: {label}")
     if not few:
-        ax.plot([], [], color=MUTED, linewidth=1.0, label=f"other runs ({len(runs) - 1})")
+        ax.plot([], [], color=MUTED, linewidth=1.0, label=f"other runs ({len(runs) - len(faded) - 1})")
+    if faded:
+        ax.plot([], [], color=MUTED, linewidth=0.9, alpha=0.6, marker="x", markersize=5,
+                label=f"pruned ({len(faded)})")
     integer_epochs(ax, np.concatenate([ep for _, ep, _, _ in curves]))
     percent_axis(ax)
     ax.set_xlabel("Epoch")

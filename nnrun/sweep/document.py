@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nnrun.config import SEARCHES, PruneConfig
 from nnrun.errors import ConfigError
 from nnrun.status import Status
 from nnrun.sweep.params import MAX_TRIALS
@@ -29,6 +30,14 @@ class Loose(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
+class SpaceDoc(Loose):
+    """A param of a model-based search: its range, or its values as categories."""
+    key: str
+    space: tuple[Literal["log", "lin", "int"], float, float] | None = None
+    values: list[Any] = Field(min_length=1, max_length=MAX_TRIALS)
+    labels: list[Any] = Field(min_length=1, max_length=MAX_TRIALS)
+
+
 class TrialDoc(Loose):
     index: int = Field(ge=0)
     name: str
@@ -40,6 +49,9 @@ class TrialDoc(Loose):
     seconds: float | None = Field(None, ge=0)
     run_dir: str | None = None
     error: str | None = None
+    history: list[float | None] = Field([], max_length=100_000)  # the metric of each epoch run
+    epochs: int = Field(0, ge=0)
+    target: int | None = Field(None, ge=1)  # the epoch its next job trains to
 
     @field_validator("name")
     @classmethod
@@ -69,6 +81,11 @@ class SweepDoc(Loose):
     mode: Literal["max", "min"]
     param_names: list[str]
     workers: int | None = Field(None, gt=0)
+    search: Literal[SEARCHES] = "grid"  # type: ignore[valid-type]
+    n_trials: int | None = Field(None, gt=0, le=MAX_TRIALS)
+    prune: PruneConfig | None = None
+    space: list[SpaceDoc] | None = Field(None, max_length=100)
+    epochs_trained: int = Field(0, ge=0)
     status: Literal[tuple(s.value for s in Status)]  # type: ignore[valid-type]
     trials: list[TrialDoc] = Field(max_length=MAX_TRIALS)
     best: int | None = None

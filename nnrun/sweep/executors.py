@@ -18,13 +18,13 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nnrun.config import Experiment, apply_overrides, validate
 from nnrun.errors import ConfigError, NnrunError
 from nnrun.fileio import write_bytes, write_json
 from nnrun.runs import read_json_or
-from nnrun.status import Status, is_ok
+from nnrun.status import Status, is_ok, is_partial
 from nnrun.sweep.results import metric_of
 
 BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -49,6 +49,8 @@ def run_trial(job: dict) -> dict:
               "run_dir": None, "error": None}
     local = Path(tempfile.mkdtemp(prefix="nnrun-trial-")) if job.get("zip") else Path(job["trials_dir"])
     folder = local / job["name"]
+    if job.get("folder_zip"):  # a promoted trial on a Dask worker: its folder, checkpoint included
+        unzip_into(job["folder_zip"], folder)
     train_into(folder, job, result)
     try:
         if (folder / "summary.json").is_file():
@@ -71,7 +73,8 @@ def train_into(folder: Path, job: dict, result: dict) -> None:
     try:
         if not resumed(folder, job):
             shutil.rmtree(folder, ignore_errors=True)  # what an attempt left, with no usable checkpoint
-            train_run(trial_experiment(job), folder=folder, make_plots=job.get("plots", True))
+            train_run(trial_experiment(job), folder=folder, make_plots=job.get("plots", True),
+                      callbacks=pruning_callbacks(job))
     except KeyboardInterrupt:
         result.update(status=Status.INTERRUPTED, error="interrupted")
     except Exception as e:  # recorded; the sweep goes on
@@ -87,10 +90,21 @@ def resumed(folder: Path, job: dict) -> bool:
     if not (folder / CHECKPOINT).is_file():
         return False
     try:
-        resume_run(folder, make_plots=job.get("plots", True))
+        resume_run(folder, pruning_callbacks(job), make_plots=job.get("plots", True))
     except ConfigError:
         return False
     return True
+
+
+def pruning_callbacks(job: dict) -> list:
+    """The pause at the job's rung, and the median pruner's stop, when the job has them."""
+    from nnrun.sweep.prune import MedianStop
+    from nnrun.train import PauseAt
+
+    callbacks = [PauseAt(job["stop_at"])] if job.get("stop_at") else []
+    if job.get("median"):
+        callbacks.append(MedianStop(job["metric"], job["median"]["mode"], job["median"]["table"]))
+    return callbacks
 
 
 def score(run_dir: Path, job: dict, result: dict) -> None:
@@ -103,11 +117,20 @@ def score(run_dir: Path, job: dict, result: dict) -> None:
     write_json(run_dir / "summary.json", summary)
     if result["error"] is None:  # the run's own verdict, unless something was raised
         result.update(status=summary.get("status", Status.FAILED), error=summary.get("error"))
-    if is_ok(result["status"]):
+    result["history"] = history_of(run_dir, job["metric"])
+    if is_ok(result["status"]) or is_partial(result["status"]):
         result["metric"], result["best_epoch"] = metric_of(summary, job["metric"])
         if result["metric"] is None:
             where = "in this run" if job["metric"].startswith("test_") else "at this run's best epoch"
             result.update(status=Status.FAILED, error=f"no finite {job['metric']} {where}")
+
+
+def history_of(run_dir: Path, metric: str) -> list[float | None]:
+    """The metric of each epoch the run has finished (test metrics have none)."""
+    from nnrun.fmt import finite
+    from nnrun.runs import read_rows
+
+    return [finite(row.get(metric)) for row in read_rows(run_dir)]
 
 
 def zip_folder(folder: Path) -> bytes:
@@ -190,18 +213,34 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_jobs(jobs: list[dict], on_result: OnResult, executor: str = "local", workers: int = 1,
+class JobSource(Protocol):
+    """Where the executors take jobs from: next_job() is None when nothing can run now (a
+    result still to come may change that)."""
+
+    def next_job(self) -> dict | None: ...
+
+
+def run_jobs(source: JobSource | list[dict], on_result: OnResult, executor: str = "local", workers: int = 1,
              scheduler: Any = None) -> None:
-    """Run every job, calling on_result(result) in this process as each one finishes."""
-    if not jobs:
-        return
+    """Run the jobs source hands out (keeping up to `workers` running), calling on_result(result)
+    in this process as each one finishes, until none is running and source has no more."""
+    source = Queue(source) if isinstance(source, list) else source
     if executor == "dask":
-        run_dask(jobs, scheduler, on_result)
+        run_dask(source, scheduler, on_result, workers)
     elif workers == 1:
-        run_inline(jobs, on_result)
+        run_inline(source, on_result)
     else:
-        fetch_datasets(jobs)
-        run_processes(jobs, workers, on_result)
+        run_processes(source, workers, on_result)
+
+
+class Queue:
+    """A fixed list of jobs as a job source."""
+
+    def __init__(self, jobs: list[dict]):
+        self.jobs = list(jobs)
+
+    def next_job(self) -> dict | None:
+        return self.jobs.pop(0) if self.jobs else None
 
 
 def fetch_datasets(jobs: list[dict]) -> None:
@@ -228,8 +267,8 @@ def dataset_needed(job: dict) -> str | None:
     return data.dataset if data.dataset and not (data.train and data.test) else None
 
 
-def run_inline(jobs: list[dict], on_result: OnResult) -> None:
-    for job in jobs:
+def run_inline(source: JobSource, on_result: OnResult) -> None:
+    while (job := source.next_job()) is not None:
         result = run_trial(job)
         on_result(result)
         if result["status"] == Status.INTERRUPTED:
@@ -252,7 +291,9 @@ def result_of(future: Any, job: dict) -> dict:
 
 
 RESULT_TYPES = {"status": str, "metric": (int, float, type(None)), "best_epoch": (int, type(None)),
-                "seconds": (int, float, type(None)), "run_dir": (str, type(None)), "error": (str, type(None))}
+                "seconds": (int, float, type(None)), "run_dir": (str, type(None)), "error": (str, type(None)),
+                "history": (list, type(None))}
+MAX_HISTORY = 100_000  # epochs: far more than any run, a bound on what a worker may send back
 
 
 def is_result_of(result: Any, job: dict) -> bool:
@@ -260,7 +301,9 @@ def is_result_of(result: Any, job: dict) -> bool:
     return (isinstance(result, dict) and result.get("index") == job["index"]
             and all(isinstance(result.get(k), kinds) for k, kinds in RESULT_TYPES.items())
             and result["status"] in [s.value for s in Status]
-            and result["run_dir"] in (None, f"trials/{job['name']}"))
+            and result["run_dir"] in (None, f"trials/{job['name']}")
+            and len(result.get("history") or []) <= MAX_HISTORY
+            and all(isinstance(v, (int, float, type(None))) for v in result.get("history") or []))
 
 
 @contextlib.contextmanager
@@ -283,36 +326,44 @@ def worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_processes(jobs: list[dict], workers: int, on_result: OnResult) -> None:
+def run_processes(source: JobSource, workers: int, on_result: OnResult) -> None:
     """Spawned worker processes. On Ctrl-C (or an error in on_result) the results that are in
     are kept, the rest cancelled, and the workers terminated at once."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     children_before = child_pids()
+    running: dict = {}
     with blas_threads(1):  # spawned children read these before they import numpy
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=worker_init)
-        futures = {pool.submit(run_trial, job): job for job in jobs}
-    handled = set()
-    try:
-        for fut in as_completed(futures):
-            handled.add(fut)
-            on_result(result_of(fut, futures[fut]))
-    except BaseException:
-        record_finished(futures.keys() - handled, on_result)
-        terminate_children(except_pids=children_before)
-        # No future is cancelled by hand: the executor's own thread then fails the unfinished
-        # ones as a broken pool (cancelled ones would make it print a traceback).
-        pool.shutdown(wait=True)
-        raise
+        try:
+            fill(running, source, workers, lambda job: pool.submit(run_trial, job))
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    on_result(result_of(fut, running.pop(fut)))
+                fill(running, source, workers, lambda job: pool.submit(run_trial, job))
+        except BaseException:
+            record_finished(running, on_result)
+            terminate_children(except_pids=children_before)
+            # No future is cancelled by hand: the executor's own thread then fails the unfinished
+            # ones as a broken pool (cancelled ones would make it print a traceback).
+            pool.shutdown(wait=True)
+            raise
     pool.shutdown(wait=True)
 
 
-def record_finished(futures: set, on_result: OnResult) -> None:
+def fill(running: dict, source: JobSource, slots: int, submit: Callable[[dict], Any]) -> None:
+    """Submit the source's jobs until `slots` are running or it has none for now."""
+    while len(running) < slots and (job := source.next_job()) is not None:
+        running[submit(job)] = job
+
+
+def record_finished(running: dict, on_result: OnResult) -> None:
     """Results that came in while we were being interrupted: keep them."""
-    for fut in futures:
+    for fut, job in running.items():
         if fut.done() and not fut.cancelled() and fut.exception() is None:
-            on_result(fut.result())
+            on_result(result_of(fut, job))
 
 
 def child_pids() -> set[int]:
@@ -329,19 +380,39 @@ def terminate_children(except_pids: set[int], timeout: float = 5.0) -> None:
         p.join(timeout)
 
 
-def run_dask(jobs: list[dict], scheduler: Any, on_result: OnResult) -> None:
+def with_folder(job: dict) -> dict:
+    """A job whose trial has a checkpoint here carries its folder (the worker may be elsewhere)."""
+    from nnrun.checkpoint import FILE as CHECKPOINT
+
+    folder = Path(job["trials_dir"]) / job["name"]
+    return dict(job, folder_zip=zip_folder(folder)) if (folder / CHECKPOINT).is_file() else job
+
+
+def run_dask(source: JobSource, scheduler: Any, on_result: OnResult, workers: int) -> None:
+    """Jobs on a Dask cluster, as many at a time as it has threads (or `workers`, the larger);
+    a promoted trial travels with its folder (checkpoint included) and comes back zipped."""
     from distributed import Client, as_completed
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="20s")
     try:
-        futures = {client.submit(run_trial, dict(job, zip=True), pure=False,
-                                 key=f"nnrun-trial-{job['index']}-{uuid.uuid4().hex[:8]}"): job
-                   for job in jobs}
+        slots = max(workers, sum(client.nthreads().values()))
+        running: dict = {}
+        completed = as_completed()
+
+        def submit(job: dict):
+            fut = client.submit(run_trial, with_folder(dict(job, zip=True)), pure=False,
+                                key=f"nnrun-trial-{job['index']}-{uuid.uuid4().hex[:8]}")
+            completed.add(fut)
+            return fut
+
         try:
-            for fut in as_completed(list(futures)):
-                on_result(result_of(fut, futures[fut]))
+            fill(running, source, slots, submit)
+            while running:
+                fut = next(completed)
+                on_result(result_of(fut, running.pop(fut)))
+                fill(running, source, slots, submit)
         except BaseException:
-            client.cancel(list(futures))
+            client.cancel(list(running))
             raise
     finally:
         if client is not scheduler:

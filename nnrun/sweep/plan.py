@@ -14,7 +14,11 @@ from typing import Any
 
 from nnrun import fmt
 from nnrun.config import (
+    SEARCHES,
+    AshaPrune,
     Experiment,
+    MedianPrune,
+    NoPrune,
     SweepConfig,
     apply_overrides,
     canonical_override,
@@ -27,6 +31,10 @@ from nnrun.errors import ConfigError
 from nnrun.metrics import RUN_METRICS, metric_mode
 from nnrun.status import Status
 from nnrun.sweep.params import Param, concrete_key, expand, merge_params
+from nnrun.sweep.search import SAMPLERS, space_of
+
+PRUNE_MODELS = {"asha": AshaPrune, "median": MedianPrune, "none": NoPrune}
+PRUNE_TYPES = tuple(PRUNE_MODELS)
 
 SWEEP_FORMAT, SWEEP_VERSION = "nnrun.sweep", 1
 
@@ -60,10 +68,12 @@ def default_metric(exp: Experiment) -> str:
 
 def plan_sweep(config: str | os.PathLike, params: Sequence[str] = (), overrides: Sequence[str] = (),
                metric: str | None = None, mode: str | None = None, random: int | None = None,
-               seed: int | None = None, name: str | None = None) -> dict:
+               seed: int | None = None, name: str | None = None, search: str | None = None,
+               trials: int | None = None, prune: str | None = None) -> dict:
     """Read the config and build the sweep document (no files written): the base config, the
-    params, and every trial with its concrete --set overrides, validated up front. A trial whose
-    config is invalid is recorded as failed; when every trial is invalid, ConfigError."""
+    params, and every trial with its concrete --set overrides, validated up front (a tpe search
+    chooses its trials as results arrive). A trial whose config is invalid is recorded as
+    failed; when every trial is invalid, ConfigError."""
     config = Path(config)
     raw = read_yaml(config)
     base_dir = config.resolve().parent
@@ -75,15 +85,64 @@ def plan_sweep(config: str | os.PathLike, params: Sequence[str] = (), overrides:
     plist = merge_params(from_section(section, "params"), params)
     metric = checked_metric(metric or from_section(section, "metric") or default_metric(base_exp), base_exp)
     mode = checked_mode(mode or from_section(section, "mode") or metric_mode(metric))
-    random = first_given(random, from_section(section, "random"))
+    search, n_trials = checked_search(search, trials, random, section)
     seed = first_given(seed, from_section(section, "seed"), base_exp.seed)
-    trials = plan_trials(plist, expand(plist, random, seed), raw, overrides, config, base_dir)
+    pruning = checked_prune(prune, section, metric, base_exp.train.epochs, plist)
+    planned = [] if search == "tpe" else plan_trials(
+        plist, expand(plist, n_trials if search == "random" else None, seed), raw, overrides, config, base_dir)
     name = check_name(name) if name is not None else base_exp.name
     return {"format": SWEEP_FORMAT, "version": SWEEP_VERSION, "name": name,
             "config": str(config), "base_dir": str(base_dir), "base_config": raw,
             "base_overrides": list(overrides), "metric": metric, "mode": mode,
-            "param_names": [p.key for p in plist], "random": random, "seed": seed,
-            "workers": from_section(section, "workers"), "status": Status.PLANNED, "trials": trials, "best": None}
+            "param_names": [p.key for p in plist], "search": search, "n_trials": n_trials,
+            "random": n_trials if search == "random" else None, "prune": pruning,
+            "space": space_of(plist) if search == "tpe" else None, "seed": seed,
+            "workers": from_section(section, "workers"), "status": Status.PLANNED, "trials": planned,
+            "best": None, "epochs_trained": 0}
+
+
+def checked_search(search: str | None, trials: int | None, random: int | None,
+                   section: SweepConfig | None) -> tuple[str, int | None]:
+    """(search, number of trials) from the command line, else the sweep section; --random N is
+    --search random --trials N."""
+    if random is not None and (search not in (None, "random") or trials not in (None, random)):
+        raise ConfigError("--random N is --search random --trials N: give one or the other")
+    search = search or ("random" if random else None)
+    trials = first_given(trials, random)
+    if search is None:
+        search = from_section(section, "search") or ("random" if from_section(section, "random") else "grid")
+        trials = first_given(trials, from_section(section, "trials"), from_section(section, "random"))
+    if search not in SEARCHES:
+        raise ConfigError(f"--search {search!r}: use {', '.join(SEARCHES)}")
+    if search == "grid" and trials is not None:
+        raise ConfigError("--trials N is for --search random or tpe: a grid runs every combination")
+    if search != "grid" and trials is None:
+        raise ConfigError(f"--search {search} needs --trials N (or sweep.trials in the config)")
+    if search in SAMPLERS:
+        SAMPLERS[search].check_available()
+    return search, trials
+
+
+def checked_prune(prune: str | None, section: SweepConfig | None, metric: str, epochs: int,
+                  plist: Sequence[Param]) -> dict | None:
+    """The pruner's settings (None for none): --prune TYPE takes the section's settings of that
+    type, else its defaults."""
+    configured = from_section(section, "prune")
+    if prune is not None and prune not in PRUNE_TYPES:
+        raise ConfigError(f"--prune {prune!r}: use {', '.join(PRUNE_TYPES)}")
+    if prune is not None and (configured is None or configured.type != prune):
+        configured = PRUNE_MODELS[prune](type=prune)
+    if configured is None or configured.type == "none":
+        return None
+    if metric.startswith("test_"):
+        raise ConfigError(f"--prune {configured.type}: {metric} is measured once, at the end; prune on a "
+                          "val_ or train_ metric (--metric val_accuracy)")
+    if configured.min_epochs >= epochs:
+        raise ConfigError(f"sweep.prune.min_epochs {configured.min_epochs}: must be below train.epochs "
+                          f"({epochs}), or there is nothing to prune")
+    if any(p.key == "train.epochs" for p in plist):
+        raise ConfigError("--prune: train.epochs is swept; a pruned sweep needs one train.epochs for its rungs")
+    return configured.model_dump()
 
 
 def from_section(section: SweepConfig | None, field: str) -> Any:

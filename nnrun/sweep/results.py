@@ -14,11 +14,12 @@ from nnrun.config import one_line, read_config_text
 from nnrun.fileio import csv_safe_cell, write_json, write_text
 from nnrun.fmt import finite
 from nnrun.runs import read_json, read_rows
-from nnrun.status import Status, is_ok
+from nnrun.status import Status, is_ok, is_partial
 from nnrun.sweep.plan import short_params, train_command
 
-# A finished trial keeps its result on --resume; any other status is run again.
-DONE_STATUSES = (Status.COMPLETED, Status.STOPPED_EARLY, Status.DIVERGED, Status.FAILED)
+# A finished trial keeps its result on --resume; a paused one waits for promotion; any other
+# status is run again (from its checkpoint when it has one).
+DONE_STATUSES = (Status.COMPLETED, Status.STOPPED_EARLY, Status.DIVERGED, Status.FAILED, Status.PRUNED)
 
 
 def metric_of(summary: dict, metric: str) -> tuple[float | None, int | None]:
@@ -39,10 +40,14 @@ def successful(doc: dict) -> list[dict]:
 
 
 def ranking(doc: dict) -> list[dict]:
-    """Trials best first (ties: lower index first); failed ones last, in index order."""
+    """Trials that ran to their end best first (ties: lower index first), then the pruned ones
+    by their metric so far, then failed ones in index order."""
     sign = -1 if doc["mode"] == "max" else 1
     ok = successful(doc)
-    return sorted(ok, key=lambda t: (sign * t["metric"], t["index"])) + [t for t in doc["trials"] if t not in ok]
+    partial = [t for t in doc["trials"] if is_partial(t["status"]) and t["metric"] is not None]
+    ranked = sorted(ok, key=lambda t: (sign * t["metric"], t["index"])) + sorted(
+        partial, key=lambda t: (sign * t["metric"], t["index"]))
+    return ranked + [t for t in doc["trials"] if t not in ranked]
 
 
 def best_index(doc: dict) -> int | None:
@@ -61,14 +66,21 @@ def write_csv(sweep_dir: Path, doc: dict) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([csv_safe_cell(v) for v in ("trial", *doc["param_names"], "status", doc["metric"],
-                                                "best_epoch", "seconds", "run_dir", "error")])
+                                                "best_epoch", "epochs", "seconds", "run_dir", "error")])
     for t in doc["trials"]:
         params = [t["params"].get(k, "") for k in doc["param_names"]]
         seconds = "" if t["seconds"] is None else f"{t['seconds']:.3f}"
         writer.writerow([csv_safe_cell(v) for v in (
             t["index"], *params, t["status"], "" if t["metric"] is None else t["metric"],
-            "" if t["best_epoch"] is None else t["best_epoch"], seconds, t["run_dir"] or "", t["error"] or "")])
+            "" if t["best_epoch"] is None else t["best_epoch"], epochs_run(t), seconds, t["run_dir"] or "",
+            t["error"] or "")])
     write_text(sweep_dir / "sweep.csv", buf.getvalue())
+
+
+def epochs_run(trial: dict) -> int | str:
+    """The epochs a trial has trained ("" before it ran; older sweep files did not keep it)."""
+    epochs = trial.get("epochs") or len(trial.get("history") or [])
+    return epochs if epochs or trial["status"] != Status.PENDING else ""
 
 
 def read_sweep(sweep_dir: str | os.PathLike) -> dict:
@@ -102,9 +114,9 @@ def draw_plots(sweep_dir: Path, doc: dict) -> None:
     shown = [t for t in doc["trials"] if t["status"] != Status.PENDING]
     P.sweep_plot(shown, names, doc["metric"], sweep_dir / "plots" / "sweep.png",
                  log_x=True if all_learning_rates(names, shown) else None, higher_is_better=doc["mode"] == "max")
-    runs, best = curves(sweep_dir, doc, shown)
+    runs, best, pruned = curves(sweep_dir, doc, shown)
     P.sweep_curves(runs, sweep_dir / "plots" / "sweep_curves.png",
-                   title=f"Sweep {doc['name']}: validation accuracy", best=best)
+                   title=f"Sweep {doc['name']}: validation accuracy", best=best, faded=pruned)
 
 
 def all_learning_rates(names: list[str], trials: list[dict]) -> bool:
@@ -113,13 +125,16 @@ def all_learning_rates(names: list[str], trials: list[dict]) -> bool:
         isinstance(t["params"].get(k), (int, float)) and t["params"][k] > 0 for t in trials for k in names)
 
 
-def curves(sweep_dir: Path, doc: dict, trials: list[dict]) -> tuple[list[tuple[str, list[dict]]], int | None]:
-    """(label, metrics rows) of each trial that has rows, and the best trial's position among them."""
-    runs, best = [], None
+def curves(sweep_dir: Path, doc: dict, trials: list[dict]) -> tuple[list[tuple[str, list[dict]]], int | None, set[int]]:
+    """(label, metrics rows) of each trial that has rows, the best trial's position among them,
+    and the positions of the pruned (or paused) ones."""
+    runs, best, pruned = [], None, set()
     for t in trials:
         rows = read_rows(sweep_dir / t["run_dir"]) if t["run_dir"] else []
         if rows:
             best = len(runs) if t["index"] == doc["best"] else best
+            if is_partial(t["status"]):
+                pruned.add(len(runs))
             label = ", ".join(short_params(t["params"])) or t["name"]
             runs.append((f"{label} ({fmt.metric(doc['metric'], t['metric'])})", rows))
-    return runs, best
+    return runs, best, pruned
