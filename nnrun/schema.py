@@ -118,8 +118,16 @@ DESCRIPTIONS = {
               "(log:1e-5:1:8, lin:0:1:5, int:16:128:16).",
     "metric": "The metric that ranks the trials (default val_accuracy).",
     "mode": "max or min (default: min for losses, else max).",
-    "random": "Draw this many random trials instead of the full grid.",
-    "SweepConfig.seed": "The random search's seed.",
+    "random": "Draw this many random trials instead of the full grid (search: random, trials: N).",
+    "search": "How trials are chosen: grid (every combination), random, or tpe (from the results so far; "
+              "needs nnrun[tune]).",
+    "SweepConfig.trials": "How many trials a random or tpe search runs.",
+    "prune": "Stop hopeless trials early: asha, median or none (a name, or {type: ..., settings}).",
+    "AshaPrune.min_epochs": "The first rung: every trial trains this many epochs before it is compared.",
+    "eta": "Each rung is eta times the last, and the top 1/eta of the trials at a rung go on.",
+    "MedianPrune.min_epochs": "No trial stops before this epoch.",
+    "min_trials": "A trial stops only once this many other trials have reached its epoch.",
+    "SweepConfig.seed": "The seed of the random search, the tpe sampler and a pruned sweep's trial order.",
     "workers": "Trials in parallel (default: the number of cores).",
 }
 
@@ -204,7 +212,9 @@ def complete_model(def_name: str, model: dict) -> None:
             prop["enum"] = list(EPOCH_METRICS)
             prop.pop("type", None)
         if key == "type" and "const" in prop:
-            prop["description"] = type_description(prop["const"], registry or LAYERS)
+            const = prop["const"]
+            layer = LAYERS if const in LAYERS or const in ACTIVATIONS else None  # else a sweep's prune type
+            prop["description"] = type_description(const, registry or layer)
         else:
             prop["description"] = description(def_name, key, owner)
 

@@ -85,9 +85,12 @@ def plan_sweep(config: str | os.PathLike, params: Sequence[str] = (), overrides:
     plist = merge_params(from_section(section, "params"), params)
     metric = checked_metric(metric or from_section(section, "metric") or default_metric(base_exp), base_exp)
     mode = checked_mode(mode or from_section(section, "mode") or metric_mode(metric))
-    search, n_trials = checked_search(search, trials, random, section)
+    try:
+        search, n_trials = checked_search(search, trials, random, section)
+        pruning = checked_prune(prune, section, metric, base_exp.train.epochs, plist)
+    except ConfigError as e:
+        raise ConfigError(f"{config}: {e}") from None
     seed = first_given(seed, from_section(section, "seed"), base_exp.seed)
-    pruning = checked_prune(prune, section, metric, base_exp.train.epochs, plist)
     planned = [] if search == "tpe" else plan_trials(
         plist, expand(plist, n_trials if search == "random" else None, seed), raw, overrides, config, base_dir)
     name = check_name(name) if name is not None else base_exp.name

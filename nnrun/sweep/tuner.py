@@ -76,8 +76,7 @@ class Tuner:
         waiting = [t for t in self.waiting() if not t["history"]]
         if not waiting or self.pruner.kind == "none":
             return waiting[0] if waiting else None
-        order = np.random.default_rng([self.doc.get("seed") or 0, 2]).permutation(len(self.trials))
-        position = {int(index): place for place, index in enumerate(order)}
+        position = {index: place for place, index in enumerate(shuffled(self.doc.get("seed") or 0, len(self.trials)))}
         return min(waiting, key=lambda t: position[t["index"]])
 
     def asked(self) -> dict | None:
@@ -113,6 +112,11 @@ class Tuner:
         seconds = (trial["seconds"] or 0.0) + (result.get("seconds") or 0.0)
         trial.update({k: result.get(k) for k in ("status", "metric", "best_epoch", "run_dir", "error")})
         trial.update(history=history, epochs=len(history), target=None, seconds=seconds)
+
+
+def shuffled(seed: int, n: int) -> list[int]:
+    """The order a pruned sweep starts its n planned trials in."""
+    return [int(i) for i in np.random.default_rng([seed, 2]).permutation(n)]
 
 
 def with_progress(trial: dict) -> dict:
