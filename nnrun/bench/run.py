@@ -215,7 +215,7 @@ def ratios(train: dict, infer: dict, peak: dict) -> dict:
     ratio = lambda mine, theirs: round(mine / theirs, 3)
     return {"train_time_ratio": ratio(statistics.median(train["nnrun"]), statistics.median(train["torch"])),
             "inference_time_ratio": ratio(statistics.median(infer["nnrun"]), statistics.median(infer["torch"])),
-            "peak_memory_ratio": ratio(peak["nnrun"], peak["torch"])}
+            "peak_memory_ratio": ratio(round(peak["nnrun"], 1), round(peak["torch"], 1))}  # as the JSON shows them
 
 
 def network_result(checked: dict, settings: Settings, started: dict, train: dict, peak: dict, infer: dict) -> dict:
