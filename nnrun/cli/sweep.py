@@ -171,7 +171,8 @@ def budget_line(doc: dict) -> str | None:
     full = len(doc["trials"]) * base_epochs(doc)
     spent = doc.get("epochs_trained", 0)
     share = f" ({spent / full:.0%})" if full else ""
-    return f"trained {spent} epochs{share} of the {full} that {len(doc['trials'])} full trials take"
+    n = len(doc["trials"])
+    return f"trained {spent} epochs{share} of the {full} that {n} full trial{'s' if n != 1 else ''} take{'s' if n == 1 else ''}"
 
 
 def print_ranking(doc: dict) -> None:

@@ -4,7 +4,7 @@
 Optuna's storage: before each ask, a new in-memory study is told every trial the sweep document
 knows (finished ones with their metric, paused and pruned ones with their metric per epoch, failed
 ones as failed), so sweep.json stays the one record and --resume needs nothing else. The sampler's
-seed is the sweep's seed plus the trial's index: the same results give the same next trial.
+seed comes from the sweep's seed and the trial's index: the same results give the same next trial.
 
 The space is the sweep's own syntax: log:LOW:HIGH and lin:LOW:HIGH are sampled continuously,
 int:LOW:HIGH as integers, and lists of values as categories.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from nnrun.errors import ConfigError
 from nnrun.fmt import finite
@@ -69,8 +71,9 @@ class TpeSampler:
 
     def suggest(self, trials: Sequence[dict], index: int) -> list[tuple]:
         """[(value, label), ...] in param order for trial `index`, given the trials so far."""
+        seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])  # distinct per sweep seed
         study = self.optuna.create_study(direction="maximize" if self.mode == "max" else "minimize",
-                                         sampler=self.optuna.samplers.TPESampler(seed=self.seed + index))
+                                         sampler=self.optuna.samplers.TPESampler(seed=seed))
         for t in trials:
             told = self.told(t)
             if told is not None:
