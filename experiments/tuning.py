@@ -29,12 +29,12 @@ RATES = "optimizer.lr=log:1e-4:3:16"
 SPACE = ["optimizer.lr=log:1e-4:3", "optimizer.momentum=lin:0:0.99"]
 
 
-def sweep(root: Path, workers: int, **plan) -> dict:
+def sweep(root: Path, workers: int, trial_plots: bool = True, **plan) -> dict:
     from nnrun.sweep import plan_sweep, read_sweep, run_sweep
 
     doc = plan_sweep(CONFIG, overrides=EPOCHS, **plan)
     start = time.perf_counter()
-    sweep_dir = run_sweep(doc, runs_dir=root, workers=workers)
+    sweep_dir = run_sweep(doc, runs_dir=root, workers=workers, trial_plots=trial_plots)
     seconds = time.perf_counter() - start
     saved = read_sweep(sweep_dir)
     best = saved["trials"][saved["best"]] if saved["best"] is not None else None
@@ -44,13 +44,17 @@ def sweep(root: Path, workers: int, **plan) -> dict:
                        for t in saved["trials"]]}
 
 
+PRUNING = {"grid": (None, True), "asha": ("asha", True), "median": ("median", True),
+           "grid, no trial plots": (None, False), "asha, no trial plots": ("asha", False)}
+
+
 def pruning_study(root: Path, workers: int, rounds: int) -> dict:
-    runs: dict[str, list[dict]] = {"grid": [], "asha": [], "median": []}
+    runs: dict[str, list[dict]] = {name: [] for name in PRUNING}
     for r in range(rounds):
-        for prune in runs:
-            result = sweep(root / f"{prune}-{r}", workers, params=[RATES], prune=None if prune == "grid" else prune)
-            runs[prune].append(result)
-            print(f"  {prune:6s} round {r + 1}: best {result['best']:.4f}  epochs {result['epochs']}  "
+        for name, (prune, trial_plots) in PRUNING.items():
+            result = sweep(root / f"{prune}-{trial_plots}-{r}", workers, trial_plots, params=[RATES], prune=prune)
+            runs[name].append(result)
+            print(f"  {name:22s} round {r + 1}: best {result['best']:.4f}  epochs {result['epochs']}  "
                   f"{result['seconds']:.1f} s", flush=True)
     return runs
 
@@ -82,8 +86,10 @@ def draw(results: dict, path: Path) -> None:
     left, right = fig.subplots(1, 2)
     colors = {"grid": "#4C72B0", "asha": "#DD8452", "median": "#55A868"}
     for name, runs in results["pruning"].items():
-        left.scatter([r["epochs"] for r in runs], [100 * r["best"] for r in runs], s=60, color=colors[name],
-                     label=f"{name}: {statistics.median(r['seconds'] for r in runs):.1f} s (median)")
+        first = name.split(",")[0]
+        left.scatter([r["epochs"] for r in runs], [100 * r["best"] for r in runs], s=60 if first == name else 140,
+                     facecolor=colors[first] if first == name else "none", edgecolor=colors[first],
+                     label=f"{name}: {statistics.median(r['seconds'] for r in runs):.1f} s")
     left.set_xlabel("epochs trained (16 rates x 27 epochs = 432 for the grid)")
     left.set_ylabel("best validation accuracy (%)")
     left.set_title("Learning-rate sweep of the digits MLP")
@@ -125,9 +131,10 @@ def main(argv=None) -> None:
                "pruning": pruning, "search": search}
     (out / "tuning.json").write_text(json.dumps(results, indent=1))
     draw(results, out / "plots" / "tuning.png")
-    grid = statistics.median(r["seconds"] for r in pruning["grid"])
     for name, runs in pruning.items():
-        print(f"{name:6s} best {max(r['best'] for r in runs):.4f}  epochs {statistics.median(r['epochs'] for r in runs):.0f}"
+        same = "grid, no trial plots" if "no trial plots" in name else "grid"
+        grid = statistics.median(r["seconds"] for r in pruning[same])
+        print(f"{name:22s} best {max(r['best'] for r in runs):.4f}  epochs {statistics.median(r['epochs'] for r in runs):.0f}"
               f"  wall {statistics.median(r['seconds'] for r in runs):.1f} s"
               f" ({statistics.median(r['seconds'] for r in runs) / grid:.2f}x grid)")
     for name, runs in search.items():

@@ -29,7 +29,8 @@ if set(NEEDS) != set(LOGGERS):
     raise RuntimeError(f"loggers without an install hint: {sorted(set(LOGGERS) ^ set(NEEDS))}")
 METRIC_KEYS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 DIAGNOSTIC_KEYS = ("grad_norm", "update_ratio", "dead_fraction", "saturated_fraction")
-MLFLOW_STATUS = {Status.COMPLETED: "FINISHED", Status.STOPPED_EARLY: "FINISHED", Status.INTERRUPTED: "KILLED"}
+MLFLOW_STATUS = {Status.COMPLETED: "FINISHED", Status.STOPPED_EARLY: "FINISHED", Status.INTERRUPTED: "KILLED",
+                 Status.PAUSED: "KILLED", Status.PRUNED: "KILLED"}  # stopped on purpose, not failed
 
 
 def require(names: list[str]) -> None:

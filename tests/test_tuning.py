@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 
 import pytest
@@ -20,7 +21,7 @@ from nnrun.errors import ConfigError
 from nnrun.experiment import resume_run, train_run
 from nnrun.status import Status
 from nnrun.sweep.prune import Asha, Median, MedianStop, ranked, rungs, score_at
-from nnrun.sweep.tuner import shuffled
+from nnrun.sweep.tuner import Tuner, shuffled
 from nnrun.train import TrainState
 
 TINY = {
@@ -82,14 +83,22 @@ def test_asha_ties_go_to_the_lower_index_and_the_highest_rung_comes_first():
     assert (promoted["index"], target) == (2, 9)
 
 
-def test_a_trial_that_failed_at_a_rung_is_never_promoted_and_takes_no_place_below_it():
+def test_a_trial_that_failed_at_a_rung_is_never_promoted_and_takes_no_place():
     asha = Asha(epochs=9, mode="max", min_epochs=1, eta=3)
-    trials = [trial(0, [0.9], Status.FAILED), trial(1, [0.5]), trial(2, [0.4]), trial(3, [], Status.DIVERGED)]
-    assert asha.promotion(trials, closing=False) is None  # the failed one holds the one place
-    assert asha.promotion(trials, closing=True) is None
-    trials[0]["history"] = []  # failed before reaching the rung: it does not count there
+    trials = [trial(0, [0.9], Status.FAILED), trial(1, [0.5]), trial(2, [0.4]), trial(3, [0.95], Status.DIVERGED)]
+    assert asha.promotion(trials, closing=False) is None  # two in the race at rung 1: 2 // 3 = 0 places
     trials.append(trial(4, [0.3]))
     assert asha.promotion(trials, closing=False)[0]["index"] == 1
+    # the best at the last rung diverged: when nothing else can run, the next best still goes on
+    top = [trial(0, [0.9, 0.9, 0.9], Status.DIVERGED), trial(1, [0.5, 0.6, 0.7]), trial(2, [0.4])]
+    assert asha.promotion(top, closing=True)[0]["index"] == 1
+
+
+def test_a_paused_trial_between_rungs_waits_at_the_rung_below():
+    asha = Asha(epochs=9, mode="max", min_epochs=1, eta=3)
+    assert [asha.next_target(n) for n in (0, 1, 2, 3, 8)] == [1, 3, 3, 9, 9]
+    trials = [trial(0, [0.9, 0.9]), trial(1, [0.5]), trial(2, [0.4])]  # trial 0 stopped at epoch 2
+    assert asha.promotion(trials, closing=False) == (trials[0], 3)
 
 
 def test_when_nothing_else_can_run_the_best_of_each_rung_goes_on_to_the_end():
@@ -374,3 +383,75 @@ def test_the_shorthand_prune_name_and_the_command_line_type_take_the_sections_se
     assert S.plan_sweep(cfg, params=[RATES], prune="median")["prune"] == {"type": "median", "min_epochs": 1,
                                                                          "min_trials": 3}
     assert S.plan_sweep(cfg, params=[RATES], prune="none")["prune"] is None
+
+
+def test_a_crashed_job_keeps_the_trials_progress_so_resume_goes_on_from_its_checkpoint(tmp_path):
+    from nnrun.sweep.executors import crashed
+
+    cfg = write_config(tmp_path)
+    doc = S.plan_sweep(cfg, params=[RATES], prune="asha")
+    tuner = Tuner(tmp_path, doc)
+    t = doc["trials"][2]
+    t.update(status=Status.PAUSED, history=[0.5, 0.6, 0.7], epochs=3)
+    t.update(status=Status.PENDING, target=9)  # promoted, then its worker died
+    tuner.running.add(2)
+    tuner.record(t, crashed(tuner.job(t), "BrokenProcessPool"))
+    assert t["status"] == "crashed" and t["history"] == [0.5, 0.6, 0.7] and t["target"] == 9
+    assert doc.get("epochs_trained", 0) == 0
+    t.update(status=Status.PENDING, target=None)  # as --resume finds it, say after an older nnrun
+    job = tuner.next_job()
+    assert job["index"] == 2 and job["stop_at"] == 9
+
+
+def test_resume_refuses_a_paused_trial_whose_folder_leads_outside(tmp_path):
+    cfg = write_config(tmp_path)
+    sweep_dir = S.run_sweep(S.plan_sweep(cfg, params=[RATES], prune="asha"), runs_dir=tmp_path / "runs",
+                            workers=1, trial_plots=False, plots=False, reporter=StopAfter(6))
+    saved = S.read_sweep(sweep_dir)
+    paused = next(t for t in saved["trials"] if t["status"] == "paused")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    folder = sweep_dir / paused["run_dir"]
+    shutil.rmtree(folder)
+    folder.symlink_to(victim)
+    result = CliRunner().invoke(app, ["sweep", "--resume", str(sweep_dir)])
+    assert result.exit_code == 2 and "outside" in result.output and "Traceback" not in result.output
+    assert list(victim.iterdir()) == []
+
+
+HOSTILE = {
+    "seed": lambda d: d.update(seed="x"),
+    "negative seed": lambda d: d.update(seed=-1),
+    "train not a mapping": lambda d: d["base_config"].update(train="x"),
+    "epochs not a number": lambda d: d["base_config"]["train"].update(epochs="abc"),
+    "a hundred million epochs": lambda d: d["base_config"]["train"].update(epochs=10**8),
+    "a log range through 0": lambda d: d.update(space=[{"key": "optimizer.lr", "space": ["log", 0, 1],
+                                                         "values": [1], "labels": [1]}]),
+    "a range upside down": lambda d: d.update(space=[{"key": "optimizer.lr", "space": ["lin", 2, 1],
+                                                       "values": [1], "labels": [1]}]),
+    "labels and values differ": lambda d: d.update(space=[{"key": "k", "space": None, "values": [1, 2], "labels": [1]}]),
+    "a history too long": lambda d: d["trials"][0].update(history=[0.5] * 100_001),
+    "a bad target": lambda d: d["trials"][0].update(target=0),
+    "an unknown pruner": lambda d: d.update(prune={"type": "hyperband"}),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_resume_checks_the_new_fields_of_sweep_json(tmp_path, case):
+    cfg = write_config(tmp_path)
+    sweep_dir = S.run_sweep(S.plan_sweep(cfg, params=[RATES], prune="asha"), runs_dir=tmp_path / "runs",
+                            workers=1, trial_plots=False, plots=False, reporter=StopAfter(3))
+    doc = S.read_sweep(sweep_dir)
+    HOSTILE[case](doc)
+    (sweep_dir / "sweep.json").write_text(json.dumps(doc))
+    before = sorted(p.name for p in (sweep_dir / "trials").iterdir())
+    result = CliRunner().invoke(app, ["sweep", "--resume", str(sweep_dir)])
+    assert result.exit_code == 2, result.output
+    assert "sweep.json" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in (sweep_dir / "trials").iterdir()) == before
+
+
+def test_the_sections_trials_count_with_a_command_line_search(tmp_path):
+    cfg = write_config(tmp_path, sweep={"trials": 3})
+    assert S.plan_sweep(cfg, params=[RATES], search="random")["n_trials"] == 3
+    assert len(S.plan_sweep(cfg, params=[RATES], search="random")["trials"]) == 3

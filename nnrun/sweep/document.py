@@ -23,6 +23,7 @@ from nnrun.sweep.params import MAX_TRIALS
 # What trial_folder() writes: t<index, 3 digits or more>, then an optional slug of safe characters.
 TRIAL_NAME = re.compile(r"t\d{3,7}(-[A-Za-z0-9._=+-]{1,48})?")
 Scalar = str | int | float | bool | None
+MAX_EPOCHS = 100_000  # as many as a sweep.json's trial history may hold
 
 
 class Loose(BaseModel):
@@ -37,6 +38,16 @@ class SpaceDoc(Loose):
     values: list[Any] = Field(min_length=1, max_length=MAX_TRIALS)
     labels: list[Any] = Field(min_length=1, max_length=MAX_TRIALS)
 
+    @model_validator(mode="after")
+    def a_range_optuna_accepts(self):
+        if len(self.values) != len(self.labels):
+            raise ValueError("values and labels differ in length")
+        if self.space is not None:
+            kind, low, high = self.space
+            if not low <= high or (kind == "log" and low <= 0) or (kind == "int" and (low != int(low) or high != int(high))):
+                raise ValueError(f"{kind}:{low}:{high} is not a range nnrun writes")
+        return self
+
 
 class TrialDoc(Loose):
     index: int = Field(ge=0)
@@ -49,7 +60,7 @@ class TrialDoc(Loose):
     seconds: float | None = Field(None, ge=0)
     run_dir: str | None = None
     error: str | None = None
-    history: list[float | None] = Field([], max_length=100_000)  # the metric of each epoch run
+    history: list[float | None] = Field([], max_length=MAX_EPOCHS)  # the metric of each epoch run
     epochs: int = Field(0, ge=0)
     target: int | None = Field(None, ge=1)  # the epoch its next job trains to
 
@@ -81,6 +92,7 @@ class SweepDoc(Loose):
     mode: Literal["max", "min"]
     param_names: list[str]
     workers: int | None = Field(None, gt=0)
+    seed: int | None = Field(None, ge=0)
     search: Literal[SEARCHES] = "grid"  # type: ignore[valid-type]
     n_trials: int | None = Field(None, gt=0, le=MAX_TRIALS)
     prune: PruneConfig | None = None
@@ -99,6 +111,15 @@ class SweepDoc(Loose):
         if metric not in RUN_METRICS:
             raise ValueError(f"{metric!r} is not one of {', '.join(RUN_METRICS)}")
         return metric
+
+    @field_validator("base_config")
+    @classmethod
+    def train_epochs(cls, base_config: dict) -> dict:
+        train = base_config.get("train", {})
+        epochs = train.get("epochs", 10) if isinstance(train, dict) else None
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= MAX_EPOCHS:
+            raise ValueError(f"train.epochs must be an integer from 1 to {MAX_EPOCHS:,}")
+        return base_config
 
     @field_validator("base_dir")
     @classmethod

@@ -111,10 +111,10 @@ def checked_search(search: str | None, trials: int | None, random: int | None,
     if random is not None and (search not in (None, "random") or trials not in (None, random)):
         raise ConfigError("--random N is --search random --trials N: give one or the other")
     search = search or ("random" if random else None)
-    trials = first_given(trials, random)
     if search is None:
         search = from_section(section, "search") or ("random" if from_section(section, "random") else "grid")
-        trials = first_given(trials, from_section(section, "trials"), from_section(section, "random"))
+    trials = first_given(trials, random, from_section(section, "trials"),
+                         from_section(section, "random") if search == "random" else None)
     if search not in SEARCHES:
         raise ConfigError(f"--search {search!r}: use {', '.join(SEARCHES)}")
     if search == "grid" and trials is not None:

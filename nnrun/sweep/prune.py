@@ -21,8 +21,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from nnrun.fmt import finite
-from nnrun.status import Status
+from nnrun.status import Status, is_ok, is_partial
 from nnrun.train import Callback
+
+# A trial in the race at a rung: still going, or ended well. A failed or diverged trial takes no place.
+RACING = (Status.PENDING, Status.PAUSED)
+
+
+def racing(trial: dict) -> bool:
+    return trial["status"] in RACING or is_ok(trial["status"]) or is_partial(trial["status"])
 
 
 def score_at(history: Sequence[float | None], epoch: int, mode: str) -> float | None:
@@ -31,6 +38,16 @@ def score_at(history: Sequence[float | None], epoch: int, mode: str) -> float | 
     if not values:
         return None
     return max(values) if mode == "max" else min(values)
+
+
+def best_so_far(history: Sequence[float | None], mode: str) -> list[float | None]:
+    """score_at(history, e) for every epoch e, in one pass."""
+    out, best = [], None
+    for v in history:
+        if finite(v) is not None and (best is None or (v > best if mode == "max" else v < best)):
+            best = v
+        out.append(best)
+    return out
 
 
 def ranked(trials: Sequence[dict], epoch: int, mode: str) -> list[dict]:
@@ -65,6 +82,10 @@ class NoPruning:
         """The epoch a new trial's first job stops at (None: its end)."""
         return None
 
+    def next_target(self, reached: int) -> int | None:
+        """Where a trial that has trained `reached` epochs goes next (None: its end)."""
+        return None
+
     def promotion(self, trials: Sequence[dict], closing: bool) -> tuple[dict, int] | None:
         return None
 
@@ -82,17 +103,25 @@ class Asha(NoPruning):
     def first_target(self) -> int:
         return self.rungs[0]
 
+    def next_target(self, reached: int) -> int:
+        return next((r for r in self.rungs if r > reached), self.rungs[-1])
+
+    def rung_of(self, reached: int) -> int | None:
+        """The highest rung a trial that trained `reached` epochs has reached (None: not the first)."""
+        below = [k for k, r in enumerate(self.rungs) if r <= reached]
+        return below[-1] if below else None
+
     def promotion(self, trials: Sequence[dict], closing: bool) -> tuple[dict, int] | None:
         """(a paused trial, the epoch it now trains to), from the highest rung down; None when no
         trial may go on yet. `closing`: nothing else can run, so each rung lets at least one go on."""
         for k in range(len(self.rungs) - 2, -1, -1):
             rung = self.rungs[k]
-            reached = [t for t in trials if len(t["history"]) >= rung]
+            reached = [t for t in trials if len(t["history"]) >= rung and racing(t)]
             quota = len(reached) // self.eta
             if closing and reached:
                 quota = max(quota, 1)
             for t in ranked(reached, rung, self.mode)[:quota]:
-                if t["status"] == Status.PAUSED and len(t["history"]) == rung:
+                if t["status"] == Status.PAUSED and self.rung_of(len(t["history"])) == k:
                     return t, self.rungs[k + 1]
         return None
 
@@ -106,13 +135,13 @@ class Median(NoPruning):
 
     def job_extras(self, trial: dict, trials: Sequence[dict]) -> dict:
         """The other trials' scores at each epoch from min_epochs on, for the worker's MedianStop."""
-        others = [t for t in trials if t["index"] != trial["index"]]
-        table = {}
-        for epoch in range(self.min_epochs, self.epochs):
-            scores = [s for t in others if len(t["history"]) >= epoch
-                      and (s := score_at(t["history"], epoch, self.mode)) is not None]
-            if len(scores) >= self.min_trials:
-                table[str(epoch)] = scores
+        by_epoch: dict[int, list[float]] = {}
+        for t in trials:
+            if t["index"] != trial["index"]:
+                for epoch, best in enumerate(best_so_far(t["history"], self.mode), start=1):
+                    if epoch >= self.min_epochs and best is not None:
+                        by_epoch.setdefault(epoch, []).append(best)
+        table = {str(e): scores for e, scores in sorted(by_epoch.items()) if len(scores) >= self.min_trials}
         return {"median": {"mode": self.mode, "table": table}}
 
 

@@ -78,6 +78,7 @@ def reopen_sweep(sweep_dir: Path) -> dict:
         check_inside(sweep_dir, sweep_dir / sub)
     for t in doc["trials"]:
         with_progress(t)
+        trial_path(sweep_dir, t)  # refused when a trial's folder leads outside (a symbolic link)
         if t["status"] in DONE_STATUSES or t["status"] == Status.PAUSED:
             continue
         t.update(status=Status.PENDING, error=None)
@@ -111,7 +112,7 @@ def run_and_record(tuner: Tuner, executor: str, scheduler: Any, reporter: SweepR
     started = time.perf_counter()
     try:
         if executor == "local" and doc["workers"] > 1:
-            fetch_datasets([tuner.job(t) for t in doc["trials"][:1]])
+            fetch_datasets(tuner.dataset_jobs())
         run_jobs(tuner, lambda result: record_result(tuner, result, reporter), executor, doc["workers"], scheduler)
         prune_paused(sweep_dir, doc)
         doc["status"] = Status.COMPLETED

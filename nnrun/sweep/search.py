@@ -13,6 +13,7 @@ int:LOW:HIGH as integers, and lists of values as categories.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,8 +73,11 @@ class TpeSampler:
     def suggest(self, trials: Sequence[dict], index: int) -> list[tuple]:
         """[(value, label), ...] in param order for trial `index`, given the trials so far."""
         seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])  # distinct per sweep seed
-        study = self.optuna.create_study(direction="maximize" if self.mode == "max" else "minimize",
-                                         sampler=self.optuna.samplers.TPESampler(seed=seed))
+        with warnings.catch_warnings():  # multivariate is "experimental" in Optuna's words, and stable
+            warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
+            # multivariate: one density over all params, since rates and momenta interact
+            sampler = self.optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        study = self.optuna.create_study(direction="maximize" if self.mode == "max" else "minimize", sampler=sampler)
         for t in trials:
             told = self.told(t)
             if told is not None:

@@ -52,13 +52,17 @@ class Tuner:
         if trial is None:
             return None
         self.running.add(trial["index"])
+        if trial["target"] is None:
+            trial["target"] = self.pruner.next_target(len(trial["history"])) if trial["history"] \
+                else self.pruner.first_target()
         return self.job(trial)
 
     def waiting(self) -> list[dict]:
         return [t for t in self.trials if t["status"] == Status.PENDING and t["index"] not in self.running]
 
     def unfinished_promotion(self) -> dict | None:
-        return next((t for t in self.waiting() if t["history"] and t["target"]), None)
+        """A trial that was on its way to a later rung when its job stopped (Ctrl-C, a crash)."""
+        return next((t for t in self.waiting() if t["history"]), None)
 
     def promoted(self) -> dict | None:
         closing = not self.running and not self.waiting() and len(self.trials) >= self.budget()
@@ -96,22 +100,28 @@ class Tuner:
     def job(self, trial: dict) -> dict:
         """Everything run_trial needs, as plain data (it may travel to another process or machine)."""
         doc = self.doc
-        if trial["target"] is None:
-            trial["target"] = self.pruner.first_target()
         return {"index": trial["index"], "name": trial["name"], "overrides": trial["overrides"],
                 "base_config": doc["base_config"], "base_dir": doc["base_dir"], "source": doc["config"],
                 "trials_dir": str((self.sweep_dir / "trials").resolve()), "metric": doc["metric"],
                 "mode": doc["mode"], "plots": self.trial_plots, "stop_at": trial["target"],
                 **self.pruner.job_extras(trial, self.trials)}
 
+    def dataset_jobs(self) -> list[dict]:
+        """A job for each planned trial (for a tpe search, one of the base config): what the
+        datasets to fetch before the workers start are read from."""
+        base = {"index": -1, "name": "base", "overrides": self.doc["base_overrides"], "history": [], "target": None}
+        return [self.job(t) for t in self.trials] or [self.job(base)]
+
     def record(self, trial: dict, result: dict) -> None:
         """A job's result into its trial: what it reached, the epochs it trained, its time."""
         self.running.discard(trial["index"])
-        history = result.get("history") or []
-        self.doc["epochs_trained"] = self.doc.get("epochs_trained", 0) + max(0, len(history) - len(trial["history"]))
         seconds = (trial["seconds"] or 0.0) + (result.get("seconds") or 0.0)
-        trial.update({k: result.get(k) for k in ("status", "metric", "best_epoch", "run_dir", "error")})
-        trial.update(history=history, epochs=len(history), target=None, seconds=seconds)
+        trial.update({k: result.get(k) for k in ("status", "metric", "best_epoch", "run_dir", "error")}, seconds=seconds)
+        if result.get("history") is None:  # the job left no run (its worker died): --resume retries it
+            return
+        history = result["history"]
+        self.doc["epochs_trained"] = self.doc.get("epochs_trained", 0) + max(0, len(history) - len(trial["history"]))
+        trial.update(history=history, epochs=len(history), target=None)
 
 
 def shuffled(seed: int, n: int) -> list[int]:
@@ -132,11 +142,12 @@ def prune_paused(sweep_dir: Path, doc: dict) -> None:
     summary says so too; their checkpoint stays, so `nnrun train --resume` can still finish one)."""
     from nnrun.fileio import write_json
     from nnrun.runs import read_summary
+    from nnrun.sweep.run import trial_path
 
     for t in doc["trials"]:
         if t["status"] == Status.PAUSED:
             t["status"] = Status.PRUNED
-            run_dir = sweep_dir / "trials" / t["name"]
+            run_dir = trial_path(sweep_dir, t)
             summary = read_summary(run_dir)
             if isinstance(summary, dict):
                 write_json(run_dir / "summary.json", {**summary, "status": Status.PRUNED})
