@@ -23,6 +23,7 @@ from nnrun.status import Status
 from nnrun.sweep.prune import Asha, Median, MedianStop, ranked, rungs, score_at
 from nnrun.sweep.tuner import Tuner, shuffled
 from nnrun.train import TrainState
+from tests.test_sweep import StopAfter  # Ctrl-C after n results
 
 TINY = {
     "name": "tiny", "seed": 3,
@@ -176,18 +177,6 @@ def test_pruned_trials_keep_their_folder_status_and_checkpoint(tmp_path):
     resume_run(sweep_dir / t["run_dir"], make_plots=False)
     alone = train_run(load_config(cfg, tuple(t["overrides"])), tmp_path / "alone", make_plots=False)
     assert (sweep_dir / t["run_dir"] / "weights.json").read_bytes() == (alone / "weights.json").read_bytes()
-
-
-class StopAfter(S.SweepReporter):
-    """Ctrl-C after n results."""
-
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def trial_done(self, trial, doc):
-        self.seen += 1
-        if self.seen == self.n:
-            raise KeyboardInterrupt
 
 
 def outcome(sweep_dir):

@@ -2,9 +2,13 @@
 
   params     the swept parameters: spec syntax (lists, log/lin/int ranges), grid and random draws
   plan       plan_sweep: the sweep document, every trial's overrides and folder name, validated
-  executors  run_trial (one trial, in a worker) and the inline, process-pool and Dask executors
+  search     model-based search (tpe, Optuna's sampler by ask and tell)
+  prune      the pruners' decisions (asha rungs and promotions, the median stop)
+  tuner      which job a free worker gets next, and each result into the document
+  executors  run_trial (one job, in a worker) and the inline, process-pool and Dask executors
   results    a trial's metric, the ranking, sweep.json, sweep.csv, best.yaml and the plots
-  run        run_sweep: plan -> executor -> results, with Ctrl-C and --resume
+  document   sweep.json's schema, checked before --resume acts on it
+  run        run_sweep: plan -> tuner -> executor -> results, with Ctrl-C and --resume
 
 The sweep folder holds the trial folders (trials/t000-...), sweep.json (the plan and every
 result; it is rewritten after each trial, so an interrupted sweep can resume), sweep.csv,
