@@ -84,31 +84,35 @@ def draw(results: dict, path: Path) -> None:
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
-    colors = {"grid": "#4C72B0", "asha": "#DD8452", "median": "#55A868"}
+    colors = {"grid": "#4C72B0", "asha": "#DD8452", "median": "#55A868", "random": "#8172B3", "tpe": "#C44E52"}
     for name, runs in results["pruning"].items():
         first = name.split(",")[0]
         left.scatter([r["epochs"] for r in runs], [100 * r["best"] for r in runs], s=60 if first == name else 140,
                      facecolor=colors[first] if first == name else "none", edgecolor=colors[first],
                      label=f"{name}: {statistics.median(r['seconds'] for r in runs):.1f} s")
+    left.set_ylim(90, 100)
+    left.set_xlim(0, 460)
     left.set_xlabel("epochs trained (16 rates x 27 epochs = 432 for the grid)")
     left.set_ylabel("best validation accuracy (%)")
-    left.set_title("Learning-rate sweep of the digits MLP")
-    left.legend(loc="lower right")
-    for name, color in (("random", "#8172B3"), ("tpe", "#C44E52")):
-        for k, r in enumerate(results["search"][name]):
-            metrics = [100 * (t["metric"] or 0.0) for t in r["trials"]]
-            xs = [i + 1 + (0.12 if name == "tpe" else -0.12) for i in range(len(metrics))]
-            right.scatter(xs, metrics, s=12, color=color, alpha=0.55, label=name if k == 0 else None)
-        halves = [(r["first_half"], r["second_half"]) for r in results["search"][name]]
-        for x0, x1, i in ((1, 10, 0), (11, 20, 1)):
-            m = 100 * statistics.median(h[i] for h in halves)
-            right.plot([x0, x1], [m, m], color=color, linewidth=2.2)
-    right.axvline(10.5, color="#999999", linewidth=0.8, linestyle="--")
-    right.set_ylim(0, 100)
-    right.set_xlabel("trial (the lines: median of each half, over the seeds)")
-    right.set_ylabel("validation accuracy (%)")
-    right.set_title("Learning rate and momentum, 20 trials: tpe vs random")
-    right.legend(loc="lower right")
+    left.set_title("16-rate sweep of the digits MLP: same best, fewer epochs")
+    left.legend(loc="lower center", title="wall time, 2 workers")
+    for x, name in enumerate(("random", "tpe")):
+        runs = results["search"][name]
+        changes = [100 * (r["second_half"] - r["first_half"]) for r in runs]
+        jitter = [x + 0.18 * ((i * 7919) % 11 - 5) / 5 for i in range(len(changes))]
+        right.scatter(jitter, changes, s=30, color=colors[name], alpha=0.8)
+        middle = statistics.median(changes)
+        right.plot([x - 0.3, x + 0.3], [middle, middle], color=colors[name], linewidth=2.5)
+        better = sum(c > 0 for c in changes)
+        right.annotate(f"better in {better}/{len(changes)} seeds\nmedian {middle:+.1f} points", (x, 1.0),
+                       xycoords=("data", "axes fraction"), ha="center", va="top", fontsize=9)
+    every = [100 * (r["second_half"] - r["first_half"]) for runs in results["search"].values() for r in runs]
+    right.set_ylim(min(every) - 5, max(every) + 25)  # room for the notes above the dots
+    right.axhline(0, color="#999999", linewidth=0.8)
+    right.set_xticks([0, 1], ["random search", "tpe"])
+    right.set_xlim(-0.6, 1.6)
+    right.set_ylabel("median accuracy, trials 11-20 minus 1-10 (points)")
+    right.set_title("Learning rate and momentum, 20 trials, one dot per seed")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
 
@@ -119,8 +123,12 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=2, help="turns of grid, asha and median (default 2)")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent))
+    ap.add_argument("--draw", metavar="JSON", help="only draw the plot from a tuning.json")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.draw:
+        draw(json.loads(Path(args.draw).read_text()), out / "plots" / "tuning.png")
+        return
     with tempfile.TemporaryDirectory(prefix="nnrun-tuning-") as tmp:
         load = os.getloadavg()[0]
         print("1. pruning a 16-rate grid", flush=True)
