@@ -307,9 +307,12 @@ class PauseAt(Callback):
         self.epoch, self.status = epoch, status
 
     def on_train_begin(self, state):
-        if len(state.rows) >= self.epoch and not state.stopping:
-            state.request_stop(self.status)
+        self.pause_after(state, len(state.rows))
 
     def on_epoch_end(self, state, row):
-        if state.epoch >= self.epoch and state.epoch < state.epochs:
+        self.pause_after(state, state.epoch)
+
+    def pause_after(self, state, epochs_done: int) -> None:
+        """A run that has reached its last epoch ends as usual: there is nothing to pause."""
+        if self.epoch <= epochs_done < state.epochs and not state.stopping:
             state.request_stop(self.status)

@@ -444,3 +444,22 @@ def test_the_sections_trials_count_with_a_command_line_search(tmp_path):
     cfg = write_config(tmp_path, sweep={"trials": 3})
     assert S.plan_sweep(cfg, params=[RATES], search="random")["n_trials"] == 3
     assert len(S.plan_sweep(cfg, params=[RATES], search="random")["trials"]) == 3
+
+
+def test_a_trial_interrupted_after_its_last_epoch_completes_on_resume_instead_of_pausing(tmp_path):
+    """Promoted to the last rung, stopped after the last epoch's checkpoint: resuming to that
+    rung finishes the run (it used to pause at the end and be pruned)."""
+    from nnrun.experiment import RunInterrupted
+    from nnrun.train import Callback, PauseAt
+
+    class StopAtTheEnd(Callback):
+        def on_train_end(self, state):
+            raise KeyboardInterrupt
+
+    exp = load_config(write_config(tmp_path))
+    with pytest.raises(RunInterrupted):
+        train_run(exp, folder=tmp_path / "run", make_plots=False, callbacks=[StopAtTheEnd()])
+    resume_run(tmp_path / "run", [PauseAt(9)], make_plots=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 9
+    assert not (tmp_path / "run" / CHECKPOINT).exists()
