@@ -319,7 +319,8 @@ BAD_FLAGS = {
     "unknown prune": (["--prune", "hyperband"], "hyperband"),
     "unknown search": (["--search", "bayes"], "bayes"),
     "zero trials": (["--search", "random", "--trials", "0"], "--trials"),
-    "trials on a grid": (["--trials", "3"], "--trials N is for --search random or tpe"),
+    "trials on a grid": (["--trials", "3"], "a grid runs every combination"),
+    "negative seed": (["--search", "random", "--trials", "3", "--seed", "-1"], "greater than or equal to 0"),
     "random without trials": (["--search", "random"], "needs --trials N"),
     "random and tpe": (["--random", "3", "--search", "tpe"], "--random N is --search random --trials N"),
     "prune a test metric": (["--prune", "asha", "--metric", "test_accuracy"], "measured once, at the end"),
@@ -463,3 +464,31 @@ def test_a_trial_interrupted_after_its_last_epoch_completes_on_resume_instead_of
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_run"] == 9
     assert not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+def test_plan_refuses_a_negative_seed(tmp_path):
+    with pytest.raises(ConfigError, match="--seed -1: use an integer >= 0"):
+        S.plan_sweep(write_config(tmp_path), params=[RATES], search="random", trials=3, seed=-1)
+
+
+def test_tpe_with_no_more_trials_than_its_random_start_up_says_so(tmp_path):
+    pytest.importorskip("optuna")
+    result = CliRunner().invoke(app, ["sweep", str(write_config(tmp_path)), "-p", "optimizer.lr=log:1e-4:1e-1",
+                                      "--search", "tpe", "--trials", "8", "--dry-run"])
+    assert result.exit_code == 0 and "with --trials 8 this is a random search" in result.output
+
+
+def test_sweep_plots_count_pruned_trials_apart_from_failed_ones(tmp_path, monkeypatch):
+    from nnrun.plots import sweeps as P
+
+    trials = [{"params": {"a": 1, "b": 2}, "status": s, "metric": m}
+              for s, m in (("completed", 0.9), ("pruned", 0.5), ("paused", 0.4), ("diverged", None), ("failed", None))]
+    assert P._counts(trials) == (2, 2)
+    drawn = []
+    monkeypatch.setattr(P, "_sweep_scatter", lambda *args: drawn.append(args[1]) or args[5])
+    grid = [{"params": {"lr": lr, "u": u}, "status": "completed", "metric": 0.9} for lr in (0.1, 1) for u in (8, 16)]
+    P.sweep_plot(grid, ["lr", "u"], "val_accuracy", tmp_path / "grid.png")
+    assert drawn == [] and (tmp_path / "grid.png").is_file()  # a grid is a heat map
+    sampled = [{"params": {"lr": 10 ** -i, "m": i / 10}, "status": "completed", "metric": 0.9} for i in range(6)]
+    P.sweep_plot(sampled, ["lr", "m"], "val_accuracy", tmp_path / "sampled.png")
+    assert drawn == [["lr", "m"]]

@@ -64,7 +64,7 @@ def trials_table(doc: dict, trials: list[dict], title: str, best: int | None = N
         table.add_row(*([rank] if ranked else []), f"t{t['index']:03d}",
                       *(plain(fmt.value(t["params"].get(k))) for k in doc["param_names"]),
                       plain(t["status"]), fmt.metric(doc["metric"], t["metric"]), fmt.value(t["best_epoch"]),
-                      *([str(epochs_run(t))] if pruning else []),
+                      *([str(epochs_run(t)) or "-"] if pruning else []),
                       "-" if t["seconds"] is None else f"{t['seconds']:.1f}",
                       *([plain((t["error"] or "")[:80])] if errors else []), style=style)
     return table
@@ -190,6 +190,8 @@ def print_ranking(doc: dict) -> None:
         out.print(line, markup=False, soft_wrap=True)
 
 
+TPE_STARTUP = 10  # Optuna's TPE: random trials before the model is used
+
 METRIC_HELP = (f"What ranks the trials: {', '.join(m.value for m in Metric)} "
                "(default: val_accuracy; test_accuracy without validation).")
 PARAM_SYNTAX = """
@@ -214,7 +216,7 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
           set_: list[str] = typer.Option([], "--set", help=SET_HELP + " Applied to every trial."),
           search: Search | None = typer.Option(None, "--search", help="How trials are chosen: every combination "
                                                "(grid), sampled (random), or from the results so far (tpe, "
-                                               "needs nnrun[tune]). Default: grid."),
+                                               "needs the tune extra: pip install 'nnrun\\[tune]'). Default: grid."),
           trials: int | None = typer.Option(None, "--trials", "-n", min=1, metavar="N",
                                                help="Trials of a random or tpe search."),
           random: int | None = typer.Option(None, "--random", min=1, metavar="N",
@@ -222,7 +224,8 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
                                                "(--search random --trials N)."),
           prune: Prune | None = typer.Option(None, "--prune", help="Stop hopeless trials early: asha "
                                              "(successive halving) or median. Default: none, or sweep.prune."),
-          seed: int | None = typer.Option(None, "--seed", help="Seed of the random search (default: the config's)."),
+          seed: int | None = typer.Option(None, "--seed", min=0, help="Seed of the random search, of tpe and of a pruned "
+                                           "sweep's order (default: the config's)."),
           metric: Metric | None = typer.Option(None, "--metric", metavar="METRIC", help=METRIC_HELP),
           mode: Mode | None = typer.Option(None, "--mode", help="Best is max or min (default: min for losses)."),
           workers: int | None = typer.Option(None, "--workers", "-j", min=1, metavar="N",
@@ -238,7 +241,7 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
           dry_run: bool = typer.Option(False, "--dry-run", help="List the trials and exit."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and the sweep folder."),
           lr_range: str | None = typer.Option(None, "--lr-range", hidden=True)):
-    """Run a hyper-parameter sweep (grid or random search over config values).
+    """Run a hyper-parameter sweep (grid, random or tpe search over config values, optionally pruned).
 
     Every trial is a normal run folder under <runs-dir>/<time>-sweep-<name>/trials/; the sweep
     folder also gets sweep.json, sweep.csv, best.yaml and plots/. Ctrl-C keeps what finished;
@@ -259,6 +262,9 @@ def sweep(config: Path | None = typer.Argument(None, help="Experiment YAML file 
     else:
         doc = S.plan_sweep(config, param, set_, value_of(metric), value_of(mode), random, seed, name,
                            value_of(search), trials, value_of(prune))
+        if doc["search"] == "tpe" and doc["n_trials"] <= TPE_STARTUP:
+            err.print(f"note: tpe chooses trials from the results only after its first {TPE_STARTUP} random ones; "
+                      f"with --trials {doc['n_trials']} this is a random search", markup=False, soft_wrap=True)
         if dry_run:
             print_plan(doc)
             return

@@ -87,9 +87,15 @@ def _best_index(metrics: np.ndarray, ok: np.ndarray, hib: bool) -> int | None:
     return int(np.argmax(np.where(ok, metrics if hib else -metrics, -np.inf)))
 
 
-def _title(metric_name: str, n: int, n_failed: int, hib: bool) -> str:
+def _title(metric_name: str, n: int, n_failed: int, hib: bool, n_pruned: int = 0) -> str:
     s = f"Sweep: {metric_name} ({'higher' if hib else 'lower'} is better), {n} trials"
-    return s + (f", {n_failed} failed" if n_failed else "")
+    return s + (f", {n_failed} failed" if n_failed else "") + (f", {n_pruned} pruned" if n_pruned else "")
+
+
+def _counts(trials: Sequence[Mapping]) -> tuple[int, int]:
+    """(failed, pruned): a pruned trial did not fail."""
+    ok, pruned = _outcomes(trials)[1], _pruned(trials)
+    return int((~(ok | pruned)).sum()), int(pruned.sum())
 
 
 def _as_percent(metric_name: str, values: Iterable[float]) -> bool:
@@ -149,8 +155,7 @@ def _sweep_1d(trials, name, values, metric_name, path, log_x, hib) -> Path:
     _x_range(ax, x, use_log)
     ax.set_xlabel(name + (" (log scale)" if use_log else ""))
     ax.set_ylabel(metric_name)
-    ax.set_title(_title(metric_name, len(trials), int((~(ok | pruned)).sum()), hib)
-                 + (f", {int(pruned.sum())} pruned" if pruned.any() else ""))
+    ax.set_title(_title(metric_name, len(trials), *_counts(trials)[:1], hib, _counts(trials)[1]))
     ax.legend(loc="best")
     return save(fig, path)
 
@@ -227,7 +232,11 @@ def _sweep_categorical(trials, name, values, metric_name, path, hib) -> Path:
     if ok.any():
         ax.scatter(idx[ok], m[ok], color=TEXT, s=16, zorder=3, label="trial")
         _metric_axis(ax, metric_name, m[ok])
-    _mark_failed(ax, idx, ok)
+    pruned = _pruned(trials)
+    if pruned.any():
+        ax.scatter(idx[pruned], m[pruned], facecolor="none", edgecolor=TEXT, s=16, zorder=3,
+                   label=f"pruned ({int(pruned.sum())}): its metric when stopped")
+    _mark_failed(ax, idx, ok | pruned)
     for c, mean in enumerate(means):
         if np.isfinite(mean):
             ax.annotate(_metric_text(metric_name, mean), (c, mean), xytext=(0, 3),
@@ -241,7 +250,8 @@ def _sweep_categorical(trials, name, values, metric_name, path, hib) -> Path:
         # The bars' own legend entry would take the first bar's colour: name the muted one.
         ax.legend(handles=[Patch(color=MUTED, label="mean of trials"), *ax.get_legend_handles_labels()[0],
                            Patch(color=GOOD_COLOR, label=f"best: {compact(cats[best])}")], loc="best")
-    ax.set_title(_title(metric_name, len(trials), int((~ok).sum()), hib))
+    n_failed, n_pruned = _counts(trials)
+    ax.set_title(_title(metric_name, len(trials), n_failed, hib, n_pruned))
     return save(fig, path)
 
 
@@ -251,8 +261,10 @@ def _sweep_2d(trials, names, metric_name, path, hib) -> Path:
     vx = [t.get("params", {}).get(names[0]) for t in trials]
     vy = [t.get("params", {}).get(names[1]) for t in trials]
     ux, uy = _unique(vx), _unique(vy)
+    if all(_is_number(v) for v in vx + vy) and len(ux) * len(uy) > 2 * len(trials):
+        return _sweep_scatter(trials, names, vx, vy, metric_name, path, hib)  # sampled, not a grid
     grid, tried = _best_per_cell(trials, vx, vy, ux, uy, hib)
-    n_failed = sum(not _trial_ok(t) for t in trials)
+    n_failed, n_pruned = _counts(trials)
 
     w = float(np.clip(1.0 * len(ux) + 3.0, 6.5, 14.0))
     h = float(np.clip(0.7 * len(uy) + 2.0, 4.0, 10.0))
@@ -263,11 +275,11 @@ def _sweep_2d(trials, names, metric_name, path, hib) -> Path:
     known = grid[np.isfinite(grid)]
     vmin, vmax = (float(known.min()), float(known.max())) if known.size else (0.0, 1.0)
     if vmin == vmax:
-        vmin, vmax = vmin - 0.5, vmax + 0.5
+        vmin, vmax = _around(vmin)
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
                    interpolation="nearest", origin="lower")
     bare_axes(ax)
-    _cell_labels(ax, grid, tried, metric_name, lambda v: cmap(im.norm(v)))
+    _cell_labels(ax, grid, tried, metric_name, lambda v: cmap(im.norm(v)), _pruned_cells(trials, vx, vy, ux, uy))
     if known.size:
         bi, bj = np.unravel_index(np.nanargmax(grid) if hib else np.nanargmin(grid), grid.shape)
         ax.add_patch(Rectangle((bj - 0.5, bi - 0.5), 1, 1, fill=False, edgecolor=BAD_COLOR, linewidth=2.5))
@@ -278,7 +290,7 @@ def _sweep_2d(trials, names, metric_name, path, hib) -> Path:
     ax.tick_params(length=0)
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    title = _title(metric_name, len(trials), n_failed, hib)
+    title = _title(metric_name, len(trials), n_failed, hib, n_pruned)
     ax.set_title(title + ("\nbest cell outlined" if known.size else ""))
     cbar = fig.colorbar(im, ax=ax)
     cbar.set_label(metric_name)
@@ -302,14 +314,68 @@ def _best_per_cell(trials, vx, vy, ux, uy, hib) -> tuple[np.ndarray, np.ndarray]
     return grid, tried
 
 
-def _cell_labels(ax: Axes, grid: np.ndarray, tried: np.ndarray, metric_name: str, color_of) -> None:
+def _around(v: float) -> tuple[float, float]:
+    """A colour range around a single value (5 % of it each side)."""
+    pad = 0.05 * abs(v) or 0.5
+    return v - pad, v + pad
+
+
+def _pruned_cells(trials, vx, vy, ux, uy) -> np.ndarray:
+    cells = np.zeros((len(uy), len(ux)), dtype=bool)
+    for a, b, pruned in zip(vx, vy, _pruned(trials), strict=True):
+        cells[_index_of(b, uy), _index_of(a, ux)] |= bool(pruned)
+    return cells
+
+
+def _cell_labels(ax: Axes, grid: np.ndarray, tried: np.ndarray, metric_name: str, color_of,
+                 pruned: np.ndarray) -> None:
+    """The metric in each cell; a cell without a finished trial says pruned, failed or – (not tried)."""
     for (i, j), v in np.ndenumerate(grid):
         if np.isfinite(v):
             ax.text(j, i, _metric_text(metric_name, v), ha="center", va="center", fontsize=9,
                     color=text_color(color_of(v)))
         else:
-            ax.text(j, i, "failed" if tried[i, j] else "–", ha="center", va="center",
-                    fontsize=8, color=BAD_COLOR if tried[i, j] else "#999999")
+            text, color = ("pruned", MUTED) if pruned[i, j] else ("failed", BAD_COLOR) if tried[i, j] else ("–", "#999999")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+
+
+def _sweep_scatter(trials, names, vx, vy, metric_name, path, hib) -> Path:
+    """Two sampled parameters (random or tpe search): one point per trial, coloured by its metric;
+    pruned trials hollow, failed ones crosses, the best outlined."""
+    x, y = np.array(vx, dtype=float), np.array(vy, dtype=float)
+    m, ok = _outcomes(trials)
+    pruned = _pruned(trials)
+    fig = new_figure()
+    ax = fig.add_subplot()
+    cmap = colormap("viridis" if hib else "viridis_r")
+    known = m[ok]
+    vmin, vmax = (float(known.min()), float(known.max())) if known.size else (0.0, 1.0)
+    vmin, vmax = _around(vmin) if vmin == vmax else (vmin, vmax)
+    if ok.any():
+        points = ax.scatter(x[ok], y[ok], c=m[ok], cmap=cmap, vmin=vmin, vmax=vmax, s=70, zorder=3,
+                            edgecolor="white", linewidths=0.6)
+        cbar = fig.colorbar(points, ax=ax)
+        cbar.set_label(metric_name)
+        cbar.outline.set_visible(False)
+        _metric_axis(cbar.ax, metric_name, known)
+    if pruned.any():
+        ax.scatter(x[pruned], y[pruned], facecolor="none", edgecolor=MUTED, s=50, zorder=2,
+                   label=f"pruned ({int(pruned.sum())})")
+    failed = ~(ok | pruned)
+    if failed.any():
+        ax.scatter(x[failed], y[failed], marker="x", color=BAD_COLOR, s=50, zorder=2, label=f"failed ({int(failed.sum())})")
+    best = _best_index(m, ok, hib)
+    if best is not None:
+        ax.scatter([x[best]], [y[best]], s=260, facecolor="none", edgecolor=BAD_COLOR, linewidths=2, zorder=4,
+                   label=f"best: {compact(vx[best])}, {compact(vy[best])} → {_metric_text(metric_name, m[best])}")
+    for axis, values, name in (("x", x, names[0]), ("y", y, names[1])):
+        log = _use_log(values, None) and values.max() / values.min() > 100  # rates, not momenta
+        if log:
+            (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+        (ax.set_xlabel if axis == "x" else ax.set_ylabel)(name + (" (log scale)" if log else ""))
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(_title(metric_name, len(trials), int(failed.sum()), hib, int(pruned.sum())))
+    return save(fig, path)
 
 
 # -- three or more parameters ------------------------------------------------------------------
@@ -331,7 +397,7 @@ def _sweep_ranked(trials, names, metric_name, path, hib, max_rows: int = 40) -> 
     for r, i in enumerate(order):
         text = _ranked_text(trials[i], m[i], ok[i], metric_name)
         ax.text(vals[r] + 0.01 * span if ok[i] else 0.0, r, " " + text, va="center", fontsize=8,
-                color=TEXT if ok[i] else BAD_COLOR)
+                color=TEXT if ok[i] else MUTED if trials[i].get("status") in PAUSED_STATUSES else BAD_COLOR)
     ax.set_yticks(np.arange(n))
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_ylim(n - 0.5, -0.5)
@@ -341,7 +407,7 @@ def _sweep_ranked(trials, names, metric_name, path, hib, max_rows: int = 40) -> 
         ax.set_xlim(0, span * 1.15 if span > 0 else 1.0)
         _metric_axis(ax, metric_name, known, axis="x")
     ax.set_xlabel(metric_name)
-    title = _title(metric_name, len(trials), int((~ok).sum()), hib)
+    title = _title(metric_name, len(trials), *_counts(trials)[:1], hib, _counts(trials)[1])
     ax.set_title(title + (f" (top {n} shown)" if n < len(trials) else ""))
     return save(fig, path)
 

@@ -91,6 +91,8 @@ def plan_sweep(config: str | os.PathLike, params: Sequence[str] = (), overrides:
     except ConfigError as e:
         raise ConfigError(f"{config}: {e}") from None
     seed = first_given(seed, from_section(section, "seed"), base_exp.seed)
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: use an integer >= 0")
     planned = [] if search == "tpe" else plan_trials(
         plist, expand(plist, n_trials if search == "random" else None, seed), raw, overrides, config, base_dir)
     name = check_name(name) if name is not None else base_exp.name
@@ -118,7 +120,8 @@ def checked_search(search: str | None, trials: int | None, random: int | None,
     if search not in SEARCHES:
         raise ConfigError(f"--search {search!r}: use {', '.join(SEARCHES)}")
     if search == "grid" and trials is not None:
-        raise ConfigError("--trials N is for --search random or tpe: a grid runs every combination")
+        raise ConfigError("a number of trials (--trials, sweep.trials) is for a random or tpe search "
+                          "(--search, sweep.search): a grid runs every combination")
     if search != "grid" and trials is None:
         raise ConfigError(f"--search {search} needs --trials N (or sweep.trials in the config)")
     if search in SAMPLERS:
@@ -138,8 +141,8 @@ def checked_prune(prune: str | None, section: SweepConfig | None, metric: str, e
     if configured is None or configured.type == "none":
         return None
     if metric.startswith("test_"):
-        raise ConfigError(f"--prune {configured.type}: {metric} is measured once, at the end; prune on a "
-                          "val_ or train_ metric (--metric val_accuracy)")
+        raise ConfigError(f"pruning ({configured.type}) compares trials epoch by epoch, and {metric} is measured "
+                          "once, at the end: rank by a val_ or train_ metric (--metric val_accuracy)")
     if configured.min_epochs >= epochs:
         raise ConfigError(f"sweep.prune.min_epochs {configured.min_epochs}: must be below train.epochs "
                           f"({epochs}), or there is nothing to prune")
