@@ -137,7 +137,7 @@ def main(argv=None) -> None:
         search = search_study(Path(tmp), args.workers, [int(s) for s in args.seeds.split(",")])
     results = {"workers": args.workers, "cpus": os.cpu_count(), "load_at_start": load, "blas": blas_kernel(),
                "pruning": pruning, "search": search}
-    (out / "tuning.json").write_text(json.dumps(results, indent=1))
+    (out / "tuning.json").write_text(json.dumps(results, separators=(",", ":")) + "\n")
     draw(results, out / "plots" / "tuning.png")
     for name, runs in pruning.items():
         same = "grid, no trial plots" if "no trial plots" in name else "grid"
