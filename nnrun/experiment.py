@@ -27,7 +27,7 @@ from nnrun.checkpoint import load as load_checkpoint
 from nnrun.config import Experiment, load_config, resolved_dict
 from nnrun.diagnostics import Diagnostics, findings, probe_sample
 from nnrun.errors import ConfigError, NnrunError
-from nnrun.fileio import check_inside, remove_leftovers, write_json, write_text
+from nnrun.fileio import check_inside, folder_lock, remove_leftovers, write_json, write_text
 from nnrun.images import recipe_for
 from nnrun.loggers import require as require_loggers
 from nnrun.loggers import start_loggers
@@ -209,22 +209,24 @@ def make_folder(folder: Path) -> Path:
 
 def resume_run(run_dir: PathLike, callbacks: Sequence[Callback] = (), make_plots: bool = True) -> Path:
     """Go on with a run folder from its checkpoint (an interrupted or killed run) to the same
-    end as if it had never stopped. RunFinished when there is nothing left to do."""
+    end as if it had never stopped. RunFinished when there is nothing left to do; FolderBusy when
+    another process is resuming it."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); give the folder `nnrun train` printed")
-    summary = read_summary(run_dir) or {}
-    if not (run_dir / CHECKPOINT).is_file() and is_ok(summary.get("status")):
-        raise RunFinished(f"{run_dir}: already {summary['status']}; nothing to resume")
-    check_inside(run_dir, run_dir / "plots")
-    saved = load_checkpoint(run_dir / CHECKPOINT)
-    exp = load_config(run_dir / "config.yaml")
-    require_loggers(exp.train.log)
-    data, net = prepare(exp)
-    trainer = trainer_for(exp, net, data)
-    done, stopped = restore(saved, trainer, fingerprint(exp, data), exp.train.epochs, run_dir / CHECKPOINT)
-    remove_leftovers(run_dir)
-    return run_into(run_dir, exp, data, net, callbacks, make_plots, Resume(trainer, done, stopped, summary))
+    with folder_lock(run_dir, "run"):
+        summary = read_summary(run_dir) or {}
+        if not (run_dir / CHECKPOINT).is_file() and is_ok(summary.get("status")):
+            raise RunFinished(f"{run_dir}: already {summary['status']}; nothing to resume")
+        check_inside(run_dir, run_dir / "plots")
+        saved = load_checkpoint(run_dir / CHECKPOINT)
+        exp = load_config(run_dir / "config.yaml")
+        require_loggers(exp.train.log)
+        data, net = prepare(exp)
+        trainer = trainer_for(exp, net, data)
+        done, stopped = restore(saved, trainer, fingerprint(exp, data), exp.train.epochs, run_dir / CHECKPOINT)
+        remove_leftovers(run_dir)
+        return run_into(run_dir, exp, data, net, callbacks, make_plots, Resume(trainer, done, stopped, summary))
 
 
 def run_into(run_dir: Path, exp: Experiment, data: Data, net: nn.Sequential, callbacks: Sequence[Callback],

@@ -58,10 +58,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+class FolderBusy(NnrunError):
+    """Another nnrun process is working in the folder (exit code 1)."""
+
+
+LOCK_FILE = ".nnrun.lock"
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold <folder>/.nnrun.lock while working in the folder, so that two processes (the same
+    --resume command typed in two terminals) never write one folder at once; FolderBusy when
+    another holds it. The operating system releases it when the process ends, however it ends;
+    a clean end also removes the file. Where advisory locks do not exist (Windows), nothing is
+    locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (not POSIX)
+        yield
+        return
+    path = Path(folder) / LOCK_FILE
+    busy = FolderBusy(f"{folder}: another nnrun process is working on this {what}; wait for it to "
+                      "finish (or stop it), then run the command again")
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        if not same_file(path, handle):  # its holder removed it as we opened it: it was busy then
+            raise busy
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # before the lock goes, so nobody locks a removed file
+
+
+def same_file(path: Path, handle) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def remove_leftovers(folder: str | os.PathLike) -> None:
     """Delete the temporary files of writes that a kill -9 cut short (atomic_path's `.<name>.*`)."""
     for path in Path(folder).rglob(".*"):
-        if path.is_file():
+        if path.is_file() and path.name != LOCK_FILE:
             path.unlink(missing_ok=True)
 
 

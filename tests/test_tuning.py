@@ -492,3 +492,27 @@ def test_sweep_plots_count_pruned_trials_apart_from_failed_ones(tmp_path, monkey
     sampled = [{"params": {"lr": 10 ** -i, "m": i / 10}, "status": "completed", "metric": 0.9} for i in range(6)]
     P.sweep_plot(sampled, ["lr", "m"], "val_accuracy", tmp_path / "sampled.png")
     assert drawn == [["lr", "m"]]
+
+
+# -- one process at a time in a folder ------------------------------------------------------------
+def test_a_second_resume_of_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    from nnrun.fileio import LOCK_FILE, FolderBusy, folder_lock, remove_leftovers
+
+    cfg = write_config(tmp_path)
+    sweep_dir = S.run_sweep(S.plan_sweep(cfg, params=[RATES], prune="asha"), runs_dir=tmp_path / "runs",
+                            workers=1, trial_plots=False, plots=False, reporter=StopAfter(4))
+    before = (sweep_dir / "sweep.json").read_bytes()
+    with folder_lock(sweep_dir, "sweep"):  # as the first `nnrun sweep --resume` holds it
+        with pytest.raises(FolderBusy, match="another nnrun process is working on this sweep"):
+            S.run_sweep(resume=sweep_dir, workers=1)
+        result = CliRunner().invoke(app, ["sweep", "--resume", str(sweep_dir)])
+        assert result.exit_code == 1 and "another nnrun process" in result.output and "Traceback" not in result.output
+    assert (sweep_dir / "sweep.json").read_bytes() == before  # nothing touched
+    S.run_sweep(resume=sweep_dir, workers=1, trial_plots=False, plots=False)  # released: it goes on
+    assert S.read_sweep(sweep_dir)["status"] == "completed"
+    run = sweep_dir / next(t for t in S.read_sweep(sweep_dir)["trials"] if t["status"] == "pruned")["run_dir"]
+    with folder_lock(run, "run"):
+        with pytest.raises(FolderBusy, match="this run"):
+            resume_run(run, make_plots=False)
+        remove_leftovers(run)
+        assert (run / LOCK_FILE).exists()  # a resume's clean-up never removes a lock it holds

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nnrun.errors import ConfigError
-from nnrun.fileio import check_inside
+from nnrun.fileio import check_inside, folder_lock
 from nnrun.runs import create_run_dir, local_time
 from nnrun.status import Status
 from nnrun.sweep.document import checked_sweep
@@ -47,13 +47,17 @@ def run_sweep(doc_or_config: dict | str | os.PathLike | None = None, *, runs_dir
     reporter = reporter or SweepReporter()
     check_executor(executor, scheduler)
     if resume is not None:
-        sweep_dir, doc = Path(resume), reopen_sweep(Path(resume))
+        sweep_dir, doc = Path(resume), None
+        if not (sweep_dir / "sweep.json").is_file():
+            raise ConfigError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
     else:
         sweep_dir, doc = new_sweep(doc_or_config, runs_dir, plan_kwargs)
-    tuner = start_sweep(sweep_dir, doc, workers, executor, trial_plots, sampler)
-    reporter.start(doc, tuner.to_run(), doc["workers"])
-    run_and_record(tuner, executor, scheduler, reporter)
-    finish_outputs(sweep_dir, doc, plots)
+    with folder_lock(sweep_dir, "sweep"):
+        doc = doc or reopen_sweep(sweep_dir)
+        tuner = start_sweep(sweep_dir, doc, workers, executor, trial_plots, sampler)
+        reporter.start(doc, tuner.to_run(), doc["workers"])
+        run_and_record(tuner, executor, scheduler, reporter)
+        finish_outputs(sweep_dir, doc, plots)
     reporter.finish(doc)
     return sweep_dir
 
@@ -71,8 +75,6 @@ def reopen_sweep(sweep_dir: Path) -> dict:
     whole file is checked before anything in the folder is touched (it names what gets deleted).
     A trial with a checkpoint keeps its progress: a paused one waits for promotion, a promoted
     one goes on to the epoch it was promoted to."""
-    if not (sweep_dir / "sweep.json").is_file():
-        raise ConfigError(f"{sweep_dir}: not a sweep folder (no sweep.json)")
     doc = checked_sweep(read_sweep(sweep_dir), sweep_dir / "sweep.json")
     for sub in ("trials", "plots"):
         check_inside(sweep_dir, sweep_dir / sub)
