@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnrun.nn import Sequential, kernels, make_layer, make_loss
-from nnrun.nn.shards import THREAD_WORK, Shards, work_per_sample
+from nnrun.nn.shards import THREAD_WORK, Shards, replica, work_per_sample
 from nnrun.nn.stages import ConvPoolStage, LayerStage
 
 F64 = np.float64
@@ -293,6 +293,27 @@ def test_a_batch_too_small_to_split_gets_only_its_own_gradients():
         net.loss_and_gradients(loss, x[8:], y[8:])  # one sample: no second half this time
     for name, g in whole.gradients().items():
         assert np.allclose(halves.gradients()[name], g, rtol=1e-5, atol=1e-7), name
+
+
+def test_a_replica_of_a_used_layer_has_caches_and_buffers_of_its_own():
+    """A twin made after the layer ran (and kept its scratch arrays): running the twin on other
+    data changes nothing of what the layer's own backward computes."""
+    def conv():
+        layer = make_layer({"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": 1})
+        layer.build((2, 6, 6), np.random.default_rng(0), F64)
+        return layer
+
+    x, other, dz = rand(3, 2, 6, 6, seed=1), rand(3, 2, 6, 6, seed=2), rand(3, 2, 6, 6, seed=3)
+    alone, layer = conv(), conv()
+    alone.forward(x, training=True)
+    expected = alone.backward(dz), {k: g.copy() for k, g in alone.grads.items()}
+    layer.forward(x, training=True)
+    twin = replica(layer)
+    assert twin.params["W"] is layer.params["W"] and twin.grads["W"] is not layer.grads["W"]
+    twin.forward(other, training=True)
+    assert np.array_equal(layer.backward(dz), expected[0])
+    for k, g in layer.grads.items():
+        assert np.array_equal(g, expected[1][k]), k
 
 
 def test_work_per_sample_counts_the_multiply_adds_of_convolutions_and_dense_layers():

@@ -361,6 +361,7 @@ def test_a_shape_error_survives_pickling():
     back = pickle.loads(pickle.dumps(error))
     assert (back.reason, back.layer_index, back.layer_type, back.needs_flat_input) == ("too small", 3, "dense", True)
     assert str(back) == "layer 3 (dense): too small"
+    assert back.args == error.args == ("too small", 3, "dense", True)  # repr and pickle read them
 
 
 def test_config_names_the_activation_and_init_params_only_when_there_are_any():
