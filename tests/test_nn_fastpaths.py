@@ -12,6 +12,7 @@ import pytest
 from nnrun.nn import Sequential, kernels, make_layer, make_loss
 from nnrun.nn.shards import THREAD_WORK, Shards, replica, work_per_sample
 from nnrun.nn.stages import ConvPoolStage, LayerStage
+from tests.peak_memory import PeakMemory
 
 F64 = np.float64
 
@@ -245,6 +246,20 @@ def test_float32_convolutions_stay_float32_on_every_path(channels, spec):
     layer.build((channels, 8, 8), np.random.default_rng(0), np.float32)
     y = layer.forward(rand(2, channels, 8, 8, dtype=np.float32), training=True)
     assert y.dtype == layer.backward(np.ones_like(y)).dtype == np.float32
+
+
+@pytest.mark.parametrize("channels", [1, 16])
+def test_a_warm_training_forward_reuses_the_convolutions_scratch_arrays(channels):
+    """The padded input and the patch matrix are kept between training steps (kernels.py): once
+    warm, a forward allocates little more than its small output."""
+    layer = make_layer({"type": "conv2d", "filters": 1, "kernel_size": 3, "padding": 1})
+    layer.build((channels, 16, 16), np.random.default_rng(0), np.float32)
+    x = rand(2, channels, 16, 16, dtype=np.float32)
+    layer.forward(x, training=True)  # makes the buffers
+    with PeakMemory() as peak:
+        layer.forward(x, training=True)
+    padded, patches = 2 * 18 * 18 * channels * 4, 2 * 16 * 16 * 9 * channels * 4  # bytes
+    assert peak.bytes < (padded if channels > 1 else patches) / 2
 
 
 def test_a_layer_buffer_is_kept_per_name_shape_and_dtype():
