@@ -302,3 +302,12 @@ def test_a_network_without_parameters_still_back_propagates():
     value, out = net.loss_and_gradients(loss, x, y)
     assert value == pytest.approx(loss.value(out, y), rel=1e-12)
     check_network_loss(net, loss, x, y)
+
+
+def test_training_back_propagates_no_further_than_the_first_layer_with_parameters(monkeypatch):
+    """Nobody reads dL/dx in training: the parameter-free layers before the first dense are skipped."""
+    net = Sequential([make_layer(s) for s in [{"type": "flatten"}, *mlp()]], (2, 3), dtype=F64)
+    skipped = net.layers[0]
+    monkeypatch.setattr(skipped, "backward", lambda *args, **kwargs: pytest.fail("flatten's backward ran"))
+    net.loss_and_gradients(make_loss("cross_entropy"), randn(4, 2, 3), targets("labels", 4, 3))
+    assert all(np.any(g) for g in net.gradients().values())
