@@ -89,11 +89,13 @@ def test_max_pool_and_its_gradient_match_explicit_windows(size, stride, ties):
     check_max_pool(x, size, stride)
 
 
-@pytest.mark.parametrize("shape", [(2, 2, 9, 9), (2, 2, 10, 9), (2, 2, 9, 10), (2, 6, 9, 7)])
-def test_3x3_windows_that_tile_the_input_or_leave_a_margin(shape):
+@pytest.mark.parametrize("shape, stride", [((2, 2, 9, 9), 3), ((2, 2, 10, 9), 3), ((2, 2, 9, 10), 3),
+                                           ((2, 6, 9, 7), 3), ((2, 2, 6, 6), 2)])
+def test_3x3_windows_that_tile_the_input_or_leave_a_margin(shape, stride):
     """Windows that tile the whole input write each gradient once; a margin that floor mode drops
-    gets zeros (6 channels: as many as the columns the windows cover)."""
-    check_max_pool(np.round(rand(*shape, seed=19)), 3, 3)
+    gets zeros (6 channels: as many as the columns the windows cover); overlapping windows add up
+    (stride 2 on 6x6: two windows cover 6 rows, one row shared and one left out)."""
+    check_max_pool(np.round(rand(*shape, seed=19)), 3, stride)
 
 
 def check_max_pool(x, size, stride):
