@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnrun.nn import clip_by_global_norm, make_activation, make_schedule
+from nnrun.nn import clip_by_global_norm, make_activation, make_schedule, one_hot
+from nnrun.nn.activations import _quiet_underflow
 
 
 # -- softmax on images: over the channels (axis 1) -------------------------------------------
@@ -68,6 +69,45 @@ def test_binary_step_at_zero_is_zero_and_its_gradient_is_zero_everywhere():
     y = step.forward(x)
     assert y.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0] and y.dtype == np.float32
     assert step.backward(x, y, np.ones_like(x)).tolist() == [0.0] * 5
+
+
+def test_relu_at_zero_has_gradient_zero_as_in_pytorch():
+    relu = make_activation("relu")
+    x = np.array([-1.0, 0.0, 1.0], np.float32)
+    assert relu.backward(x, relu.forward(x), np.ones_like(x)).tolist() == [0.0, 0.0, 1.0]
+
+
+# -- default parameters are PyTorch's --------------------------------------------------------------
+@pytest.mark.parametrize("name, x, expected", [
+    ("leaky_relu", -2.0, -0.02),                      # negative_slope 0.01
+    ("elu", -1.0, np.expm1(-1.0)),                    # alpha 1
+    ("swish", 1.0, 1 / (1 + np.exp(-1.0))),           # beta 1: SiLU
+])
+def test_default_activation_parameters_are_pytorchs(name, x, expected):
+    assert make_activation(name).forward(np.array([x]))[0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("spec", [None, {}, {"type": None}])
+def test_a_spec_without_a_type_is_the_identity(spec):
+    assert make_activation(spec).name == "linear"
+
+
+def test_the_underflow_guard_silences_underflow_and_keeps_the_name_and_doc():
+    def tiny_square(x):
+        """x squared."""
+        return x * x
+
+    guarded = _quiet_underflow(tiny_square)
+    with np.errstate(all="raise"):
+        assert guarded(np.array([1e-30], np.float32)).tolist() == [0.0]
+    assert (guarded.__name__, guarded.__doc__) == ("tiny_square", "x squared.")
+
+
+# -- one-hot targets -------------------------------------------------------------------------------
+def test_a_target_matrix_of_the_right_dtype_is_used_as_is():
+    matrix = np.eye(3, dtype=np.float32)
+    assert one_hot(matrix, 3, np.float32) is matrix  # no copy of a large probability matrix
+    assert one_hot(matrix, 3, np.float64).dtype == np.float64
 
 
 # -- reduce on plateau: an improvement must exceed min_delta (Keras) ---------------------------

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from nnrun.nn import Sequential, kernels, make_layer, make_loss
-from nnrun.nn.shards import Shards
+from nnrun.nn.shards import THREAD_WORK, Shards, replica, work_per_sample
 from nnrun.nn.stages import ConvPoolStage, LayerStage
+from tests.peak_memory import PeakMemory
 
 F64 = np.float64
 
@@ -82,10 +83,23 @@ def test_max_pool_and_its_gradient_match_explicit_windows(size, stride, ties):
     """Values, and which element of a tied window gets the gradient (the first), bit for bit;
     2x2 stride 2 takes the tournament path, the others the general one. Odd sizes leave rows
     that floor mode drops (they get no gradient)."""
-    shape = (3, 2, 9, 7)
-    x = rand(*shape, seed=1)
+    x = rand(3, 2, 9, 7, seed=1)
     if ties:
         x = np.round(x)  # few distinct values: many tied windows
+    check_max_pool(x, size, stride)
+
+
+@pytest.mark.parametrize("shape, stride", [((2, 2, 9, 9), 3), ((2, 2, 10, 9), 3), ((2, 2, 9, 10), 3),
+                                           ((2, 6, 9, 7), 3), ((2, 2, 6, 6), 2)])
+def test_3x3_windows_that_tile_the_input_or_leave_a_margin(shape, stride):
+    """Windows that tile the whole input write each gradient once; a margin that floor mode drops
+    gets zeros (6 channels: as many as the columns the windows cover); overlapping windows add up
+    (stride 2 on 6x6: two windows cover 6 rows, one row shared and one left out)."""
+    check_max_pool(np.round(rand(*shape, seed=19)), 3, stride)
+
+
+def check_max_pool(x, size, stride):
+    shape = x.shape
     y_ref, first = reference_max_pool(x, size, stride)
     oh, ow = y_ref.shape[2:]
     xh = x.transpose(0, 2, 3, 1)
@@ -139,26 +153,30 @@ def test_conv2d_forward_and_backward_match_the_sum_over_taps(c, stride, padding)
     assert np.allclose(dx, dx_ref.reshape(x.shape), atol=1e-10)
 
 
-def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1):
+def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1, use_bias=True):
+    """size: the input's height and width, or (height, width)."""
     specs = [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1, "stride": conv_stride,
-              "activation": activation},
+              "activation": activation, "use_bias": use_bias},
              {"type": "maxpool2d", "pool_size": 2},
-             {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": activation},
+             {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": activation, "use_bias": use_bias},
              {"type": "maxpool2d", "pool_size": 2},
              {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
-    net = Sequential([make_layer(s) for s in specs], (2, size, size), seed=seed, dtype=dtype, fuse=fuse)
+    height, width = (size, size) if isinstance(size, int) else size
+    net = Sequential([make_layer(s) for s in specs], (2, height, width), seed=seed, dtype=dtype, fuse=fuse)
     for layer in net.layers:
         if "b" in layer.params:
             layer.params["b"][:] = rand(*layer.params["b"].shape, seed=7).astype(dtype) * 0.1
     return net
 
 
+@pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("activation", ["relu", "linear"])
 @pytest.mark.parametrize("size", [9, 12])
-def test_conv_then_pool_as_one_stage_equals_the_two_layers(activation, size):
+def test_conv_then_pool_as_one_stage_equals_the_two_layers(activation, size, use_bias):
     """Same outputs and gradients, dL/dx included; size 9 leaves conv outputs that the pool
     drops (the fused stage does not compute them)."""
-    fused, plain = conv_pool_net(activation, True, size), conv_pool_net(activation, False, size)
+    fused = conv_pool_net(activation, True, size, use_bias=use_bias)
+    plain = conv_pool_net(activation, False, size, use_bias=use_bias)
     assert [type(s) for s in fused.stages[:2]] == [ConvPoolStage, ConvPoolStage]
     assert all(type(s) is LayerStage for s in plain.stages)
     x, y = rand(5, 2, size, size, seed=8), np.array([0, 1, 2, 1, 0])
@@ -201,6 +219,63 @@ def test_a_pool_that_is_the_last_layer_is_not_fused():
     net = Sequential([make_layer({"type": "conv2d", "filters": 2, "activation": "relu"}),
                       make_layer({"type": "maxpool2d"})], (1, 6, 6))
     assert [type(s) for s in net.stages] == [LayerStage, LayerStage]
+    followed = Sequential([make_layer({"type": "conv2d", "filters": 2, "activation": "relu"}),
+                           make_layer({"type": "maxpool2d"}), make_layer({"type": "flatten"})], (1, 6, 6))
+    assert [type(s) for s in followed.stages] == [ConvPoolStage, LayerStage]  # fused by default
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_both_halves_run_the_networks_plan(fuse):
+    """fuse=False is the reference the fused stages are tested against: no half may fuse."""
+    plans = [[type(s) for s in stages] for stages in conv_pool_net("relu", fuse).shards.stages]
+    assert len(plans) == 2 and plans[0] == plans[1] and (ConvPoolStage in plans[0]) == fuse
+
+
+def test_the_fused_stage_needs_a_training_forward_before_backward():
+    net = conv_pool_net("relu", True)
+    net.forward(rand(2, 2, 9, 9))  # evaluation: nothing cached
+    with pytest.raises(RuntimeError, match=r"^conv2d\+maxpool2d: backward needs a forward with training=True first$"):
+        net.stages[0].backward(np.ones((2, 3, 4, 4)), False, True)
+
+
+@pytest.mark.parametrize("channels, spec", [
+    (1, {"padding": 1}),      # one channel: the transposed patch matrix
+    (3, {"padding": 1}),      # the input gradient as a convolution
+    (2, {"kernel_size": 5}),  # the input gradient per kernel tap
+])
+def test_float32_convolutions_stay_float32_on_every_path(channels, spec):
+    layer = make_layer({"type": "conv2d", "filters": 3, "kernel_size": 3, **spec})
+    layer.build((channels, 8, 8), np.random.default_rng(0), np.float32)
+    y = layer.forward(rand(2, channels, 8, 8, dtype=np.float32), training=True)
+    assert y.dtype == layer.backward(np.ones_like(y)).dtype == np.float32
+
+
+@pytest.mark.parametrize("channels", [1, 16])
+def test_a_warm_training_forward_reuses_the_convolutions_scratch_arrays(channels):
+    """The padded input and the patch matrix are kept between training steps (kernels.py): once
+    warm, a forward allocates little more than its small output."""
+    layer = make_layer({"type": "conv2d", "filters": 1, "kernel_size": 3, "padding": 1})
+    layer.build((channels, 16, 16), np.random.default_rng(0), np.float32)
+    x = rand(2, channels, 16, 16, dtype=np.float32)
+    layer.forward(x, training=True)  # makes the buffers
+    with PeakMemory() as peak:
+        layer.forward(x, training=True)
+    padded, patches = 2 * 18 * 18 * channels * 4, 2 * 16 * 16 * 9 * channels * 4  # bytes
+    assert peak.bytes < (padded if channels > 1 else patches) / 2
+
+
+def test_a_layer_buffer_is_kept_per_name_shape_and_dtype():
+    layer = make_layer({"type": "flatten"})
+    a = layer.buffer("x", (2, 3), np.float32)
+    assert layer.buffer("x", (2, 3), np.float32) is a  # kept between calls
+    assert layer.buffer("y", (2, 3), np.float32) is not a  # one per name
+    b = layer.buffer("x", (3, 2), np.float32)  # a new shape replaces the old one
+    assert b is not a and layer.buffer("x", (3, 2), np.float32) is b
+    c = layer.buffer("x", (3, 2), np.float64)  # so does a new dtype
+    assert c.dtype == np.float64 and layer.buffer("x", (3, 2), np.float64) is c
+    fresh = layer.buffer("x", (3, 2), np.float64, keep=False)  # not kept, and no kept one handed out
+    assert fresh is not c and layer.buffer("x", (3, 2), np.float64) is c
+    assert not layer.buffer("z", (1000,), np.float32, zeroed=True).any()
 
 
 # -- batch halves and threads -------------------------------------------------------------------
@@ -211,17 +286,56 @@ def cnn(seed=0):
     return Sequential([make_layer(s) for s in specs], (1, 8, 8), seed=seed)
 
 
-def test_a_batch_in_halves_gives_the_whole_batchs_loss_and_gradients():
+@pytest.mark.parametrize("n", [33, 32])  # 32: halves of one shape, each with its own buffers
+def test_a_batch_in_halves_gives_the_whole_batchs_loss_and_gradients(n):
     halves, whole = cnn(), cnn()
     assert len(halves.shards) == 2
     whole.shards = Shards(whole.layers, whole.stages, True, 1)
-    x, y = rand(33, 1, 8, 8, seed=10, dtype=np.float32), np.arange(33) % 10
+    x, y = rand(n, 1, 8, 8, seed=10, dtype=np.float32), np.arange(n) % 10
     loss = make_loss("cross_entropy")
     (v1, o1), (v2, o2) = (net.loss_and_gradients(loss, x, y) for net in (halves, whole))
     assert v1 == pytest.approx(v2, rel=1e-6) and np.allclose(o1, o2, atol=1e-6)
     g1, g2 = halves.gradients(), whole.gradients()
     for name in g2:
         assert np.allclose(g1[name], g2[name], rtol=1e-4, atol=1e-6), name
+
+
+def test_a_batch_too_small_to_split_gets_only_its_own_gradients():
+    halves, whole = cnn(), cnn()
+    whole.shards = Shards(whole.layers, whole.stages, True, 1)
+    x, y = rand(9, 1, 8, 8, seed=20, dtype=np.float32), np.arange(9) % 10
+    loss = make_loss("cross_entropy")
+    for net in (halves, whole):
+        net.loss_and_gradients(loss, x[:8], y[:8])  # both halves get gradients
+        net.loss_and_gradients(loss, x[8:], y[8:])  # one sample: no second half this time
+    for name, g in whole.gradients().items():
+        assert np.allclose(halves.gradients()[name], g, rtol=1e-5, atol=1e-7), name
+
+
+def test_a_replica_of_a_used_layer_has_caches_and_buffers_of_its_own():
+    """A twin made after the layer ran (and kept its scratch arrays): running the twin on other
+    data changes nothing of what the layer's own backward computes."""
+    def conv():
+        layer = make_layer({"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": 1})
+        layer.build((2, 6, 6), np.random.default_rng(0), F64)
+        return layer
+
+    x, other, dz = rand(3, 2, 6, 6, seed=1), rand(3, 2, 6, 6, seed=2), rand(3, 2, 6, 6, seed=3)
+    alone, layer = conv(), conv()
+    alone.forward(x, training=True)
+    expected = alone.backward(dz), {k: g.copy() for k, g in alone.grads.items()}
+    layer.forward(x, training=True)
+    twin = replica(layer)
+    assert twin.params["W"] is layer.params["W"] and twin.grads["W"] is not layer.grads["W"]
+    twin.forward(other, training=True)
+    assert np.array_equal(layer.backward(dz), expected[0])
+    for k, g in layer.grads.items():
+        assert np.array_equal(g, expected[1][k]), k
+
+
+def test_work_per_sample_counts_the_multiply_adds_of_convolutions_and_dense_layers():
+    # conv2d: 8x8 output positions times 4*1*3*3 weights; dense: 4*4*4 inputs times 10 units
+    assert work_per_sample(cnn().layers) == 8 * 8 * 36 + 64 * 10
 
 
 def test_two_threads_give_the_same_bits_as_one():
@@ -253,7 +367,8 @@ def test_networks_with_dropout_or_without_convolutions_are_not_split():
 # -- whole-model optimiser steps ----------------------------------------------------------------
 @pytest.mark.parametrize("name, params", [("adam", {}), ("adamw", {"weight_decay": 0.1}),
                                           ("sgd", {"momentum": 0.9, "nesterov": True}),
-                                          ("sgd", {"weight_decay": 0.01}), ("rmsprop", {})])
+                                          ("sgd", {"weight_decay": 0.01}), ("rmsprop", {}),
+                                          ("sgd", {"clip_norm": 0.05}), ("adam", {"clip_norm": 0.05})])
 def test_a_whole_model_step_is_the_per_parameter_step(name, params):
     """The flat step gives the same bits as one step per parameter, and its state reads back
     by parameter (state_dict) and continues after load_state_dict."""
@@ -272,8 +387,8 @@ def test_a_whole_model_step_is_the_per_parameter_step(name, params):
             opt.step(net.parameters(), net.gradients(), 0.05, flat=net.flat_buffers() if flat else None)
         for key, p in nets[0].parameters().items():
             assert np.array_equal(p, nets[1].parameters()[key]), (step, key)
-    saved = opts[0].state_dict()
-    assert {k: v.tolist() for k, v in saved.items()} == {k: v.tolist() for k, v in opts[1].state_dict().items()}
+        saved = opts[0].state_dict()
+        assert {k: v.tolist() for k, v in saved.items()} == {k: v.tolist() for k, v in opts[1].state_dict().items()}
     resumed = make_optimizer(name, **params)
     resumed.load_state_dict(saved)
     before = nets[1].get_weights()
@@ -285,6 +400,12 @@ def test_a_whole_model_step_is_the_per_parameter_step(name, params):
     resumed.step(nets[1].parameters(), nets[1].gradients(), 0.05, flat=nets[1].flat_buffers())
     for key, p in nets[1].parameters().items():
         assert np.array_equal(p, expected[key]), key
+
+
+def test_a_network_with_a_single_parameter_array_steps_as_a_whole():
+    net = Sequential([make_layer({"type": "dense", "units": 2, "use_bias": False})], (3,))
+    params, grads = net.flat_buffers()
+    assert params.size == grads.size == 6
 
 
 def test_a_replaced_parameter_array_turns_the_whole_model_step_off():
@@ -333,17 +454,22 @@ def test_small_halves_stay_on_the_calling_thread(monkeypatch):
     seen.clear()
     net.predict(x)
     assert len(seen) == 1 and seen != {threading.current_thread().name}
+    assert seen.pop().startswith("nnrun-shard")  # named for whoever reads a thread dump
+    net.shards.work_per_sample = THREAD_WORK // 32  # halves of 32: exactly THREAD_WORK, not below it
+    net.predict(x)
+    assert seen and seen != {threading.current_thread().name}
     net.set_threads(1)
 
 
-def test_a_layer_run_alone_then_fused_keeps_no_stale_buffer():
-    """The layer alone computes more conv outputs than the fused stage (size 9: the pool drops a
-    row); running the same layer both ways must not let one's buffers leak into the other."""
+@pytest.mark.parametrize("size", [(9, 9), (9, 8)])
+def test_a_layer_run_alone_then_fused_keeps_no_stale_buffer(size):
+    """The layer alone computes more conv outputs than the fused stage (9 rows: the pool drops
+    one); running the same layer both ways must not let one's buffers leak into the other."""
     from tests.gradcheck import input_gradient
 
-    fused = conv_pool_net("relu", True, size=9)
-    plain = conv_pool_net("relu", False, size=9)
-    x, y = rand(4, 2, 9, 9, seed=13), np.array([0, 1, 2, 0])
+    fused = conv_pool_net("relu", True, size=size)
+    plain = conv_pool_net("relu", False, size=size)
+    x, y = rand(4, 2, *size, seed=13), np.array([0, 1, 2, 0])
     z = fused.layers[0].forward(x, training=True)
     fused.layers[0].backward(rand(*z.shape, seed=14))  # alone: the whole 9x9 output
     loss = make_loss("cross_entropy")
@@ -408,6 +534,9 @@ def test_evaluation_keeps_no_scratch_memory():
     net = cnn()
     net.predict(rand(300, 1, 8, 8, seed=18, dtype=np.float32))
     assert all(not getattr(layer, "_buffers", {}) for layer in net.layers)
+    two_channels = conv_pool_net("relu", True, dtype=np.float32)
+    two_channels.predict(rand(300, 2, 9, 9, seed=18, dtype=np.float32))
+    assert all(not getattr(layer, "_buffers", {}) for layer in two_channels.layers)
 
 
 @pytest.mark.parametrize("threads, per_half", [(2, 1), (4, 2)])

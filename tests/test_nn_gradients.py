@@ -45,6 +45,8 @@ CONV_CASES = [  # (input (N, C, H, W), layer spec)
     ((2, 4, 8, 6), {"filters": 1, "kernel_size": 3, "stride": 2, "padding": 0}),
     ((1, 2, 5, 6), {"filters": 3, "kernel_size": 1, "stride": 1, "padding": 0}),
     ((2, 3, 7, 5), {"filters": 2, "kernel_size": 3, "stride": 2, "padding": 1, "use_bias": False}),
+    ((2, 2, 5, 4), {"filters": 2, "kernel_size": [1, 3], "stride": 1, "padding": 1}),  # padding = kh
+    ((2, 2, 5, 4), {"filters": 2, "kernel_size": [3, 1], "stride": 1, "padding": 1}),  # padding = kw
 ]
 
 
@@ -197,6 +199,7 @@ NETWORKS = [  # (id, layer specs, input shape, loss)
     ("conv-flatten-ce", convnet("flatten"), (2, 9, 8), "cross_entropy"),
     ("conv-avgpool-mse", convnet("avgpool"), (2, 9, 8), "mse"),
     ("conv-flatten-mse", convnet("flatten"), (2, 9, 8), "mse"),
+    ("flatten-mlp-ce", [{"type": "flatten"}, *mlp()], (2, 3), "cross_entropy"),  # no parameters first
 ]
 
 
@@ -276,3 +279,35 @@ def test_backward_without_a_training_forward_says_so():
     layer.forward(randn(2, 3))
     with pytest.raises(RuntimeError, match="training=True"):
         layer.backward(randn(2, 2))
+
+
+# -- the network's backward and its defaults -----------------------------------------------------
+
+def test_network_backward_applies_the_output_activation_unless_told_to_skip_it():
+    net = Sequential([make_layer({"type": "dense", "units": 3, "activation": "tanh"})], (4,), seed=1, dtype=F64)
+    x, dy = randn(2, 4, seed=2), randn(2, 3, seed=3)
+    net.forward(x, training=True)
+    dx = net.backward(dy)
+    assert rel_error(dx, numeric_gradient(lambda: float(np.sum(dy * net.forward(x))), x)) < TOL
+    grads = {k: g.copy() for k, g in net.gradients().items()}
+    assert net.backward(dy, input_gradient=False) is None  # the gradients are still filled
+    for k, g in net.gradients().items():
+        assert np.array_equal(g, grads[k]), k
+
+
+def test_a_network_without_parameters_still_back_propagates():
+    net = Sequential([make_layer({"type": "tanh"}), make_layer({"type": "softmax"})], (3,), dtype=F64)
+    assert net.first_index_with_params() == 0
+    loss, x, y = make_loss("cross_entropy"), randn(2, 3), np.array([0, 2])
+    value, out = net.loss_and_gradients(loss, x, y)
+    assert value == pytest.approx(loss.value(out, y), rel=1e-12)
+    check_network_loss(net, loss, x, y)
+
+
+def test_training_back_propagates_no_further_than_the_first_layer_with_parameters(monkeypatch):
+    """Nobody reads dL/dx in training: the parameter-free layers before the first dense are skipped."""
+    net = Sequential([make_layer(s) for s in [{"type": "flatten"}, *mlp()]], (2, 3), dtype=F64)
+    skipped = net.layers[0]
+    monkeypatch.setattr(skipped, "backward", lambda *args, **kwargs: pytest.fail("flatten's backward ran"))
+    net.loss_and_gradients(make_loss("cross_entropy"), randn(4, 2, 3), targets("labels", 4, 3))
+    assert all(np.any(g) for g in net.gradients().values())

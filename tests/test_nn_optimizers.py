@@ -99,6 +99,8 @@ CASES = [  # (id, optimiser name, its params, the reference result)
      ref_adam(clip_norm=1.0, weight_decay=0.1)),
     ("adamw", "adamw", {"weight_decay": 0.1}, ref_adam(weight_decay=0.1, decoupled=True)),
     ("adamw-default-wd", "adamw", {}, ref_adam(weight_decay=0.01, decoupled=True)),
+    ("adamw-betas-eps-clip", "adamw", {"weight_decay": 0.1, "beta1": 0.8, "beta2": 0.9, "eps": 1e-3, "clip_norm": 1.0},
+     ref_adam(weight_decay=0.1, decoupled=True, beta1=0.8, beta2=0.9, eps=1e-3, clip_norm=1.0)),
     ("rmsprop", "rmsprop", {}, ref_rmsprop()),
     ("rmsprop-alpha-eps", "rmsprop", {"alpha": 0.9, "eps": 1e-3}, ref_rmsprop(alpha=0.9, eps=1e-3)),
     ("rmsprop-wd", "rmsprop", {"weight_decay": 0.1}, ref_rmsprop(weight_decay=0.1)),

@@ -67,6 +67,15 @@ def test_unknown_name_without_a_suggestion():
         fruits().get(["a"])
 
 
+def test_a_name_half_like_a_known_one_still_gets_a_suggestion():
+    with pytest.raises(UnknownName, match=r"^unknown fruit 'chexx' \(did you mean 'cherry'\?\)"):
+        fruits().get("chexx")  # similarity 0.55: above the cutoff of one half
+
+
+def test_the_repr_names_the_kind_and_the_entries():
+    assert repr(fruits()) == "Registry('fruit': banana, apple, cherry)"
+
+
 def test_a_name_can_be_registered_only_once():
     reg = fruits()
     with pytest.raises(ValueError, match="fruit 'apple' is already registered"):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from nnrun.nn import SCHEDULES, make_schedule
+from nnrun.nn import SCHEDULES, Monitor, make_schedule
 
 LR0 = 0.1
 EPOCHS = [0, 1, 2, 4, 5, 9, 10, 11, 15, 20, 30, 59, 60, 61, 100]
@@ -133,3 +133,16 @@ def test_the_sigmoid_policy_does_not_overflow_far_from_its_step():
 def test_a_schedule_without_state_refuses_a_state_naming_the_schedule_and_the_keys():
     with pytest.raises(ValueError, match=r"schedule cosine keeps no state, got \['lr'\]"):
         make_schedule("cosine", 0.1).load_state_dict({"lr": 0.1})
+
+
+# -- the monitor behind reduce_on_plateau and early stopping -------------------------------------
+def test_the_monitor_defaults_to_min_mode_where_any_decrease_improves():
+    monitor = Monitor()
+    assert monitor.update(1.0) is True and monitor.update(0.9) is True  # min_delta 0: any decrease
+    assert monitor.update(0.9) is False and monitor.update(2.0) is False
+    assert (monitor.best, monitor.wait) == (0.9, 2)
+
+
+def test_the_monitor_names_the_modes_it_accepts():
+    with pytest.raises(ValueError, match=r"^mode 'mini': use 'min' or 'max'$"):
+        Monitor("mini")

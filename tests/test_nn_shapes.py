@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
 
-from nnrun.nn import INITIALIZERS, LAYERS, Sequential, ShapeError, default_initializer, make_layer
-from nnrun.nn.layers import ActivationLayer
+from nnrun.nn import (
+    ACTIVATIONS,
+    INITIALIZERS,
+    LAYERS,
+    Sequential,
+    ShapeError,
+    default_initializer,
+    make_layer,
+    make_loss,
+)
+from nnrun.nn.layers import ActivationLayer, activation_layer_types
 
 
 def net(specs, input_shape, seed=0, dtype=np.float64):
@@ -49,6 +59,7 @@ def test_reference_cnn_shapes_and_parameter_counts():
     assert [(r["output_shape"], r["params"]) for r in rows] == REFERENCE_CNN_EXPECTED
     assert [r["index"] for r in rows] == list(range(9))
     assert [r["type"] for r in rows] == [s["type"] for s in REFERENCE_CNN]
+    assert [r["activation"] for r in rows] == [s.get("activation", "linear") for s in REFERENCE_CNN]
     assert model.num_params == REFERENCE_CNN_TOTAL
     assert sum(p.size for p in model.parameters().values()) == REFERENCE_CNN_TOTAL
     assert model.output_shape == (10,)
@@ -218,6 +229,8 @@ def test_parameter_names_and_set_weights_errors():
     missing = {k: v for k, v in weights.items() if k != "layers.3.b"}
     with pytest.raises(ValueError, match=r"layers\.3\.b"):
         model.set_weights(missing)
+    with pytest.raises(ValueError, match=r"^weights do not match the model: missing \['layers\.3\.b'\], unexpected \[\]$"):
+        model.set_weights(missing)
     with pytest.raises(ValueError, match=r"layers\.9\.W"):
         model.set_weights({**weights, "layers.9.W": np.zeros(1)})
 
@@ -338,3 +351,128 @@ def test_dropout_masks_reproducible_from_network_seed():
     x = np.ones((4, 10))
     a, b = net(specs, (10,), seed=3), net(specs, (10,), seed=3)
     np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
+
+
+# -- errors and configs that leave the process ----------------------------------------------------
+
+def test_a_shape_error_survives_pickling():
+    """An error raised in another process (a sweep's worker) arrives pickled: every field survives."""
+    error = ShapeError("too small", 3, "dense", needs_flat_input=True)
+    back = pickle.loads(pickle.dumps(error))
+    assert (back.reason, back.layer_index, back.layer_type, back.needs_flat_input) == ("too small", 3, "dense", True)
+    assert str(back) == "layer 3 (dense): too small"
+    assert back.args == error.args == ("too small", 3, "dense", True)  # repr and pickle read them
+
+
+def test_config_names_the_activation_and_init_params_only_when_there_are_any():
+    """What weights.json holds: no activation for a linear layer, a bare name without parameters."""
+    assert make_layer({"type": "dense", "units": 2}).config() == {"units": 2, "init": "glorot_uniform", "use_bias": True}
+    assert make_layer({"type": "dense", "units": 2, "activation": "relu"}).config()["activation"] == "relu"
+    leaky = {"type": "leaky_relu", "alpha": 0.2}
+    assert make_layer({"type": "dense", "units": 2, "activation": leaky}).config()["activation"] == leaky
+    spec = {"type": "dense", "units": 2, "init": "normal", "init_params": {"std": 0.5}}
+    assert make_layer(spec).config() == {"units": 2, "init": "normal", "use_bias": True, "init_params": {"std": 0.5}}
+
+
+# -- conv2d padding and kernel sizes ----------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel", [[1, 3], [3, 1], [3, 5]])
+def test_same_padding_is_a_valid_convolution_of_the_zero_padded_input(kernel):
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))
+    same = net([{"type": "conv2d", "filters": 3, "kernel_size": kernel, "padding": "same"}], (2, 7, 6))
+    ph, pw = kernel[0] // 2, kernel[1] // 2
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    valid = net([{"type": "conv2d", "filters": 3, "kernel_size": kernel, "padding": "valid"}], padded.shape[1:])
+    valid.set_weights(same.get_weights())
+    assert same.output_shape == valid.output_shape == (3, 7, 6)
+    np.testing.assert_allclose(same.forward(x), valid.forward(padded), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, stride", [([2, 3], 1), ([3, 2], 1), (3, 2)])
+def test_same_padding_needs_stride_one_and_an_odd_kernel(kernel, stride):
+    spec = {"type": "conv2d", "filters": 2, "kernel_size": kernel, "stride": stride, "padding": "same"}
+    with pytest.raises(ShapeError) as info:
+        make_layer(spec).build((1, 8, 8), np.random.default_rng(0))
+    assert info.value.reason == 'padding "same" needs stride 1 and an odd kernel_size'
+
+
+def test_a_kernel_as_large_as_the_padded_input_fits():
+    model = net([{"type": "conv2d", "filters": 2, "kernel_size": [5, 4], "padding": 1}], (1, 3, 2))
+    assert model.output_shape == (2, 1, 1)
+
+
+@pytest.mark.parametrize("kernel", [[6, 4], [5, 5]])
+def test_a_kernel_larger_than_the_padded_input_is_refused(kernel):
+    layer = make_layer({"type": "conv2d", "filters": 2, "kernel_size": kernel, "padding": 1})
+    with pytest.raises(ShapeError) as info:
+        layer.build((1, 3, 2), np.random.default_rng(0))
+    assert info.value.reason.startswith(f"kernel {kernel[0]}x{kernel[1]} is larger than its input 3x2 (padding 1)")
+
+
+def test_conv_glorot_counts_fan_out_as_filters_times_the_kernel_area():
+    spec = {"type": "conv2d", "filters": 64, "kernel_size": 3, "init": "glorot_normal"}
+    w = net([spec], (32, 5, 5)).parameters()["layers.0.W"]
+    assert w.std() == pytest.approx(np.sqrt(2 / (32 * 3 * 3 + 64 * 3 * 3)), rel=0.05)
+
+
+# -- pooling and dropout defaults -------------------------------------------------------------------
+
+def test_pools_default_to_2x2_windows_every_2_pixels():
+    for kind in ("maxpool2d", "avgpool2d"):
+        assert net([{"type": kind}], (1, 6, 5)).output_shape == (1, 3, 2)
+
+
+@pytest.mark.parametrize("input_shape", [(1, 2, 5), (1, 5, 2)])
+def test_a_pool_window_larger_than_either_side_is_refused(input_shape):
+    with pytest.raises(ShapeError, match="pool_size 3 is larger than its input"):
+        make_layer({"type": "maxpool2d", "pool_size": 3}).build(input_shape, np.random.default_rng(0))
+
+
+def test_dropout_defaults_to_half_and_names_the_rates_it_accepts():
+    assert make_layer({"type": "dropout"}).rate == 0.5
+    with pytest.raises(ValueError, match=r"^dropout rate must be in \[0, 1\), got 1\.0$"):
+        make_layer({"type": "dropout", "rate": 1.0})
+
+
+# -- the layer run-time contract --------------------------------------------------------------------
+
+def test_forward_with_logits_evaluates_by_default():
+    """No training flag: nothing is cached, so there is nothing to back-propagate."""
+    layer = make_layer({"type": "dense", "units": 2, "activation": "tanh"})
+    layer.build((3,), np.random.default_rng(0))
+    z, y = layer.forward_with_logits(np.ones((1, 3), np.float32))
+    np.testing.assert_array_equal(y, np.tanh(z))
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(np.ones((1, 2), np.float32))
+
+
+def test_every_activation_is_a_layer_type_of_its_own():
+    types = activation_layer_types()
+    assert list(types) == list(ACTIVATIONS)
+    for name, layer_type in types.items():
+        assert issubclass(layer_type, ActivationLayer)
+        assert layer_type.__name__ == LAYERS[name].__name__ == f"{ACTIVATIONS[name].__name__}Layer"
+        assert make_layer({"type": name}).activation.name == name
+
+
+# -- the network's dtype and batches ------------------------------------------------------------------
+
+MLP_SPECS = [{"type": "dense", "units": 4, "activation": "tanh"}, {"type": "dense", "units": 3, "activation": "softmax"}]
+
+
+def test_a_float32_network_computes_in_float32_whatever_the_input():
+    model = net(MLP_SPECS, (5,), dtype=np.float32)
+    x, y = np.random.default_rng(0).standard_normal((5, 5)), np.arange(5) % 3  # float64 data
+    assert model.forward(x).dtype == np.float32
+    assert model.loss_and_gradients(make_loss("cross_entropy"), x, y)[1].dtype == np.float32
+    empty = model.predict(x[:0])
+    assert empty.shape == (0, 3) and empty.dtype == np.float32
+
+
+def test_predict_and_evaluate_in_batches_equal_one_forward():
+    model = net(MLP_SPECS, (5,))
+    x, y = np.random.default_rng(0).standard_normal((5, 5)), np.arange(5) % 3
+    np.testing.assert_allclose(model.predict(x, batch_size=2), model.forward(x), rtol=1e-12)
+    mse = make_loss("mse")
+    value, out = model.evaluate(mse, x, y, batch_size=2)
+    assert value == pytest.approx(mse.value(model.forward(x), y), rel=1e-12) and out.shape == (5, 3)

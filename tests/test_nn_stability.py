@@ -122,6 +122,8 @@ def test_cross_entropy_of_a_confident_mistake_is_exact(dtype):
     x, wrong, right = np.ones((1, 1), dtype), np.array([2]), np.array([0])
     with strict():
         assert net.loss_and_gradients(loss, x, wrong)[0] == 2000.0
+        # p - y = [1, 0, 0] - [0, 0, 1]: a probability rounded to 0 still gets its full gradient
+        assert net.gradients()["layers.0.W"].tolist() == [[1.0, 0.0, -1.0]]
         assert net.evaluate(loss, x, wrong)[0] == 2000.0
         assert net.evaluate(loss, x, right)[0] == 0.0
         assert net.evaluate(loss, x, np.eye(3, dtype=dtype)[wrong])[0] == 2000.0

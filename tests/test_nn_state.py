@@ -115,3 +115,34 @@ def test_schedules_without_feedback_keep_no_state():
     fresh = make_schedule("reduce_on_plateau", 0.1)
     fresh.load_state_dict(plateau.state_dict())
     assert fresh.monitor.best is None and fresh.monitor.wait == 0
+
+
+@pytest.mark.parametrize("name, settings, names", [
+    ("sgd", {}, []), ("sgd", {"momentum": 0.9}, ["velocity"]), ("adam", {}, ["m", "v"]),
+    ("adamw", {}, ["m", "v"]), ("rmsprop", {}, ["v"])])
+def test_optimizer_state_is_named_by_parameter_and_moment(name, settings, names):
+    """The keys a checkpoint holds: "<parameter>/<name>" and the step count "t"."""
+    opt = make_optimizer(name, **settings)
+    opt.step({"w": np.ones(2, np.float32)}, {"w": np.full(2, 0.5, np.float32)}, 0.1)
+    assert sorted(opt.state_dict()) == sorted([f"w/{n}" for n in names] + ["t"])
+
+
+def test_parameter_names_may_contain_slashes():
+    params = {"block/W": np.ones(2), "block/b": np.zeros(1)}
+    grads = {k: np.full_like(p, 0.5) for k, p in params.items()}
+    opt = make_optimizer("adam")
+    opt.step(params, grads, 0.1)
+    resumed = make_optimizer("adam")
+    resumed.load_state_dict(opt.state_dict())
+    assert sorted(resumed.state) == ["block/W", "block/b"] and sorted(resumed.state["block/W"]) == ["m", "v"]
+    twin = {k: p.copy() for k, p in params.items()}
+    opt.step(params, grads, 0.1)
+    resumed.step(twin, grads, 0.1)
+    for k in params:
+        np.testing.assert_array_equal(twin[k], params[k])
+
+
+def test_a_state_without_a_step_count_is_refused():
+    with pytest.raises(ValueError, match=r"^not an optimizer state: expected 't' and '<parameter>/<name>' "
+                                         r"keys, got \['w/m'\]$"):
+        make_optimizer("adam").load_state_dict({"w/m": np.zeros(2)})

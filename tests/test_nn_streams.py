@@ -85,7 +85,23 @@ def test_random_state_restores_the_next_masks_bit_for_bit():
 
 def test_set_random_state_names_what_does_not_match():
     model = net([DROPOUT, *MLP])
-    with pytest.raises(ValueError, match=r"layers\.0"):
+    with pytest.raises(ValueError, match=r"^random states do not match the model: missing \['layers\.0'\], unexpected \[\]$"):
         model.set_random_state({})
     with pytest.raises(ValueError, match=r"layers\.1"):
         model.set_random_state({**model.random_state(), "layers.1": model.random_state()["layers.0"]})
+
+
+def test_a_generator_seed_gives_the_dropout_layers_its_spawned_children_in_order():
+    model = Sequential([make_layer(s) for s in [DROPOUT, MLP[0], DROPOUT, MLP[1]]], (6,),
+                       seed=np.random.default_rng(3))
+    model.forward(np.ones((4, 6), np.float32), training=True)
+    children = np.random.default_rng(3).spawn(2)
+    for layer, child in zip((model.layers[0], model.layers[2]), children, strict=True):
+        kept = child.random(layer._mask.shape, dtype=np.float32) < np.float32(0.5)
+        np.testing.assert_array_equal(layer._mask != 0, kept)
+
+
+def test_the_default_seed_is_0():
+    default = Sequential([make_layer(s) for s in MLP], (6,))
+    for name, w in net(MLP, seed=0).get_weights().items():
+        np.testing.assert_array_equal(default.parameters()[name], w)

@@ -62,7 +62,7 @@ def col2im_taps(dcols: np.ndarray, kh: int, kw: int, stride: int, oh: int, ow: i
     return out
 
 
-def max_pool(x: np.ndarray, size: int, stride: int, oh: int, ow: int, training: bool = False) -> tuple:
+def max_pool(x: np.ndarray, size: int, stride: int, oh: int, ow: int, training: bool) -> tuple:
     """(y, winners): the max over each size x size window, (N, H, W, C) -> (N, oh, ow, C), and
     when training what max_unpool needs to send each window's gradient to its first maximum
     (ties go to the first position in row-major order, as in PyTorch)."""
@@ -86,8 +86,9 @@ def max_pool(x: np.ndarray, size: int, stride: int, oh: int, ow: int, training: 
 def _max_pool_2x2(x: np.ndarray, oh: int, ow: int, training: bool) -> tuple:
     """The common 2x2 stride-2 window as a tournament: the better of each row's pair, then the
     better row. Three comparisons per output instead of twelve mask operations."""
-    a, b = x[:, 0:2 * oh:2, 0:2 * ow:2], x[:, 0:2 * oh:2, 1:2 * ow:2]
-    c, d = x[:, 1:2 * oh:2, 0:2 * ow:2], x[:, 1:2 * oh:2, 1:2 * ow:2]
+    x = x[:, :2 * oh, :2 * ow]  # floor mode: an odd last row or column is in no window
+    a, b = x[:, 0::2, 0::2], x[:, 0::2, 1::2]
+    c, d = x[:, 1::2, 0::2], x[:, 1::2, 1::2]
     top, bottom = np.maximum(a, b), np.maximum(c, d)
     best = np.maximum(top, bottom)
     if not training:

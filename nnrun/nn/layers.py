@@ -6,13 +6,14 @@ Shapes exclude the batch axis: images are (C, H, W), flat features (F,). Arrays 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from . import kernels
-from .activations import Activation, make_activation
+from .activations import ACTIVATIONS, Activation, make_activation
 from .init import INITIALIZERS, default_initializer
 from .registry import Registry
 
@@ -184,7 +185,7 @@ class ParamLayer(Layer):
         k*F numbers: for tall thin m, ten times faster than m.sum(axis=0), and unlike a BLAS
         matrix-vector product its result does not depend on the number of BLAS threads."""
         rows, f = m.shape
-        k = next(k for k in (64, 32, 16, 8, 4, 2, 1) if rows % k == 0)
+        k = math.gcd(rows, 64)  # the largest of 64, 32, ..., 1 that divides rows
         partial = np.sum(m.reshape(rows // k, k * f), axis=0)
         return np.sum(partial.reshape(k, f), axis=0, out=out)
 
@@ -337,8 +338,7 @@ class Conv2D(ParamLayer):
             self.sum_rows(dzm, out=self.grads["b"])
         if not input_gradient:
             return None
-        ph, pw = self.pads()
-        h, w = self._padded_shape[1] - 2 * ph, self._padded_shape[2] - 2 * pw
+        (ph, pw), (_, h, w) = self.pads(), self.input_shape
         # The convolution reads h*w*F numbers per tap, the per-tap products write oh*ow*C: measured,
         # the convolution wins up to about twice as many (a padded conv with twice the channels
         # out), the per-tap products beyond (a valid 5x5 conv: 4.5 times, twice as fast).
@@ -355,8 +355,7 @@ class Conv2D(ParamLayer):
         zero frame, im2col and one GEMM with K = kh*kw*F (about a quarter faster than per-tap
         products and col2im's strided adds). Only the unpadded input's gradient is computed."""
         n, _, _, f = dzh.shape
-        (kh, kw), (ph, pw) = self.kernel_size, self.pads()
-        h, w = self._padded_shape[1] - 2 * ph, self._padded_shape[2] - 2 * pw
+        (kh, kw), (ph, pw), (_, h, w) = self.kernel_size, self.pads(), self.input_shape
         # Named by dzh's size: only that region is ever written, the rest of the frame stays 0.
         framed = self.buffer(("dz framed", dzh.shape[1:3]), (n, h + kh - 1, w + kw - 1, f), dzh.dtype,
                              zeroed=True)
@@ -463,7 +462,6 @@ class Dropout(Layer):
         if not 0 <= rate < 1:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
         self.rate = rate
-        self.rng = np.random.default_rng()
         self._mask: np.ndarray | None = None
 
     def layer_config(self) -> dict:
@@ -499,14 +497,14 @@ class ActivationLayer(Layer):
         return self.activation.config()
 
 
-def _register_activation_layers() -> None:
-    from .activations import ACTIVATIONS
+def activation_layer_types() -> dict[str, type[ActivationLayer]]:
+    """A layer type for each activation, by the activation's name: {"relu": ReLULayer, ...}."""
+    return {name: type(f"{activation.__name__}Layer", (ActivationLayer,), {})
+            for name, activation in ACTIVATIONS.items()}
 
-    for name in ACTIVATIONS:
-        register(name)(type(f"{ACTIVATIONS[name].__name__}Layer", (ActivationLayer,), {}))
 
-
-_register_activation_layers()
+for _name, _layer_type in activation_layer_types().items():
+    register(_name)(_layer_type)
 
 
 def make_layer(spec: dict) -> Layer:

@@ -50,7 +50,8 @@ class CrossEntropy(Loss):
     needs_softmax = True
 
     def _clipped(self, p: np.ndarray) -> np.ndarray:
-        return np.clip(p, np.finfo(p.dtype).tiny, 1.0)
+        # Only a floor: probabilities never exceed 1 (a softmax's e / sum(e) cannot round above it).
+        return np.maximum(p, np.finfo(p.dtype).tiny)
 
     def value(self, output: np.ndarray, target: np.ndarray) -> float:
         y = one_hot(target, output.shape[1], output.dtype)

@@ -59,7 +59,7 @@ class Sequential:
                 shape = layer.build(shape, layer_rng(i) if layer.stochastic else init_rng, self.dtype)
             except ShapeError as e:
                 raise ShapeError(e.reason, i, layer.type, e.needs_flat_input) from None
-            if min(shape, default=1) < 1:
+            if any(size < 1 for size in shape):
                 raise ShapeError(f"output shape {shape} is empty; the input is too small for "
                                  "this stack", i, layer.type)
         self.output_shape = shape
@@ -73,15 +73,13 @@ class Sequential:
         """(parameters, gradients), each one 1-D array of which parameters() and gradients()
         are views in order, for whole-model optimiser steps; None if a layer's array was replaced
         (then only the per-name arrays are the model)."""
-        live = [a for attribute in ("params", "grads") for layer in self.layers
-                for a in getattr(layer, attribute).values()]
-        views = self._flat_params[1] + self._flat_grads[1]
-        if len(live) != len(views) or any(a is not v for a, v in zip(live, views, strict=False)):
-            return None
-        # A deep copy (or an unpickled network) has the same views, each now an array of its own.
-        flats = [self._flat_params[0]] * len(self._flat_params[1]) + [self._flat_grads[0]] * len(self._flat_grads[1])
-        if any(v.base is not flat for v, flat in zip(views, flats, strict=True)):
-            return None
+        for attribute, (flat, views) in (("params", self._flat_params), ("grads", self._flat_grads)):
+            live = [a for layer in self.layers for a in getattr(layer, attribute).values()]
+            if list(map(id, live)) != list(map(id, views)):
+                return None
+            # A deep copy (or an unpickled network) has the same views, each now an array of its own.
+            if any(v.base is not flat for v in views):
+                return None
         return self._flat_params[0], self._flat_grads[0]
 
     def set_threads(self, threads: int) -> None:

@@ -86,7 +86,7 @@ class Optimizer:
         start = 0
         for key, p in params.items():
             for name, a in self._flat.items():
-                self.state.setdefault(key, {})[name] = a[start:start + p.size].reshape(p.shape)
+                self.state[key][name] = a[start:start + p.size].reshape(p.shape)
             start += p.size
 
     decoupled_decay = False

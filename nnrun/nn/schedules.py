@@ -190,7 +190,7 @@ class ReduceOnPlateau(Schedule):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.lr = float(state["lr"])
-        self.monitor.load_state_dict({k.removeprefix("monitor/"): v for k, v in state.items() if k != "lr"})
+        self.monitor.load_state_dict({"best": state["monitor/best"], "wait": state["monitor/wait"]})
 
 
 def make_schedule(name: str, lr0: float, **params: Any) -> Schedule:

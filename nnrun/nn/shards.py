@@ -12,6 +12,7 @@ import contextvars
 import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -34,13 +35,9 @@ def shard_count(layers: list[Layer]) -> int:
 
 def work_per_sample(layers: list[Layer]) -> int:
     """Multiply-adds per sample of the convolutions and dense layers (forward)."""
-    total = 0
-    for layer in layers:
-        w = layer.params.get("W")
-        if w is not None:
-            outputs = int(np.prod(layer.output_shape[1:])) if isinstance(layer, Conv2D) else 1
-            total += outputs * w.size
-    return total
+    # Each weight is used once per output position: H*W of a convolution's output, 1 for dense.
+    return sum(int(np.prod(layer.output_shape[1:])) * layer.params["W"].size
+               for layer in layers if "W" in layer.params)
 
 
 def replica(layer: Layer) -> Layer:
@@ -74,16 +71,16 @@ class Shards:
     def slices(self, n: int) -> list[slice]:
         """The halves of a batch of n (one slice when n is too small to split)."""
         bounds = np.linspace(0, n, min(len(self), n) + 1).astype(int)
-        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [slice(a, b) for a, b in pairwise(bounds)]
 
     def map(self, work: Callable[[list, slice], Any], parts: list[slice]) -> list:
         """work(stages, part) for each shard's stages and its part; the first in this thread."""
-        small = (parts[0].stop - parts[0].start) * self.work_per_sample < THREAD_WORK
+        small = parts[0].stop * self.work_per_sample < THREAD_WORK  # the first part starts at 0
         if self.pool is None or len(parts) < 2 or small:
-            return [work(stages, part) for stages, part in zip(self.stages, parts, strict=False)]
+            return [work(self.stages[i], part) for i, part in enumerate(parts)]
         # Each half runs in this thread's context: numpy's errstate (a context variable) too.
-        futures = [self.pool.submit(contextvars.copy_context().run, work, stages, part)
-                   for stages, part in zip(self.stages[1:], parts[1:], strict=False)]
+        futures = [self.pool.submit(contextvars.copy_context().run, work, self.stages[i], parts[i])
+                   for i in range(1, len(parts))]
         first = work(self.stages[0], parts[0])
         return [first] + [f.result() for f in futures]
 

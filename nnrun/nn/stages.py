@@ -75,7 +75,7 @@ class ConvPoolStage:
         return None if dx is None else dx.transpose(0, 3, 1, 2)
 
 
-def plan(layers: list[Layer], fuse: bool = True) -> list[LayerStage | ConvPoolStage]:
+def plan(layers: list[Layer], fuse: bool) -> list[LayerStage | ConvPoolStage]:
     """The stages that run `layers` in order; the last layer is always a stage of its own (the
     loss reads its logits)."""
     stages: list[LayerStage | ConvPoolStage] = []
