@@ -75,9 +75,10 @@ class Optimizer:
         """The state as whole-model arrays, gathered from the per-parameter state (after a
         load_state_dict or per-parameter steps) when it is not kept flat yet."""
         if self._flat is None or any(a.size != p.size for a in self._flat.values()):
-            names = {name for arrays in self.state.values() for name in arrays}
-            self._flat = {name: np.concatenate([self.state[key][name].ravel() for key in params])
-                          for name in names if all(name in self.state.get(key, {}) for key in params)}
+            names = sorted({name for arrays in self.state.values() for name in arrays})
+            # a parameter without a state yet starts from zeros, as a per-parameter step would
+            self._flat = {name: np.concatenate([self.state.get(key, {}).get(name, np.zeros_like(q)).ravel()
+                                                for key, q in params.items()]) for name in names}
             self.link_state(params)
         return self._flat
 
@@ -86,7 +87,7 @@ class Optimizer:
         start = 0
         for key, p in params.items():
             for name, a in self._flat.items():
-                self.state[key][name] = a[start:start + p.size].reshape(p.shape)
+                self.state.setdefault(key, {})[name] = a[start:start + p.size].reshape(p.shape)
             start += p.size
 
     decoupled_decay = False
