@@ -105,18 +105,25 @@ def max_unpool(dy: np.ndarray, winners, size: int, stride: int, out: np.ndarray)
     if not tiles:
         out.fill(0)
     if size == 2 and stride == 2:
-        right, lower, bottom = winners
-        d_bottom = dy * bottom
-        d_top = dy - d_bottom
-        parts = (d_top - d_top * right, d_top * right, d_bottom - d_bottom * lower, d_bottom * lower)
-        for k, rows, cols in tap_slices(2, 2, 2, oh, ow):
-            out[:, rows, cols, :] = parts[k]
-        return out
+        return _max_unpool_2x2(dy, winners, oh, ow, out)
     for k, rows, cols in tap_slices(size, size, stride, oh, ow):
         if tiles:  # windows do not overlap: each input position is written exactly once
             np.multiply(dy, winners[k], out=out[:, rows, cols, :])
         else:
             out[:, rows, cols, :] += dy * winners[k]
+    return out
+
+
+def _max_unpool_2x2(dy: np.ndarray, winners, oh: int, ow: int, out: np.ndarray) -> np.ndarray:
+    """The tournament backwards: the bottom row's share, then each row's right element's, each
+    written straight into its quarter of out (the left one is the rest)."""
+    right, lower, bottom = winners
+    d_bottom = dy * bottom
+    d_top = dy - d_bottom
+    for d_row, wins, r in ((d_top, right, 0), (d_bottom, lower, 1)):
+        rows = slice(r, 2 * oh, 2)
+        np.multiply(d_row, wins, out=out[:, rows, 1:2 * ow:2, :])
+        np.subtract(d_row, out[:, rows, 1:2 * ow:2, :], out=out[:, rows, 0:2 * ow:2, :])
     return out
 
 
