@@ -23,16 +23,10 @@ from nnrun.status import Status
 from nnrun.sweep.prune import Asha, Median, MedianStop, ranked, rungs, score_at
 from nnrun.sweep.tuner import Tuner, shuffled
 from nnrun.train import TrainState
+from tests.test_sweep import TINY as SWEEP_TINY
 from tests.test_sweep import StopAfter  # Ctrl-C after n results
 
-TINY = {
-    "name": "tiny", "seed": 3,
-    "data": {"dataset": "digits", "validation_split": 0.2},
-    "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 8, "activation": "relu"},
-                         {"type": "dense", "units": 10, "activation": "softmax"}]},
-    "optimizer": {"type": "adam", "lr": 0.01},
-    "train": {"epochs": 9, "batch_size": 128},
-}
+TINY = {**SWEEP_TINY, "train": {"epochs": 9, "batch_size": 128}}  # test_sweep's network, 9 epochs: rungs 1, 3, 9
 RATES = "optimizer.lr=0.0001,0.0003,0.001,0.003,0.01,0.03"
 
 
