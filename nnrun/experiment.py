@@ -194,12 +194,13 @@ def train_run(exp: Experiment, runs_dir: PathLike = "runs", init_weights: PathLi
     require_loggers(exp.train.log)
     data, net = prepare(exp, init_weights)
     run_dir = create_run_dir(runs_dir, exp.name) if folder is None else make_folder(Path(folder))
-    try:
-        write_config(run_dir / "config.yaml", resolved_dict(exp))
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)  # a folder without its config is no run
-        raise
-    return run_into(run_dir, exp, data, net, callbacks, make_plots, command=command)
+    with folder_lock(run_dir, "run"):  # a --resume of this folder waits for the end
+        try:
+            write_config(run_dir / "config.yaml", resolved_dict(exp))
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)  # a folder without its config is no run
+            raise
+        return run_into(run_dir, exp, data, net, callbacks, make_plots, command=command)
 
 
 def make_folder(folder: Path) -> Path:

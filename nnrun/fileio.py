@@ -69,9 +69,10 @@ LOCK_FILE = ".nnrun.lock"
 def folder_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
     """Hold <folder>/.nnrun.lock while working in the folder, so that two processes (the same
     --resume command typed in two terminals) never write one folder at once; FolderBusy when
-    another holds it. The operating system releases it when the process ends, however it ends;
-    a clean end also removes the file. Where advisory locks do not exist (Windows), nothing is
-    locked."""
+    another holds it. The operating system releases the lock when the process ends, however it
+    ends; a clean end also removes the file (a killed process leaves it, and the next command
+    that takes the lock removes it). The file is never followed through a symbolic link. Where
+    advisory locks do not exist (Windows), nothing is locked."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover (not POSIX)
@@ -80,22 +81,29 @@ def folder_lock(folder: str | os.PathLike, what: str) -> Iterator[None]:
     path = Path(folder) / LOCK_FILE
     busy = FolderBusy(f"{folder}: another nnrun process is working on this {what}; wait for it to "
                       "finish (or stop it), then run the command again")
-    with open(path, "a+") as handle:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as e:
+        raise OutsideFolder(f"{path}: cannot be nnrun's lock file ({e.strerror}; a link or a folder?); "
+                            "remove it") from None
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise busy from None
-        if not same_file(path, handle):  # its holder removed it as we opened it: it was busy then
+        if not same_file(path, fd):  # its holder removed it as we opened it: it was busy then
             raise busy
         try:
             yield
         finally:
             path.unlink(missing_ok=True)  # before the lock goes, so nobody locks a removed file
+    finally:
+        os.close(fd)
 
 
-def same_file(path: Path, handle) -> bool:
+def same_file(path: Path, fd: int) -> bool:
     try:
-        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False
 

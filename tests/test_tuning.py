@@ -510,3 +510,28 @@ def test_a_second_resume_of_the_same_folder_is_refused_while_the_first_runs(tmp_
             resume_run(run, make_plots=False)
         remove_leftovers(run)
         assert (run / LOCK_FILE).exists()  # a resume's clean-up never removes a lock it holds
+
+
+def test_a_run_being_trained_cannot_be_resumed_and_the_lock_file_is_never_followed(tmp_path):
+    from nnrun.fileio import LOCK_FILE, FolderBusy, OutsideFolder
+    from nnrun.train import Callback
+
+    seen = []
+
+    class ResumeMeanwhile(Callback):
+        def on_epoch_end(self, state, row):
+            if not seen:
+                with pytest.raises(FolderBusy):
+                    resume_run(tmp_path / "run", make_plots=False)
+                seen.append(row["epoch"])
+
+    exp = load_config(write_config(tmp_path))
+    train_run(exp, folder=tmp_path / "run", make_plots=False, callbacks=[ResumeMeanwhile()])
+    assert seen == [1] and not (tmp_path / "run" / LOCK_FILE).exists()
+    (tmp_path / "outside").mkdir()
+    stopped = S.run_sweep(S.plan_sweep(write_config(tmp_path), params=[RATES], prune="asha"),
+                          runs_dir=tmp_path / "runs", workers=1, trial_plots=False, plots=False, reporter=StopAfter(3))
+    (stopped / LOCK_FILE).symlink_to(tmp_path / "outside" / "made-by-nnrun")
+    with pytest.raises(OutsideFolder, match="remove it"):
+        S.run_sweep(resume=stopped, workers=1)
+    assert list((tmp_path / "outside").iterdir()) == []
