@@ -155,7 +155,8 @@ def _sweep_1d(trials, name, values, metric_name, path, log_x, hib) -> Path:
     _x_range(ax, x, use_log)
     ax.set_xlabel(name + (" (log scale)" if use_log else ""))
     ax.set_ylabel(metric_name)
-    ax.set_title(_title(metric_name, len(trials), *_counts(trials)[:1], hib, _counts(trials)[1]))
+    n_failed, n_pruned = _counts(trials)
+    ax.set_title(_title(metric_name, len(trials), n_failed, hib, n_pruned))
     ax.legend(loc="best")
     return save(fig, path)
 
@@ -407,7 +408,8 @@ def _sweep_ranked(trials, names, metric_name, path, hib, max_rows: int = 40) -> 
         ax.set_xlim(0, span * 1.15 if span > 0 else 1.0)
         _metric_axis(ax, metric_name, known, axis="x")
     ax.set_xlabel(metric_name)
-    title = _title(metric_name, len(trials), *_counts(trials)[:1], hib, _counts(trials)[1])
+    n_failed, n_pruned = _counts(trials)
+    title = _title(metric_name, len(trials), n_failed, hib, n_pruned)
     ax.set_title(title + (f" (top {n} shown)" if n < len(trials) else ""))
     return save(fig, path)
 

@@ -34,10 +34,8 @@ def racing(trial: dict) -> bool:
 
 def score_at(history: Sequence[float | None], epoch: int, mode: str) -> float | None:
     """The best finite value in the first `epoch` entries of history (None when there is none)."""
-    values = [v for v in history[:epoch] if finite(v) is not None]
-    if not values:
-        return None
-    return max(values) if mode == "max" else min(values)
+    best = best_so_far(history[:epoch], mode)
+    return best[-1] if best else None
 
 
 def best_so_far(history: Sequence[float | None], mode: str) -> list[float | None]:

@@ -24,7 +24,7 @@ from nnrun.sweep.executors import (
 )
 from nnrun.sweep.plan import plan_sweep
 from nnrun.sweep.results import DONE_STATUSES, finish_outputs, read_sweep, save
-from nnrun.sweep.tuner import Tuner, prune_paused, with_progress
+from nnrun.sweep.tuner import Tuner, prune_paused
 
 
 class SweepReporter:
@@ -79,7 +79,6 @@ def reopen_sweep(sweep_dir: Path) -> dict:
     for sub in ("trials", "plots"):
         check_inside(sweep_dir, sweep_dir / sub)
     for t in doc["trials"]:
-        with_progress(t)
         trial_path(sweep_dir, t)  # refused when a trial's folder leads outside (a symbolic link)
         if t["status"] in DONE_STATUSES or t["status"] == Status.PAUSED:
             continue

@@ -99,18 +99,21 @@ class Tuner:
 
     def job(self, trial: dict) -> dict:
         """Everything run_trial needs, as plain data (it may travel to another process or machine)."""
-        doc = self.doc
-        return {"index": trial["index"], "name": trial["name"], "overrides": trial["overrides"],
-                "base_config": doc["base_config"], "base_dir": doc["base_dir"], "source": doc["config"],
-                "trials_dir": str((self.sweep_dir / "trials").resolve()), "metric": doc["metric"],
-                "mode": doc["mode"], "plots": self.trial_plots, "stop_at": trial["target"],
+        return {**self.trial_config(trial), "index": trial["index"], "name": trial["name"],
+                "trials_dir": str((self.sweep_dir / "trials").resolve()), "metric": self.doc["metric"],
+                "mode": self.doc["mode"], "plots": self.trial_plots, "stop_at": trial["target"],
                 **self.pruner.job_extras(trial, self.trials)}
 
+    def trial_config(self, trial: dict) -> dict:
+        """What trial_experiment reads: the base config, the trial's overrides, where they apply."""
+        doc = self.doc
+        return {"base_config": doc["base_config"], "base_dir": doc["base_dir"], "source": doc["config"],
+                "overrides": trial["overrides"]}
+
     def dataset_jobs(self) -> list[dict]:
-        """A job for each planned trial (for a tpe search, one of the base config): what the
+        """The config of each planned trial (for a tpe search, the base config): what the
         datasets to fetch before the workers start are read from."""
-        base = {"index": -1, "name": "base", "overrides": self.doc["base_overrides"], "history": [], "target": None}
-        return [self.job(t) for t in self.trials] or [self.job(base)]
+        return [self.trial_config(t) for t in self.trials] or [self.trial_config({"overrides": self.doc["base_overrides"]})]
 
     def record(self, trial: dict, result: dict) -> None:
         """A job's result into its trial: what it reached, the epochs it trained, its time."""
