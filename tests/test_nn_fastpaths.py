@@ -153,11 +153,13 @@ def test_conv2d_forward_and_backward_match_the_sum_over_taps(c, stride, padding)
     assert np.allclose(dx, dx_ref.reshape(x.shape), atol=1e-10)
 
 
-def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1, use_bias=True):
-    """size: the input's height and width, or (height, width)."""
+def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1, use_bias=True,
+                  first_pool=None):
+    """size: the input's height and width, or (height, width); first_pool: the first maxpool2d's
+    settings (default 2x2, stride 2)."""
     specs = [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1, "stride": conv_stride,
               "activation": activation, "use_bias": use_bias},
-             {"type": "maxpool2d", "pool_size": 2},
+             {"type": "maxpool2d", **(first_pool or {"pool_size": 2})},
              {"type": "conv2d", "filters": 4, "kernel_size": 3, "activation": activation, "use_bias": use_bias},
              {"type": "maxpool2d", "pool_size": 2},
              {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
@@ -175,8 +177,23 @@ def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1, us
 def test_conv_then_pool_as_one_stage_equals_the_two_layers(activation, size, use_bias):
     """Same outputs and gradients, dL/dx included; size 9 leaves conv outputs that the pool
     drops (the fused stage does not compute them)."""
-    fused = conv_pool_net(activation, True, size, use_bias=use_bias)
-    plain = conv_pool_net(activation, False, size, use_bias=use_bias)
+    assert_fused_equals_plain(activation, size, use_bias)
+
+
+@pytest.mark.parametrize("first_pool, size, tile", [
+    ({"pool_size": 3}, 12, 3),              # 3x3 tiles: nine blocks, first-maximum masks
+    ({"pool_size": 3}, 14, 3),              # 3x3 tiles leaving a margin the pool drops
+    ({"pool_size": 2, "stride": 1}, 9, 1),  # overlapping windows: strided views, no tiles
+    ({"pool_size": 3, "stride": 2}, 9, 1),
+])
+def test_conv_then_pools_of_other_shapes_as_one_stage_equal_the_two_layers(first_pool, size, tile):
+    assert conv_pool_net("relu", True, size, first_pool=first_pool).stages[0].tile == tile
+    assert_fused_equals_plain("relu", size, True, first_pool)
+
+
+def assert_fused_equals_plain(activation, size, use_bias, first_pool=None):
+    fused = conv_pool_net(activation, True, size, use_bias=use_bias, first_pool=first_pool)
+    plain = conv_pool_net(activation, False, size, use_bias=use_bias, first_pool=first_pool)
     assert [type(s) for s in fused.stages[:2]] == [ConvPoolStage, ConvPoolStage]
     assert all(type(s) is LayerStage for s in plain.stages)
     x, y = rand(5, 2, size, size, seed=8), np.array([0, 1, 2, 1, 0])

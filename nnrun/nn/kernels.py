@@ -28,26 +28,46 @@ def pad_into(x: np.ndarray, ph: int, pw: int, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def im2col(xp: np.ndarray, kh: int, kw: int, stride: int, oh: int, ow: int, out: np.ndarray) -> np.ndarray:
+def im2col(xp: np.ndarray, kh: int, kw: int, stride: int, oh: int, ow: int, out: np.ndarray,
+           tile: int = 1) -> np.ndarray:
     """The (N*oh*ow, kh*kw*C) patch matrix of the (padded) input xp (N, H, W, C): row (n, r, c)
     holds the kh x kw x C window whose top-left corner is (r*stride, c*stride).
+
+    tile > 1 orders the rows by tiles: row (i, j, n, r, c) holds the window of output position
+    (r*tile + i, c*tile + j), so the product's rows are tile*tile contiguous blocks, block (i, j)
+    holding the (i, j) element of every tile x tile pool window (see untile).
 
     One copy from a strided view of xp: a window's (kw, C) part is contiguous in memory, so
     numpy moves it in runs of kw*C numbers (about 4x faster than one slice copy per tap)."""
     n, c = xp.shape[0], xp.shape[3]
     sn, sh, sw, sc = xp.strides
-    windows = as_strided(xp, (n, oh, ow, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
-    np.copyto(out.reshape(n, oh, ow, kh, kw, c), windows)
+    shape = (tile, tile, n, oh // tile, ow // tile, kh, kw, c)
+    step_h, step_w = sh * stride, sw * stride
+    windows = as_strided(xp, shape, (step_h, step_w, sn, step_h * tile, step_w * tile, sh, sw, sc),
+                         writeable=False)
+    np.copyto(out.reshape(shape), windows)
     return out
 
 
 def im2col_single_channel(xp: np.ndarray, kh: int, kw: int, stride: int, oh: int, ow: int,
-                          out: np.ndarray) -> np.ndarray:
+                          out: np.ndarray, tile: int = 1) -> np.ndarray:
     """im2col for C = 1, transposed: out (kh*kw, N*oh*ow), one row per tap, each a shifted copy
-    of the images (long contiguous runs; about 6x faster than im2col's runs of kw numbers)."""
-    taps = out.reshape(kh * kw, xp.shape[0], oh, ow)
-    for k, rows, cols in tap_slices(kh, kw, stride, oh, ow):
-        taps[k] = xp[:, rows, cols, 0]
+    of the images (long contiguous runs; about 6x faster than im2col's runs of kw numbers);
+    tile as in im2col."""
+    sn, sh, sw, _ = xp.strides
+    shape = (kh, kw, tile, tile, xp.shape[0], oh // tile, ow // tile)
+    step_h, step_w = sh * stride, sw * stride
+    taps = as_strided(xp, shape, (sh, sw, step_h, step_w, sn, step_h * tile, step_w * tile), writeable=False)
+    np.copyto(out.reshape(shape), taps)
+    return out
+
+
+def untile(tiles: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Copy tiles (t, t, N, th, tw, F) into their spatial places in out (N, th*t, tw*t, F),
+    which may be a strided view (the interior of a zero frame)."""
+    t, _, n, th, tw, f = tiles.shape
+    sn, sh, sw, sc = out.strides
+    np.copyto(as_strided(out, tiles.shape, (sh, sw, sn, sh * t, sw * t, sc)), tiles)
     return out
 
 
@@ -66,9 +86,15 @@ def max_pool(x: np.ndarray, size: int, stride: int, oh: int, ow: int, training: 
     """(y, winners): the max over each size x size window, (N, H, W, C) -> (N, oh, ow, C), and
     when training what max_unpool needs to send each window's gradient to its first maximum
     (ties go to the first position in row-major order, as in PyTorch)."""
-    if size == 2 and stride == 2:
-        return _max_pool_2x2(x, oh, ow, training)
-    views = [x[:, rows, cols, :] for _, rows, cols in tap_slices(size, size, stride, oh, ow)]
+    return max_over([x[:, rows, cols, :] for _, rows, cols in tap_slices(size, size, stride, oh, ow)],
+                    training)
+
+
+def max_over(views: list[np.ndarray], training: bool) -> tuple:
+    """(best, winners) of same-shaped arrays, a window's elements in row-major order: their
+    element-wise max, and when training what send_to_max needs."""
+    if len(views) == 4:
+        return _tournament(*views, training)
     best = views[0].copy()
     for v in views[1:]:
         np.maximum(best, v, out=best)
@@ -83,12 +109,9 @@ def max_pool(x: np.ndarray, size: int, stride: int, oh: int, ow: int, training: 
     return best, first_max
 
 
-def _max_pool_2x2(x: np.ndarray, oh: int, ow: int, training: bool) -> tuple:
-    """The common 2x2 stride-2 window as a tournament: the better of each row's pair, then the
-    better row. Three comparisons per output instead of twelve mask operations."""
-    x = x[:, :2 * oh, :2 * ow]  # floor mode: an odd last row or column is in no window
-    a, b = x[:, 0::2, 0::2], x[:, 0::2, 1::2]
-    c, d = x[:, 1::2, 0::2], x[:, 1::2, 1::2]
+def _tournament(a, b, c, d, training: bool) -> tuple:
+    """A 2x2 window (a b / c d) as a tournament: the better of each row's pair, then the better
+    row. Three comparisons per output instead of twelve mask operations."""
     top, bottom = np.maximum(a, b), np.maximum(c, d)
     best = np.maximum(top, bottom)
     if not training:
@@ -97,33 +120,34 @@ def _max_pool_2x2(x: np.ndarray, oh: int, ow: int, training: bool) -> tuple:
     return best, (np.greater(b, a), np.greater(d, c), np.greater(bottom, top))
 
 
+def send_to_max(dy: np.ndarray, winners, outs: list[np.ndarray]) -> None:
+    """The adjoint of max_over: outs[k] (shaped like dy, may be strided views) = dy where
+    element k of the window is its first maximum, else 0."""
+    if isinstance(winners, tuple):  # the tournament backwards: the bottom row's share, then
+        right, lower, bottom = winners  # each row's right element's (the left one is the rest)
+        d_bottom = dy * bottom
+        d_top = dy - d_bottom
+        for d_row, wins, (left, right_out) in ((d_top, right, outs[:2]), (d_bottom, lower, outs[2:])):
+            np.multiply(d_row, wins, out=right_out)
+            np.subtract(d_row, right_out, out=left)
+        return
+    for k, out in enumerate(outs):
+        np.multiply(dy, winners[k], out=out)
+
+
 def max_unpool(dy: np.ndarray, winners, size: int, stride: int, out: np.ndarray) -> np.ndarray:
     """dL/dx (N, H, W, C) into out for dy (N, oh, ow, C), each window's gradient to its first
     maximum (winners from max_pool)."""
     _, oh, ow, _ = dy.shape
-    tiles = stride == size and out.shape[1] == oh * size and out.shape[2] == ow * size
-    if not tiles:
-        out.fill(0)
-    if size == 2 and stride == 2:
-        return _max_unpool_2x2(dy, winners, oh, ow, out)
-    for k, rows, cols in tap_slices(size, size, stride, oh, ow):
-        if tiles:  # windows do not overlap: each input position is written exactly once
-            np.multiply(dy, winners[k], out=out[:, rows, cols, :])
-        else:
-            out[:, rows, cols, :] += dy * winners[k]
-    return out
-
-
-def _max_unpool_2x2(dy: np.ndarray, winners, oh: int, ow: int, out: np.ndarray) -> np.ndarray:
-    """The tournament backwards: the bottom row's share, then each row's right element's, each
-    written straight into its quarter of out (the left one is the rest)."""
-    right, lower, bottom = winners
-    d_bottom = dy * bottom
-    d_top = dy - d_bottom
-    for d_row, wins, r in ((d_top, right, 0), (d_bottom, lower, 1)):
-        rows = slice(r, 2 * oh, 2)
-        np.multiply(d_row, wins, out=out[:, rows, 1:2 * ow:2, :])
-        np.subtract(d_row, out[:, rows, 1:2 * ow:2, :], out=out[:, rows, 0:2 * ow:2, :])
+    places = [out[:, rows, cols, :] for _, rows, cols in tap_slices(size, size, stride, oh, ow)]
+    if stride == size and out.shape[1] == oh * size and out.shape[2] == ow * size:
+        send_to_max(dy, winners, places)  # the windows tile out: each place is written once
+        return out
+    parts = [np.empty_like(dy) for _ in places]
+    send_to_max(dy, winners, parts)
+    out.fill(0)
+    for place, part in zip(places, parts, strict=True):
+        place += part
     return out
 
 

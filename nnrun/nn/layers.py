@@ -302,24 +302,27 @@ class Conv2D(ParamLayer):
         return None if dx is None else dx.transpose(0, 3, 1, 2)
 
     def linear_nhwc(self, xh: np.ndarray, training: bool, oh: int, ow: int,
-                    bias: bool = True) -> np.ndarray:
+                    bias: bool = True, tile: int = 1) -> np.ndarray:
         """z (N, oh, ow, F) for xh (N, H, W, C): the first oh x ow outputs (fewer than the full
-        output when a pool after this layer drops the rest), plus the bias if `bias`."""
+        output when a pool after this layer drops the rest), plus the bias if `bias`. tile > 1:
+        z in tiles, (tile, tile, N, oh/tile, ow/tile, F), as kernels.im2col orders them."""
         (kh, kw), (ph, pw), n = self.kernel_size, self.pads(), len(xh)
         if ph or pw:
             shape = (n, xh.shape[1] + 2 * ph, xh.shape[2] + 2 * pw, xh.shape[3])
             xh = kernels.pad_into(xh, ph, pw, self.buffer("padded", shape, xh.dtype, zeroed=True, keep=training))
         if xh.shape[3] == 1:  # cols is stored transposed, (kh*kw, N*oh*ow): see im2col_single_channel
             cols_t = self.buffer("cols", (kh * kw, n * oh * ow), xh.dtype, keep=training)
-            cols = kernels.im2col_single_channel(xh, kh, kw, self.stride, oh, ow, out=cols_t).T
+            cols = kernels.im2col_single_channel(xh, kh, kw, self.stride, oh, ow, cols_t, tile).T
         else:
             cols = self.buffer("cols", (n * oh * ow, kh * kw * xh.shape[3]), xh.dtype, keep=training)
-            kernels.im2col(xh, kh, kw, self.stride, oh, ow, out=cols)
+            kernels.im2col(xh, kh, kw, self.stride, oh, ow, cols, tile)
         if training:
             self._cols, self._padded_shape = cols, xh.shape
         z = cols @ self.weight_matrix().T
         if bias and self.use_bias:
             z += self.params["b"]
+        if tile > 1:
+            return z.reshape(tile, tile, n, oh // tile, ow // tile, self.filters)
         return z.reshape(n, oh, ow, self.filters)
 
     def weight_matrix(self) -> np.ndarray:
@@ -327,10 +330,11 @@ class Conv2D(ParamLayer):
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
 
     def backward_nhwc(self, dzh: np.ndarray, input_gradient: bool, bias: bool) -> np.ndarray | None:
-        """dL/dx (N, H, W, C) for dzh, shaped like the last training linear_nhwc's output; fills
-        grads["W"] (and grads["b"] if `bias`: a caller that added the bias itself fills it)."""
-        n, oh, ow, f = dzh.shape
-        dzm = np.ascontiguousarray(dzh).reshape(-1, f)
+        """dL/dx (N, H, W, C) for dzh, shaped like the last training linear_nhwc's output (in
+        tiles too); fills grads["W"] (and grads["b"] if `bias`: a caller that added the bias
+        itself fills it)."""
+        f = dzh.shape[-1]
+        dzm = np.ascontiguousarray(dzh).reshape(-1, f)  # rows in the order of the patch matrix's
         c, kh, kw = self.params["W"].shape[1:]
         dw = (self._cols.T @ dzm).T.reshape(f, kh, kw, c)
         np.copyto(self.grads["W"], dw.transpose(0, 3, 1, 2))
@@ -342,8 +346,11 @@ class Conv2D(ParamLayer):
         # The convolution reads h*w*F numbers per tap, the per-tap products write oh*ow*C: measured,
         # the convolution wins up to about twice as many (a padded conv with twice the channels
         # out), the per-tap products beyond (a valid 5x5 conv: 4.5 times, twice as fast).
+        n, oh, ow = spatial_shape(dzh)
         if self.stride == 1 and ph < kh and pw < kw and h * w * f <= 2.5 * oh * ow * c:
             return self.input_gradient_as_conv(dzh)
+        if dzh.ndim == 6:
+            dzm = kernels.untile(dzh, self.buffer("dz", (n, oh, ow, f), dzh.dtype)).reshape(-1, f)
         taps = self.params["W"].transpose(2, 3, 0, 1).reshape(kh * kw, f, c)  # (tap, F, C)
         dcols = np.matmul(dzm, taps)  # (tap, N*oh*ow, C): one contiguous block per tap
         dxp = self.buffer("dx", self._padded_shape, dzm.dtype)
@@ -354,17 +361,29 @@ class Conv2D(ParamLayer):
         """dL/dx for stride 1 as a convolution of dzh with the flipped kernel: dzh placed in a
         zero frame, im2col and one GEMM with K = kh*kw*F (about a quarter faster than per-tap
         products and col2im's strided adds). Only the unpadded input's gradient is computed."""
-        n, _, _, f = dzh.shape
+        f = dzh.shape[-1]
+        n, oh, ow = spatial_shape(dzh)
         (kh, kw), (ph, pw), (_, h, w) = self.kernel_size, self.pads(), self.input_shape
         # Named by dzh's size: only that region is ever written, the rest of the frame stays 0.
-        framed = self.buffer(("dz framed", dzh.shape[1:3]), (n, h + kh - 1, w + kw - 1, f), dzh.dtype,
-                             zeroed=True)
+        framed = self.buffer(("dz framed", oh, ow), (n, h + kh - 1, w + kw - 1, f), dzh.dtype, zeroed=True)
         top, left = kh - 1 - ph, kw - 1 - pw
-        framed[:, top:top + dzh.shape[1], left:left + dzh.shape[2], :] = dzh
+        inside = framed[:, top:top + oh, left:left + ow, :]
+        if dzh.ndim == 6:
+            kernels.untile(dzh, inside)
+        else:
+            inside[...] = dzh
         cols = self.buffer("dz cols", (n * h * w, kh * kw * f), dzh.dtype)
         kernels.im2col(framed, kh, kw, 1, h, w, out=cols)
         flipped = self.params["W"][:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(kh * kw * f, -1)
         return (cols @ flipped).reshape(n, h, w, -1)
+
+
+def spatial_shape(z: np.ndarray) -> tuple[int, int, int]:
+    """(N, rows, columns) of a channels-last z, (N, H, W, F) or in tiles (t, t, N, H/t, W/t, F)."""
+    if z.ndim == 6:
+        t, _, n, th, tw, _ = z.shape
+        return n, th * t, tw * t
+    return z.shape[:3]
 
 
 class Pool2D(Layer):
@@ -421,6 +440,26 @@ class MaxPool2D(Pool2D):
     def unpool_nhwc(self, dyh: np.ndarray) -> np.ndarray:
         out = np.empty(self._input_shape_nhwc, dyh.dtype)
         return kernels.max_unpool(dyh, self._winners, self.pool_size, self.stride, out)
+
+    def pool_tiles(self, tiles: np.ndarray, training: bool) -> np.ndarray:
+        """pool_nhwc for an input in tiles (t, t, N, OH, OW, C) with t = pool_size = stride (see
+        kernels.im2col): each window's (i, j) elements are block [i, j], a contiguous array."""
+        y, winners = kernels.max_over(list(_blocks(tiles)), training)
+        if training:
+            self._winners, self._tiles_shape = winners, tiles.shape
+        return y
+
+    def unpool_tiles(self, dyh: np.ndarray) -> np.ndarray:
+        """dL/dx in tiles, like pool_tiles's input, for dyh (N, OH, OW, C) after a training
+        pool_tiles; the array is kept and rewritten by the next call."""
+        out = self.buffer("dx tiles", self._tiles_shape, dyh.dtype)
+        kernels.send_to_max(dyh, self._winners, list(_blocks(out)))
+        return out
+
+
+def _blocks(tiles: np.ndarray) -> np.ndarray:
+    """(t, t, ...) as (t*t, ...): the blocks in row-major order of their window position."""
+    return tiles.reshape(-1, *tiles.shape[2:])
 
 
 @register("avgpool2d")

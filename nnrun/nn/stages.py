@@ -44,6 +44,9 @@ class ConvPoolStage:
     def __init__(self, conv: Conv2D, pool: MaxPool2D, first: int):
         self.conv, self.pool, self.first, self.last = conv, pool, first, first + 1
         self.relu = conv.activation.name == "relu"
+        # Windows that tile the input: the convolution computes its output in tiles (see
+        # kernels.im2col), and the pool compares whole blocks instead of strided views.
+        self.tile = pool.pool_size if pool.stride == pool.pool_size else 1
         self._y: np.ndarray | None = None
 
     @staticmethod
@@ -53,8 +56,8 @@ class ConvPoolStage:
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         rows, cols = self.pool.rows_read()
-        z = self.conv.linear_nhwc(x.transpose(0, 2, 3, 1), training, rows, cols, bias=False)
-        y = self.pool.pool_nhwc(z, training)
+        z = self.conv.linear_nhwc(x.transpose(0, 2, 3, 1), training, rows, cols, bias=False, tile=self.tile)
+        y = self.pool.pool_tiles(z, training) if self.tile > 1 else self.pool.pool_nhwc(z, training)
         if self.conv.use_bias:
             y += self.conv.params["b"]
         if self.relu:
@@ -70,7 +73,7 @@ class ConvPoolStage:
         dyh = dyh * (self._y > 0) if self.relu else np.ascontiguousarray(dyh)
         if self.conv.use_bias:
             self.conv.sum_rows(dyh.reshape(-1, dyh.shape[3]), out=self.conv.grads["b"])
-        dz = self.pool.unpool_nhwc(dyh)
+        dz = self.pool.unpool_tiles(dyh) if self.tile > 1 else self.pool.unpool_nhwc(dyh)
         dx = self.conv.backward_nhwc(dz, input_gradient, bias=False)
         return None if dx is None else dx.transpose(0, 3, 1, 2)
 
