@@ -591,3 +591,16 @@ def test_shard_threads_share_the_blas_threads_out_between_the_halves(threads, pe
             inside = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
         assert net.shards.pool is None
     assert inside and all(n == per_half for n in inside)
+
+
+def test_an_evaluation_forward_in_chunks_equals_the_whole_batch_at_once():
+    """Each half of a conv net's evaluation batch runs EVAL_CHUNK samples at a time (a last
+    chunk shorter): the outputs are those of every stage run on the whole batch."""
+    from nnrun.nn import network
+
+    net = conv_pool_net("relu", True, dtype=np.float32)
+    x = rand(2 * network.EVAL_CHUNK + 7, 2, 9, 9, seed=21, dtype=np.float32)
+    logits, out = net.forward_with_logits(x)
+    whole_logits, whole_out = network._forward(net.stages, x, False)
+    assert np.allclose(logits, whole_logits, rtol=1e-6, atol=1e-7) and np.allclose(out, whole_out, rtol=1e-6, atol=1e-7)
+    assert len(net.shards.slices(len(x))) == 2 and len(x) // 2 > network.EVAL_CHUNK  # chunks of halves

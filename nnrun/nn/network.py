@@ -11,7 +11,7 @@ from numpy.typing import DTypeLike
 from . import stages
 from .layers import ActivationLayer, Layer, ParamLayer, ShapeError
 from .losses import Loss
-from .shards import Shards, shard_count
+from .shards import EVAL_CHUNK, Shards, shard_count
 
 # An int seed gives each consumer its own stream, so that none shifts another's numbers (a
 # dropout layer added does not change the weights): [seed, INIT_STREAM] initialises the weights,
@@ -156,7 +156,7 @@ class Sequential:
         parts = self.shards.slices(len(x))
         if training or len(parts) < 2:  # a training forward is whole, or split by loss_and_gradients
             return _forward(self.stages, x, training)
-        return _joined(self.shards.map(lambda stages, part: _forward(stages, x[part], False), parts))
+        return _joined(self.shards.map(lambda stages, part: _forward_in_chunks(stages, x[part]), parts))
 
     def backward(self, grad: np.ndarray, skip_output_activation: bool = False,
                  input_gradient: bool = True) -> np.ndarray | None:
@@ -227,6 +227,13 @@ def _forward(stages: list, x: np.ndarray, training: bool) -> tuple[np.ndarray, n
     for stage in stages[:-1]:
         x = stage.forward(x, training)
     return stages[-1].forward_with_logits(x, training)
+
+
+def _forward_in_chunks(stages: list, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An evaluation forward, EVAL_CHUNK samples at a time, so that each stage's arrays stay in
+    the core's cache (measured, cnn.yaml on two threads: 0.55 s per 10,000 images against 0.85 s
+    500 at a time; 64 beat 8, 16 and 32). Samples do not mix: the outputs are the same."""
+    return _joined([_forward(stages, x[i:i + EVAL_CHUNK], False) for i in range(0, len(x), EVAL_CHUNK)])
 
 
 def _backward(stages: list, grad: np.ndarray, skip_output_activation: bool,

@@ -7,6 +7,7 @@ Order within a step: clip the gradients by global norm (if clip_norm), then weig
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,9 @@ class Optimizer:
 
     name = "optimizer"
 
+    # The names of a parameter's state arrays (moments...), made as zeros before the first update.
+    state_names: tuple[str, ...] = ()
+
     def __init__(self, weight_decay: float = 0.0, clip_norm: float | None = None):
         self.weight_decay = weight_decay
         self.clip_norm = clip_norm
@@ -52,24 +56,28 @@ class Optimizer:
         if self.clip_norm:
             grads = clip_by_global_norm(grads, self.clip_norm)
         for key, p in params.items():
-            self.decay_and_update(p, grads[key], lr, self.state.setdefault(key, {}))
+            state = self.state.setdefault(key, {})
+            for name in self.state_names:
+                state.setdefault(name, np.zeros_like(p))
+            self.decay_and_update(p, grads[key], lr, state, self.scratch(p))
 
     def step_flat(self, params: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray, lr: float) -> None:
         if self.clip_norm:
             g = clip_by_global_norm({"all": g}, self.clip_norm)["all"]
         state = self.flat_state(params, p)
-        known = len(state)
-        self.decay_and_update(p, g, lr, state)
-        if len(state) != known:  # the first step created the state: show it by parameter too
-            self.state = {key: {} for key in params}
+        missing = [name for name in self.state_names if name not in state]
+        if missing:  # the first step: the state starts from zeros, shown by parameter too
+            state.update({name: np.zeros_like(p) for name in missing})
             self.link_state(params)
+        self.decay_and_update(p, g, lr, state, self.scratch(p))
 
-    def decay_and_update(self, p: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]) -> None:
+    def decay_and_update(self, p: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray],
+                         tmp: np.ndarray) -> None:
         if self.weight_decay and not self.decoupled_decay:
             g = g + p * p.dtype.type(self.weight_decay)
         if self.weight_decay and self.decoupled_decay:
             p *= p.dtype.type(1 - lr * self.weight_decay)
-        self.update(p, g, p.dtype.type(lr), state)
+        self.update(p, g, p.dtype.type(lr), state, tmp)
 
     def flat_state(self, params: dict[str, np.ndarray], p: np.ndarray) -> dict[str, np.ndarray]:
         """The state as whole-model arrays, gathered from the per-parameter state (after a
@@ -112,9 +120,19 @@ class Optimizer:
                 param, name = key.rsplit("/", 1)
                 self.state.setdefault(param, {})[name] = np.array(a)
 
-    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
-        """Update one parameter p in place from its gradient g; state is p's own (moments...)."""
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray],
+               tmp: np.ndarray) -> None:
+        """Update one parameter p in place from its gradient g; state is p's own (its arrays
+        named by state_names), tmp an array like p for intermediate values."""
         raise NotImplementedError
+
+    def scratch(self, like: np.ndarray) -> np.ndarray:
+        """An array shaped like `like` for an update's intermediate values, kept between steps:
+        a fresh one each step would cost a page fault every few thousand numbers."""
+        kept = self.__dict__.get("_scratch")
+        if kept is None or kept.size < like.size or kept.dtype != like.dtype:
+            kept = self._scratch = np.empty(like.size, like.dtype)
+        return kept[:like.size].reshape(like.shape)
 
 
 @register("sgd")
@@ -125,14 +143,27 @@ class SGD(Optimizer):
         super().__init__(**kw)
         self.momentum, self.nesterov = momentum, nesterov
 
-    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return ("velocity",) if self.momentum else ()
+
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray],
+               tmp: np.ndarray) -> None:
         if not self.momentum:
-            p -= lr * g
+            np.multiply(g, lr, out=tmp)
+            p -= tmp
             return
-        v = state.setdefault("velocity", np.zeros_like(p))
+        v = state["velocity"]
         v *= v.dtype.type(self.momentum)
         v += g
-        p -= lr * (g + v.dtype.type(self.momentum) * v if self.nesterov else v)
+        step = tmp
+        if self.nesterov:
+            np.multiply(v, v.dtype.type(self.momentum), out=step)
+            np.add(g, step, out=step)
+        else:
+            step[...] = v
+        step *= lr
+        p -= step
 
 
 @register("adam")
@@ -143,22 +174,27 @@ class Adam(Optimizer):
         super().__init__(**kw)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
+    state_names = ("m", "v")
+
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray],
+               tmp: np.ndarray) -> None:
         t = p.dtype.type
-        m = state.setdefault("m", np.zeros_like(p))
-        v = state.setdefault("v", np.zeros_like(p))
+        m, v = state["m"], state["v"]  # every operation below in place: twelve passes, no new arrays
         m *= t(self.beta1)
-        m += t(1 - self.beta1) * g
+        np.multiply(g, t(1 - self.beta1), out=tmp)
+        m += tmp
         v *= t(self.beta2)
-        v += t(1 - self.beta2) * g * g
-        m_hat = m / t(1 - self.beta1 ** self.t)
-        v_hat = v / t(1 - self.beta2 ** self.t)
-        # In place, in the order of lr * m_hat / (sqrt(v_hat) + eps): fewer temporary arrays.
-        np.sqrt(v_hat, out=v_hat)
-        v_hat += t(self.eps)
-        m_hat *= lr
-        m_hat /= v_hat
-        p -= m_hat
+        np.multiply(g, t(1 - self.beta2), out=tmp)
+        tmp *= g
+        v += tmp
+        # lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / c1 and v_hat = v / c2, taken as
+        # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): no arrays for m_hat and v_hat.
+        root_c2, c1 = math.sqrt(1 - self.beta2 ** self.t), 1 - self.beta1 ** self.t
+        np.sqrt(v, out=tmp)
+        tmp += t(self.eps * root_c2)
+        np.divide(m, tmp, out=tmp)
+        tmp *= t(float(lr) * root_c2 / c1)
+        p -= tmp
 
 
 @register("adamw")
@@ -179,12 +215,21 @@ class RMSprop(Optimizer):
         super().__init__(**kw)
         self.alpha, self.eps = alpha, eps
 
-    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray]) -> None:
+    state_names = ("v",)
+
+    def update(self, p: np.ndarray, g: np.ndarray, lr: np.floating, state: dict[str, np.ndarray],
+               tmp: np.ndarray) -> None:
         t = p.dtype.type
-        v = state.setdefault("v", np.zeros_like(p))
+        v = state["v"]
         v *= t(self.alpha)
-        v += t(1 - self.alpha) * g * g
-        p -= lr * g / (np.sqrt(v) + t(self.eps))
+        np.multiply(g, t(1 - self.alpha), out=tmp)
+        tmp *= g
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += t(self.eps)
+        np.divide(g, tmp, out=tmp)
+        tmp *= lr
+        p -= tmp
 
 
 def make_optimizer(name: str, **params: Any) -> Optimizer:

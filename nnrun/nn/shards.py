@@ -24,6 +24,8 @@ SHARDS = 2
 # Below this many multiply-adds per half, handing a half to another thread costs more than it
 # saves (a small net on 8x8 digits), so both halves run here, one after the other.
 THREAD_WORK = 4_000_000
+# Samples an evaluation forward of a conv net runs at a time (network.py, _forward_in_chunks).
+EVAL_CHUNK = 64
 
 
 def shard_count(layers: list[Layer]) -> int:
