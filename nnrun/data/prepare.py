@@ -42,9 +42,9 @@ def scale_pixels(x: np.ndarray, divisor: float | None, dtype: np.dtype = np.floa
         return np.array(x, dtype=dtype)
     if divisor <= 0:
         raise ValueError(f"pixel divisor must be positive, got {divisor}")
-    out = np.array(x, dtype=dtype)  # a copy, divided in place: one array of dtype at a time
-    np.divide(out, out.dtype.type(divisor), out=out)
-    return out
+    dtype = np.dtype(dtype)
+    # One pass: each value converted to dtype, then divided in dtype (as a copy divided in place).
+    return np.divide(x, dtype.type(divisor), out=np.empty(np.shape(x), dtype), dtype=dtype)
 
 
 class ScaledSamples:
