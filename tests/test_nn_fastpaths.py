@@ -77,6 +77,26 @@ def test_im2col_is_the_per_tap_copy(c, stride, kh, kw):
         assert np.array_equal(kernels.im2col_single_channel(xp, kh, kw, stride, oh, ow, out_t).T, expected)
 
 
+@pytest.mark.parametrize("c, stride, tile", [(1, 1, 2), (3, 1, 2), (1, 2, 3), (2, 1, 3)])
+def test_im2col_in_tiles_is_the_per_tap_copy_with_rows_grouped_by_window_position(c, stride, tile):
+    """Row (i, j, n, r, q) of the tiled patch matrix is row (n, r*tile + i, q*tile + j) of the
+    plain one; untile puts an output computed in that order back in place."""
+    xp = rand(2, 13, 14, c, dtype=np.float32)
+    oh, ow = ((13 - 3) // stride + 1) // tile * tile, ((14 - 3) // stride + 1) // tile * tile
+    plain = reference_im2col(xp, 3, 3, stride, oh, ow).reshape(2, oh // tile, tile, ow // tile, tile, -1)
+    expected = plain.transpose(2, 4, 0, 1, 3, 5).reshape(2 * oh * ow, -1)
+    out = np.empty_like(expected)
+    assert np.array_equal(kernels.im2col(xp, 3, 3, stride, oh, ow, out, tile), expected)
+    if c == 1:
+        out_t = np.empty(expected.T.shape, np.float32)
+        assert np.array_equal(kernels.im2col_single_channel(xp, 3, 3, stride, oh, ow, out_t, tile).T, expected)
+    tiles = expected.reshape(tile, tile, 2, oh // tile, ow // tile, -1)
+    frame = np.zeros((2, oh + 1, ow + 2, expected.shape[1]), np.float32)
+    kernels.untile(tiles, frame[:, 1:, 2:])  # a strided view, as the input gradient's frame
+    assert np.array_equal(frame[:, 1:, 2:].reshape(2 * oh * ow, -1), plain.reshape(2 * oh * ow, -1))
+    assert not frame[:, :1].any() and not frame[:, :, :2].any()
+
+
 @pytest.mark.parametrize("size, stride", [(2, 2), (3, 3), (3, 2), (2, 1)])
 @pytest.mark.parametrize("ties", [False, True])
 def test_max_pool_and_its_gradient_match_explicit_windows(size, stride, ties):
