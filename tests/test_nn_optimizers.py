@@ -148,3 +148,32 @@ def test_float32_parameters_stay_float32():
         for _ in range(STEPS):
             opt.step(p, {"w": p["w"] * np.float32(0.5)}, 0.1)
         assert p["w"].dtype == np.float32, name
+
+
+@pytest.mark.parametrize("name, kwargs", [("adam", {}), ("sgd", {"momentum": 0.9}), ("rmsprop", {})])
+def test_a_dead_weights_float32_state_never_turns_subnormal(name, kwargs):
+    """After its gradient turns 0 a weight's moments decay geometrically; every FLUSH_EVERY steps
+    what is too small to move the weight is set to 0 before it reaches the subnormal floats
+    (which the CPU computes about a hundred times slower). Live weights' state is untouched."""
+    from nnrun.nn.optimizers import FLUSH_EVERY
+
+    opt = make_optimizer(name, **kwargs)
+    p = {"w": np.array([1.0, -2.0, 0.5], np.float32)}
+    tiny = np.finfo(np.float32).tiny
+    for t in range(1, 8000):  # rmsprop's v, decaying by 0.99, is the slowest to flush
+        g = np.array([1e-3 if t <= 20 else 0, -1e-3 if t <= 20 else 0, 1e-3], np.float32)  # the last stays live
+        opt.step(p, {"w": g}, 1e-3)
+        for a in opt.state["w"].values():
+            assert not ((a != 0) & (np.abs(a) < tiny)).any(), (t, a)
+    assert all(a[2] != 0 for a in opt.state["w"].values())
+    assert any((a[:2] == 0).all() for a in opt.state["w"].values())  # something was flushed
+    assert FLUSH_EVERY > 1
+
+
+def test_flushing_sets_only_values_far_too_small_to_matter_to_zero():
+    from nnrun.nn.optimizers import flush_tiny
+
+    values = np.array([1e-40, -1e-40, 3e-35, -9e-31, 1.1e-30, -1e-19, 1e-8, 0.5, -3.0], np.float32)
+    flushed = values.copy()
+    flush_tiny(flushed)
+    assert (flushed[:4] == 0).all() and np.array_equal(flushed[4:], values[4:])
