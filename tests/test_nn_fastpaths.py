@@ -174,7 +174,7 @@ def test_conv2d_forward_and_backward_match_the_sum_over_taps(c, stride, padding)
 
 
 def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1, use_bias=True,
-                  first_pool=None):
+                  first_pool=None, channels=2):
     """size: the input's height and width, or (height, width); first_pool: the first maxpool2d's
     settings (default 2x2, stride 2)."""
     specs = [{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1, "stride": conv_stride,
@@ -184,7 +184,7 @@ def conv_pool_net(activation, fuse, size=9, seed=0, dtype=F64, conv_stride=1, us
              {"type": "maxpool2d", "pool_size": 2},
              {"type": "flatten"}, {"type": "dense", "units": 3, "activation": "softmax"}]
     height, width = (size, size) if isinstance(size, int) else size
-    net = Sequential([make_layer(s) for s in specs], (2, height, width), seed=seed, dtype=dtype, fuse=fuse)
+    net = Sequential([make_layer(s) for s in specs], (channels, height, width), seed=seed, dtype=dtype, fuse=fuse)
     for layer in net.layers:
         if "b" in layer.params:
             layer.params["b"][:] = rand(*layer.params["b"].shape, seed=7).astype(dtype) * 0.1
@@ -200,23 +200,28 @@ def test_conv_then_pool_as_one_stage_equals_the_two_layers(activation, size, use
     assert_fused_equals_plain(activation, size, use_bias)
 
 
-@pytest.mark.parametrize("first_pool, size, tile", [
-    ({"pool_size": 3}, 12, 3),              # 3x3 tiles: nine blocks, first-maximum masks
-    ({"pool_size": 3}, 14, 3),              # 3x3 tiles leaving a margin the pool drops
-    ({"pool_size": 2, "stride": 1}, 9, 1),  # overlapping windows: strided views, no tiles
-    ({"pool_size": 3, "stride": 2}, 9, 1),
+@pytest.mark.parametrize("first_pool, size, tile, more", [
+    ({"pool_size": 3}, 12, 3, {}),              # 3x3 tiles: nine blocks, first-maximum masks
+    ({"pool_size": 3}, 14, 3, {}),              # 3x3 tiles leaving a margin the pool drops
+    ({"pool_size": 2, "stride": 1}, 9, 1, {}),  # overlapping windows: strided views, no tiles
+    ({"pool_size": 3, "stride": 2}, 9, 1, {}),
+    (None, 11, 2, {"channels": 1}),             # the one-channel patch matrix, in tiles
+    (None, 19, 2, {"conv_stride": 2}),          # a strided convolution's output in tiles
+    (None, 17, 2, {"conv_stride": 2, "channels": 1}),
 ])
-def test_conv_then_pools_of_other_shapes_as_one_stage_equal_the_two_layers(first_pool, size, tile):
-    assert conv_pool_net("relu", True, size, first_pool=first_pool).stages[0].tile == tile
-    assert_fused_equals_plain("relu", size, True, first_pool)
+def test_conv_then_pools_of_other_shapes_as_one_stage_equal_the_two_layers(first_pool, size, tile, more):
+    assert conv_pool_net("relu", True, size, first_pool=first_pool, **more).stages[0].tile == tile
+    assert_fused_equals_plain("relu", size, True, first_pool, **more)
 
 
-def assert_fused_equals_plain(activation, size, use_bias, first_pool=None):
-    fused = conv_pool_net(activation, True, size, use_bias=use_bias, first_pool=first_pool)
-    plain = conv_pool_net(activation, False, size, use_bias=use_bias, first_pool=first_pool)
+def assert_fused_equals_plain(activation, size, use_bias, first_pool=None, **more):
+    fused = conv_pool_net(activation, True, size, use_bias=use_bias, first_pool=first_pool, **more)
+    plain = conv_pool_net(activation, False, size, use_bias=use_bias, first_pool=first_pool, **more)
     assert [type(s) for s in fused.stages[:2]] == [ConvPoolStage, ConvPoolStage]
+    assert fused.stages[1].tile == 2 and (first_pool is not None or fused.stages[0].tile == 2)  # 2x2 pools: tiles
     assert all(type(s) is LayerStage for s in plain.stages)
-    x, y = rand(5, 2, size, size, seed=8), np.array([0, 1, 2, 1, 0])
+    channels = fused.layers[0].input_shape[0]
+    x, y = rand(5, channels, size, size, seed=8), np.array([0, 1, 2, 1, 0])
     loss = make_loss("cross_entropy")
     for net in (fused, plain):
         net.shards = Shards(net.layers, net.stages, True, 1)  # whole batches: only fusion differs
@@ -613,14 +618,30 @@ def test_shard_threads_share_the_blas_threads_out_between_the_halves(threads, pe
     assert inside and all(n == per_half for n in inside)
 
 
-def test_an_evaluation_forward_in_chunks_equals_the_whole_batch_at_once():
-    """Each half of a conv net's evaluation batch runs EVAL_CHUNK samples at a time (a last
-    chunk shorter): the outputs are those of every stage run on the whole batch."""
+def test_an_evaluation_forward_runs_the_image_stages_in_chunks_of_each_half(monkeypatch):
+    """Each half of a conv net's evaluation batch goes through the image stages EVAL_CHUNK to
+    2*EVAL_CHUNK - 1 samples at a time (never a chunk of a row or two), then through the flat
+    stages whole: the values of one forward over each half."""
     from nnrun.nn import network
 
     net = conv_pool_net("relu", True, dtype=np.float32)
-    x = rand(2 * network.EVAL_CHUNK + 7, 2, 9, 9, seed=21, dtype=np.float32)
+    x = rand(4 * network.EVAL_CHUNK + 2, 2, 9, 9, seed=21, dtype=np.float32)  # halves of 2 chunks + 1
+    whole_logits, whole_out = network._joined([network._forward(net.stages, x[part], False)
+                                              for part in net.shards.slices(len(x))])
+    sizes: dict[str, list[int]] = {"forward": [], "forward_with_logits": []}
+
+    def record(stage, method):
+        original = getattr(stage, method)
+
+        def spy(h, *args):
+            sizes[method].append(len(h))
+            return original(h, *args)
+        monkeypatch.setattr(stage, method, spy)
+
+    for stages in net.shards.stages:
+        record(stages[0], "forward")  # the first image stage
+        record(stages[-1], "forward_with_logits")  # the last stage, a flat one
     logits, out = net.forward_with_logits(x)
-    whole_logits, whole_out = network._forward(net.stages, x, False)
+    assert sorted(sizes["forward"]) == [network.EVAL_CHUNK] * 2 + [network.EVAL_CHUNK + 1] * 2
+    assert sizes["forward_with_logits"] == [len(x) // 2] * 2
     assert np.allclose(logits, whole_logits, rtol=1e-6, atol=1e-7) and np.allclose(out, whole_out, rtol=1e-6, atol=1e-7)
-    assert len(net.shards.slices(len(x))) == 2 and len(x) // 2 > network.EVAL_CHUNK  # chunks of halves

@@ -93,7 +93,7 @@ def max_pool(x: np.ndarray, size: int, stride: int, oh: int, ow: int, training: 
 def max_over(views: list[np.ndarray], training: bool) -> tuple:
     """(best, winners) of same-shaped arrays, a window's elements in row-major order: their
     element-wise max, and when training what send_to_max needs."""
-    if len(views) == 4:
+    if len(views) == 4:  # a 2x2 window (windows are square)
         return _tournament(*views, training)
     best = views[0].copy()
     for v in views[1:]:
@@ -123,8 +123,10 @@ def _tournament(a, b, c, d, training: bool) -> tuple:
 def send_to_max(dy: np.ndarray, winners, outs: list[np.ndarray]) -> None:
     """The adjoint of max_over: outs[k] (shaped like dy, may be strided views) = dy where
     element k of the window is its first maximum, else 0."""
-    if isinstance(winners, tuple):  # the tournament backwards: the bottom row's share, then
-        right, lower, bottom = winners  # each row's right element's (the left one is the rest)
+    if isinstance(winners, tuple):
+        # The tournament backwards: the bottom row's share, then each row's right element's
+        # (the left one is the rest).
+        right, lower, bottom = winners
         d_bottom = dy * bottom
         d_top = dy - d_bottom
         for d_row, wins, (left, right_out) in ((d_top, right, outs[:2]), (d_bottom, lower, outs[2:])):
@@ -140,12 +142,17 @@ def max_unpool(dy: np.ndarray, winners, size: int, stride: int, out: np.ndarray)
     maximum (winners from max_pool)."""
     _, oh, ow, _ = dy.shape
     places = [out[:, rows, cols, :] for _, rows, cols in tap_slices(size, size, stride, oh, ow)]
-    if stride == size and out.shape[1] == oh * size and out.shape[2] == ow * size:
-        send_to_max(dy, winners, places)  # the windows tile out: each place is written once
+    if stride == size:  # windows that do not overlap: each place is written once
+        if out.shape[1] != oh * size or out.shape[2] != ow * size:
+            out.fill(0)  # the last rows or columns, which a floor-mode pool leaves out
+        send_to_max(dy, winners, places)
         return out
-    parts = [np.empty_like(dy) for _ in places]
-    send_to_max(dy, winners, parts)
     out.fill(0)
+    if isinstance(winners, tuple):
+        parts = [np.empty_like(dy) for _ in places]
+        send_to_max(dy, winners, parts)
+    else:  # one window position at a time
+        parts = (dy * first_max for first_max in winners)
     for place, part in zip(places, parts, strict=True):
         place += part
     return out

@@ -49,6 +49,7 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self.t = 0
         self._flat: dict[str, np.ndarray] | None = None  # the state as whole-model arrays
+        self._scratch: np.ndarray | None = None
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float,
              flat: tuple[np.ndarray, np.ndarray] | None = None) -> None:
@@ -65,7 +66,8 @@ class Optimizer:
         for key, p in params.items():
             state = self.state.setdefault(key, {})
             for name in self.state_names:
-                state.setdefault(name, np.zeros_like(p))
+                if name not in state:
+                    state[name] = np.zeros_like(p)
             self.decay_and_update(p, grads[key], lr, state, self.scratch(p))
 
     def step_flat(self, params: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray, lr: float) -> None:
@@ -139,7 +141,7 @@ class Optimizer:
     def scratch(self, like: np.ndarray) -> np.ndarray:
         """An array shaped like `like` for an update's intermediate values, kept between steps:
         a fresh one each step would cost a page fault every few thousand numbers."""
-        kept = self.__dict__.get("_scratch")
+        kept = self._scratch
         if kept is None or kept.size < like.size or kept.dtype != like.dtype:
             kept = self._scratch = np.empty(like.size, like.dtype)
         return kept[:like.size].reshape(like.shape)
@@ -166,14 +168,13 @@ class SGD(Optimizer):
         v = state["velocity"]
         v *= v.dtype.type(self.momentum)
         v += g
-        step = tmp
         if self.nesterov:
-            np.multiply(v, v.dtype.type(self.momentum), out=step)
-            np.add(g, step, out=step)
+            np.multiply(v, v.dtype.type(self.momentum), out=tmp)
+            np.add(g, tmp, out=tmp)
         else:
-            step[...] = v
-        step *= lr
-        p -= step
+            tmp[...] = v
+        tmp *= lr
+        p -= tmp
 
 
 @register("adam")
