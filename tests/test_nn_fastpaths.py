@@ -236,6 +236,7 @@ def assert_fused_equals_plain(activation, size, use_bias, first_pool=None, **mor
     assert np.allclose(dx1, dx2, atol=1e-14)
     for name in g2:
         assert np.allclose(g1[name], g2[name], atol=1e-13), name
+    assert np.allclose(fused.forward(x), plain.forward(x), atol=1e-14)  # evaluation: one channel in spatial order
 
 
 def test_conv_then_pool_relu_ties_send_no_gradient_either_way():

@@ -56,8 +56,11 @@ class ConvPoolStage:
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         rows, cols = self.pool.rows_read()
-        z = self.conv.linear_nhwc(x.transpose(0, 2, 3, 1), training, rows, cols, bias=False, tile=self.tile)
-        y = self.pool.pool_tiles(z, training) if self.tile > 1 else self.pool.pool_nhwc(z, training)
+        # A one-channel patch matrix in tiles is a strided gather at twice the cost, which only
+        # the pool's gradient repays: an evaluation computes it in spatial order (1-10% faster).
+        tile = self.tile if training or self.conv.input_shape[0] > 1 else 1
+        z = self.conv.linear_nhwc(x.transpose(0, 2, 3, 1), training, rows, cols, bias=False, tile=tile)
+        y = self.pool.pool_tiles(z, training) if tile > 1 else self.pool.pool_nhwc(z, training)
         if self.conv.use_bias:
             y += self.conv.params["b"]
         if self.relu:
