@@ -312,7 +312,9 @@ class Conv2D(ParamLayer):
             xh = kernels.pad_into(xh, ph, pw, self.buffer("padded", shape, xh.dtype, zeroed=True, keep=training))
         if xh.shape[3] == 1:  # cols is stored transposed, (kh*kw, N*oh*ow): see im2col_single_channel
             cols_t = self.buffer("cols", (kh * kw, n * oh * ow), xh.dtype, keep=training)
-            cols = kernels.im2col_single_channel(xh, kh, kw, self.stride, oh, ow, cols_t, tile).T
+            blocks = self.buffer("tap blocks", kernels.tap_blocks_shape(n, kh, kw, self.stride, oh, ow, tile),
+                                 xh.dtype, keep=training) if tile > 1 else None
+            cols = kernels.im2col_single_channel(xh, kh, kw, self.stride, oh, ow, cols_t, tile, blocks).T
         else:
             cols = self.buffer("cols", (n * oh * ow, kh * kw * xh.shape[3]), xh.dtype, keep=training)
             kernels.im2col(xh, kh, kw, self.stride, oh, ow, cols, tile)
