@@ -90,7 +90,7 @@ def _tiles_from_blocks(xp: np.ndarray, kh: int, kw: int, stride: int, oh: int, o
 def untile(tiles: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Copy tiles (t, t, N, th, tw, F) into their spatial places in out (N, th*t, tw*t, F),
     which may be a strided view (the interior of a zero frame)."""
-    t, _, n, th, tw, f = tiles.shape
+    t = tiles.shape[0]
     sn, sh, sw, sc = out.strides
     np.copyto(as_strided(out, tiles.shape, (sh, sw, sn, sh * t, sw * t, sc)), tiles)
     return out
