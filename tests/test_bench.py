@@ -52,6 +52,22 @@ def bench(*args: str):
     return runner.invoke(app, ["bench", *args], env={"COLUMNS": "120"})
 
 
+@pytest.mark.skipif(__import__("os").cpu_count() < 2, reason="needs two cores")
+def test_a_conv_nets_bench_reports_the_processes_blas_threads_not_a_halfs(tmp_path):
+    """nnrun's side shares the BLAS threads out between a conv net's two halves (one each on two
+    cores); the record names the threads the process was given, as the table's footer says."""
+    conv = dict(TINY, model={"layers": [
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": 1, "activation": "relu"},
+        {"type": "maxpool2d", "pool_size": 2}, {"type": "flatten"},
+        {"type": "dense", "units": 10, "activation": "softmax"}]})
+    path, out = tmp_path / "conv.yaml", tmp_path / "bench.json"
+    path.write_text(yaml.safe_dump(conv, sort_keys=False))
+    result = bench(str(path), "--batches", "2", "--repeats", "1", "--threads", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["blas"]["threads"] == 2 and ", 2 threads" in result.output
+
+
 def test_bench_prints_the_table_and_writes_the_json(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(bench_run, "load_average", lambda: [3.25, 2.0, 1.0])  # a busy machine
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # a kernel chosen for OpenBLAS

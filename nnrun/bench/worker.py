@@ -116,6 +116,9 @@ class Side:
         self.parameters = net.num_params
         self.divisor, self.inference_source = source.divisor, source.inference
         self.inference_x: Any = None
+        # As the process has it: nnrun's side then shares these threads out between a conv
+        # net's batch halves (one each on two cores).
+        self.blas = blas()
         self.take(exp, net, source)  # after this the source's raw arrays may go
 
     def take(self, exp, net, source: Source) -> None:
@@ -135,7 +138,7 @@ class Side:
     def info(self) -> dict:
         return {"parameters": self.parameters, "batch_size": self.batch_size, "lr": self.lr,
                 "train_samples": self.train_samples, "input_shape": list(self.input_shape),
-                "blas": blas(), "memory_before_training_mb": memory_now_mb()}
+                "blas": self.blas, "memory_before_training_mb": memory_now_mb()}
 
     def train(self) -> float:
         """Seconds of `batches` training steps after `warmup` untimed ones."""

@@ -140,7 +140,8 @@ def blas_text(blas: dict | None) -> str:
     if not blas:
         return "unknown"
     kernel = f" (kernel {blas['kernel']})" if blas.get("kernel") else ""
-    return f"{blas['library']} {blas.get('version') or ''}{kernel}, {blas.get('threads')} threads"
+    threads = blas.get("threads")
+    return f"{blas['library']} {blas.get('version') or ''}{kernel}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def torch_text(torch: dict) -> str:
