@@ -222,7 +222,9 @@ class Dense(ParamLayer):
         if training:
             self._x = x
         z = x @ self.params["W"]
-        return z + self.params["b"] if self.use_bias else z
+        if self.use_bias:
+            z += self.params["b"]
+        return z
 
     def transform_backward(self, dz: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         np.matmul(self._x.T, dz, out=self.grads["W"])
