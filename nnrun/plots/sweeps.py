@@ -87,8 +87,9 @@ def _best_index(metrics: np.ndarray, ok: np.ndarray, hib: bool) -> int | None:
     return int(np.argmax(np.where(ok, metrics if hib else -metrics, -np.inf)))
 
 
-def _title(metric_name: str, n: int, n_failed: int, hib: bool, n_pruned: int = 0) -> str:
-    s = f"Sweep: {metric_name} ({'higher' if hib else 'lower'} is better), {n} trials"
+def _title(metric_name: str, trials: Sequence[Mapping], hib: bool) -> str:
+    n_failed, n_pruned = _counts(trials)
+    s = f"Sweep: {metric_name} ({'higher' if hib else 'lower'} is better), {len(trials)} trials"
     return s + (f", {n_failed} failed" if n_failed else "") + (f", {n_pruned} pruned" if n_pruned else "")
 
 
@@ -155,8 +156,7 @@ def _sweep_1d(trials, name, values, metric_name, path, log_x, hib) -> Path:
     _x_range(ax, x, use_log)
     ax.set_xlabel(name + (" (log scale)" if use_log else ""))
     ax.set_ylabel(metric_name)
-    n_failed, n_pruned = _counts(trials)
-    ax.set_title(_title(metric_name, len(trials), n_failed, hib, n_pruned))
+    ax.set_title(_title(metric_name, trials, hib))
     ax.legend(loc="best")
     return save(fig, path)
 
@@ -251,8 +251,7 @@ def _sweep_categorical(trials, name, values, metric_name, path, hib) -> Path:
         # The bars' own legend entry would take the first bar's colour: name the muted one.
         ax.legend(handles=[Patch(color=MUTED, label="mean of trials"), *ax.get_legend_handles_labels()[0],
                            Patch(color=GOOD_COLOR, label=f"best: {compact(cats[best])}")], loc="best")
-    n_failed, n_pruned = _counts(trials)
-    ax.set_title(_title(metric_name, len(trials), n_failed, hib, n_pruned))
+    ax.set_title(_title(metric_name, trials, hib))
     return save(fig, path)
 
 
@@ -265,8 +264,6 @@ def _sweep_2d(trials, names, metric_name, path, hib) -> Path:
     if all(_is_number(v) for v in vx + vy) and len(ux) * len(uy) > 2 * len(trials):
         return _sweep_scatter(trials, names, vx, vy, metric_name, path, hib)  # sampled, not a grid
     grid, tried = _best_per_cell(trials, vx, vy, ux, uy, hib)
-    n_failed, n_pruned = _counts(trials)
-
     w = float(np.clip(1.0 * len(ux) + 3.0, 6.5, 14.0))
     h = float(np.clip(0.7 * len(uy) + 2.0, 4.0, 10.0))
     fig = new_figure((w, h))
@@ -291,7 +288,7 @@ def _sweep_2d(trials, names, metric_name, path, hib) -> Path:
     ax.tick_params(length=0)
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    title = _title(metric_name, len(trials), n_failed, hib, n_pruned)
+    title = _title(metric_name, trials, hib)
     ax.set_title(title + ("\nbest cell outlined" if known.size else ""))
     cbar = fig.colorbar(im, ax=ax)
     cbar.set_label(metric_name)
@@ -375,7 +372,7 @@ def _sweep_scatter(trials, names, vx, vy, metric_name, path, hib) -> Path:
             (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
         (ax.set_xlabel if axis == "x" else ax.set_ylabel)(name + (" (log scale)" if log else ""))
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(_title(metric_name, len(trials), int(failed.sum()), hib, int(pruned.sum())))
+    ax.set_title(_title(metric_name, trials, hib))
     return save(fig, path)
 
 
@@ -408,8 +405,7 @@ def _sweep_ranked(trials, names, metric_name, path, hib, max_rows: int = 40) -> 
         ax.set_xlim(0, span * 1.15 if span > 0 else 1.0)
         _metric_axis(ax, metric_name, known, axis="x")
     ax.set_xlabel(metric_name)
-    n_failed, n_pruned = _counts(trials)
-    title = _title(metric_name, len(trials), n_failed, hib, n_pruned)
+    title = _title(metric_name, trials, hib)
     ax.set_title(title + (f" (top {n} shown)" if n < len(trials) else ""))
     return save(fig, path)
 
