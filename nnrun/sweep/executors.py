@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import multiprocessing
 import os
@@ -336,13 +337,14 @@ def run_processes(source: JobSource, workers: int, on_result: OnResult) -> None:
     with blas_threads(1):  # spawned children read these before they import numpy
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=worker_init)
+        submit = functools.partial(pool.submit, run_trial)
         try:
-            fill(running, source, workers, lambda job: pool.submit(run_trial, job))
+            fill(running, source, workers, submit)
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     on_result(result_of(fut, running.pop(fut)))
-                fill(running, source, workers, lambda job: pool.submit(run_trial, job))
+                fill(running, source, workers, submit)
         except BaseException:
             record_finished(running, on_result)
             terminate_children(except_pids=children_before)

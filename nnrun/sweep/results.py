@@ -45,8 +45,7 @@ def ranking(doc: dict) -> list[dict]:
     sign = -1 if doc["mode"] == "max" else 1
     ok = successful(doc)
     partial = [t for t in doc["trials"] if is_partial(t["status"]) and t["metric"] is not None]
-    ranked = sorted(ok, key=lambda t: (sign * t["metric"], t["index"])) + sorted(
-        partial, key=lambda t: (sign * t["metric"], t["index"]))
+    ranked = [t for group in (ok, partial) for t in sorted(group, key=lambda t: (sign * t["metric"], t["index"]))]
     return ranked + [t for t in doc["trials"] if t not in ranked]
 
 

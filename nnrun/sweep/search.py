@@ -24,7 +24,6 @@ from nnrun.fmt import finite
 from nnrun.status import Status, is_ok, is_partial
 from nnrun.sweep.params import Param, round_sig
 
-SEARCHES = ("grid", "random", "tpe")
 INSTALL_TUNE = "pip install 'nnrun[tune]'"
 
 
@@ -108,7 +107,7 @@ class TpeSampler:
         if is_partial(trial["status"]):
             return create_trial(params=values, distributions=self.distributions, intermediate_values=steps,
                                 state=TrialState.PRUNED)
-        if trial["status"] in (Status.PENDING,):
+        if trial["status"] == Status.PENDING:
             return None
         return create_trial(params=values, distributions=self.distributions, state=TrialState.FAIL)
 
