@@ -385,6 +385,9 @@ PruneConfig = Annotated[Annotated[AshaPrune, Tag("asha")] | Annotated[MedianPrun
                                       custom_error_message="type is asha, median or none"),
                         BeforeValidator(prune_shorthand)]
 SEARCHES = ("grid", "random", "tpe")
+# A sweep plans at most this many trials: a few characters ("int:0:1e9", --random 10**9, ten
+# params of ten values) must not cost gigabytes before anything runs.
+MAX_TRIALS = 10_000
 
 
 class SweepConfig(Strict):
@@ -395,7 +398,7 @@ class SweepConfig(Strict):
     metric: str | None = None
     mode: Literal["max", "min"] | None = None
     search: Literal[SEARCHES] | None = None  # type: ignore[valid-type]
-    trials: int | None = Field(None, gt=0, le=10_000)
+    trials: int | None = Field(None, gt=0, le=MAX_TRIALS)
     random: int | None = Field(None, gt=0)
     prune: PruneConfig | None = None
     seed: int | None = Field(None, ge=0)

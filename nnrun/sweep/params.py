@@ -24,12 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from nnrun.config import parse_key, parse_value
+from nnrun.config import MAX_TRIALS, parse_key, parse_value
 from nnrun.errors import ConfigError
 
-# A sweep plans at most this many trials: a few characters ("int:0:1e9", --random 10**9, ten
-# params of ten values) must not cost gigabytes before anything runs.
-MAX_TRIALS = 10_000
 RANGE_RE = re.compile(r"^(log|lin|int):([^:]+):([^:]+)(?::([^:]+))?$")
 
 
