@@ -313,6 +313,20 @@ def test_catalogue_needs_only_the_standard_library():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+def test_training_on_a_bundled_dataset_needs_no_download_machinery():
+    # A sweep worker imports this much before its first trial; pooch and requests cost it ~85 ms.
+    result = run_with_only(("pooch", "requests", "urllib3"), """
+        from nnrun.builder import load_data
+        from nnrun.config import validate
+        from nnrun.experiment import train_run
+        raw = {"name": "light", "data": {"dataset": "digits"},
+               "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]}}
+        data = load_data(validate(raw, "light.yaml", None))
+        assert data.train[0].shape[1:] == (1, 8, 8)
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 # ---------------------------------------------------------------- downloads from a local server
 
 

@@ -20,7 +20,7 @@ _MODULE_OF = {
     "load_dataset": "datasets",
     "cache_root": "download",
     "fetch": "download",
-    "MirrorsFailed": "download",
+    "MirrorsFailed": "mirrors",
     "check_labels_below": "checks",
     "DownloadProgress": "progress",
     "ProgressFn": "progress",

@@ -13,7 +13,6 @@ import numpy as np
 
 from nnrun.data.catalog import DatasetInfo, dataset_info
 from nnrun.data.checks import as_int_labels, check_labels_below
-from nnrun.data.download import fetch_files, is_cached
 from nnrun.data.idx import load_idx_pair
 from nnrun.errors import DataError
 
@@ -41,8 +40,11 @@ class Dataset:
 
     def is_local(self, splits: Sequence[str] = SPLITS, cache_dir: str | os.PathLike | None = None) -> bool:
         """Whether these splits load without a download (bundled, or already in the cache)."""
-        return bool(self.info.bundled) or all(
-            is_cached(self.name, f, cache_dir) for split in splits for f in self.info.files[split])
+        if self.info.bundled:
+            return True
+        from nnrun.data.download import is_cached  # pooch and requests only for a downloaded dataset
+
+        return all(is_cached(self.name, f, cache_dir) for split in splits for f in self.info.files[split])
 
 
 def get_dataset(name: str) -> Dataset:
@@ -64,6 +66,8 @@ def load_dataset(name: str, cache_dir: str | os.PathLike | None = None, splits: 
 def load_downloaded(info: DatasetInfo, cache_dir: str | os.PathLike | None = None,
                     splits: Sequence[str] = SPLITS) -> Splits:
     """Fetch (or reuse) the IDX files of an MNIST-style dataset and load the splits asked for."""
+    from nnrun.data.download import fetch_files
+
     files = {split: info.files[split] for split in splits}
     paths = fetch_files(info.name, [f for pair in files.values() for f in pair], cache_dir)
     loaded = {split: load_idx_pair(paths[images], paths[labels]) for split, (images, labels) in files.items()}

@@ -20,8 +20,8 @@ import requests
 import urllib3
 
 from nnrun.data.catalog import DatasetInfo, dataset_info
+from nnrun.data.mirrors import MirrorsFailed
 from nnrun.data.progress import DownloadProgress, ProgressFn, installed_progress
-from nnrun.errors import DownloadError
 
 DOWNLOAD_TIMEOUT_SECONDS = 60  # for the connection, and for each read
 # A whole file must arrive within this (a server sending a byte a second never times out by the
@@ -84,35 +84,6 @@ def quiet_pooch() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(previous)
-
-
-class MirrorsFailed(DownloadError):
-    """No mirror gave a dataset file. The message is a short block, one line each: what failed;
-    then, indented, each URL tried and why it failed, the files to fetch by hand and the folder
-    to put them in, and any notes (the config key that avoids the download)."""
-
-    def __init__(self, dataset: str, filename: str, tried: Sequence[tuple[str, str]], folder: Path,
-                 files: Sequence[str] = (), notes: Sequence[str] = ()):
-        self.dataset, self.filename, self.tried, self.folder = dataset, filename, list(tried), folder
-        self.files, self.notes = list(files) or [filename], list(notes)
-        self.lines = self.block()
-        super().__init__("\n".join(self.lines))
-
-    def block(self) -> list[str]:
-        tried = [f"  {url}: {reason}" for url, reason in self.tried] or [
-            f"  no mirror is configured; set {dataset_info(self.dataset).mirror_env_var} to base URLs"]
-        return [f"could not download {self.dataset} {self.filename} from any mirror:", *tried,
-                f"  to work offline, copy these files from a mirror into {self.folder} "
-                "(NNRUN_DATA_DIR sets the data folder):",
-                f"    {' '.join(self.files)}",
-                *(f"  {note}" for note in self.notes)]
-
-    def with_files(self, files: Sequence[str]) -> MirrorsFailed:
-        """The same failure, naming all the files still missing."""
-        return MirrorsFailed(self.dataset, self.filename, self.tried, self.folder, files, self.notes)
-
-    def with_note(self, note: str) -> MirrorsFailed:
-        return MirrorsFailed(self.dataset, self.filename, self.tried, self.folder, self.files, [*self.notes, note])
 
 
 ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")  # "[Errno 111] Connection refused"
