@@ -8,7 +8,7 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from nnrun.cli.common import app
+from nnrun.cli import app
 from nnrun.cli.display import DownloadDisplay
 from nnrun.data import DATASETS, DownloadProgress, download_progress, load_dataset
 from nnrun.data.download import PoochProgress, fetch

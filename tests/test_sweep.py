@@ -218,6 +218,39 @@ def test_ctrl_c_with_worker_processes_stops_them_and_resume_runs_the_rest(tmp_pa
     assert len(json.loads((resumed / "summary.json").read_text())["resumed"]) == 1  # went on, not restarted
 
 
+SCRIPT_LIKE_NNRUN = """\
+import sys
+from nnrun.cli import main  # the first lines of the `nnrun` script pip writes
+
+
+def loaded(_):
+    return sorted(m for m in ("typer", "rich", "click", "matplotlib", "nnrun.cli.common") if m in sys.modules)
+
+
+if __name__ == "__main__":
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        print(pool.submit(loaded, 0).result())
+"""
+
+
+def test_a_worker_spawned_by_the_nnrun_script_does_not_load_the_command_line(tmp_path):
+    # A spawned worker re-runs the script it was started from: under `nnrun sweep`, the script's
+    # `from nnrun.cli import main` once loaded every command, typer and rich (0.4 s a worker).
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "nnrun_like.py"
+    script.write_text(SCRIPT_LIKE_NNRUN)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_cli_dry_run_and_sweep(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
