@@ -3,6 +3,7 @@ interleaved, the threads reaching the workers, each worker's own peak memory, an
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import statistics
@@ -76,7 +77,7 @@ def test_bench_prints_the_table_and_writes_the_json(tiny, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert record["settings"] | {"batches": 2, "repeats": 1, "threads": 1, "data": "synthetic", "compare": None,
-                                 "inference_samples": 10000, "inference_batch": 1000} == record["settings"]
+                                 "inference_samples": 10000, "inference_batch": 1000, "settle_seconds": 0} == record["settings"]
     assert set(record["machine"]) >= {"cpu", "cores", "usable_cores"} and record["machine"]["cores"] >= 1
     assert record["versions"]["numpy"] == np.__version__ and record["versions"]["torch"] is None
     assert record["blas"]["threads"] == 1  # the limit reached the worker
@@ -126,6 +127,7 @@ def test_compare_torch_interleaves_the_sides_and_reports_ratios_of_the_medians(t
     (net,) = record["networks"]
     assert set(net["torch"]) == SIDE_FIELDS | {"torch"}
     assert net["torch"]["torch"]["threads"] == 1 and record["torch"]["version"] == record["versions"]["torch"]
+    assert record["settings"]["settle_seconds"] == bench_run.SETTLE_SECONDS
     median = lambda side, key: statistics.median(net[side][key])
     assert net["train_time_ratio"] == round(median("nnrun", "train_seconds") / median("torch", "train_seconds"), 3)
     assert net["inference_time_ratio"] == round(
@@ -135,6 +137,46 @@ def test_compare_torch_interleaves_the_sides_and_reports_ratios_of_the_medians(t
     assert net["torch"]["peak_memory_mb"] > net["nnrun"]["peak_memory_mb"]
     assert "nnrun/PyTorch" in result.output and f"{net['train_time_ratio']:.2f}x" in result.output
     assert "PyTorch: " in result.output  # its kernels and threads in the footer
+
+
+class ClockedWorker:
+    """A stand-in worker that notes when each of its turns starts and ends."""
+
+    def __init__(self, side: str, log: list):
+        self.side, self.log = side, log
+
+    def ask(self, command: str) -> dict:
+        import time
+
+        start = time.monotonic()
+        time.sleep(0.01)
+        self.log.append((self.side, start, time.monotonic()))
+        return {"seconds": 0.01}
+
+
+def test_each_sides_turn_starts_after_the_others_threads_have_settled():
+    # OpenBLAS's threads spin ~0.1 s after nnrun's turn: PyTorch's inference took twice as long
+    # when its turn began at once. With one side there is nobody else's threads to wait for.
+    log: list = []
+    workers = [ClockedWorker("nnrun", log), ClockedWorker("torch", log)]
+    seconds = bench_run.interleaved(workers, "infer", 2, lambda **event: None, settle=0.05)
+    assert seconds == {"nnrun": [0.01, 0.01], "torch": [0.01, 0.01]}
+    assert [side for side, _, _ in log] == ["nnrun", "torch", "nnrun", "torch"]
+    assert all(start - previous_end >= 0.05 for (_, _, previous_end), (_, start, _) in itertools.pairwise(log))
+    alone: list = []
+    bench_run.interleaved([ClockedWorker("nnrun", alone)], "infer", 3, lambda **event: None, settle=5)
+    assert alone[-1][2] - alone[0][1] < 1
+
+
+@needs_torch
+def test_both_sides_infer_from_the_same_scaled_float32_samples(tiny):
+    from nnrun.bench.worker import NnrunSide, TorchSide
+
+    job = {"config": str(tiny), "data": "synthetic", "batches": 1, "warmup": 0, "seed": 0, "threads": 1}
+    ours, theirs = NnrunSide({**job, "side": "nnrun"}), TorchSide({**job, "side": "torch"})
+    x, t = ours.inference_inputs(), theirs.inference_inputs()
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.max() <= 1
+    assert np.array_equal(x, t.numpy())
 
 
 def test_compare_torch_without_pytorch_says_how_to_install_it(tiny, monkeypatch):

@@ -17,6 +17,7 @@ import statistics
 import subprocess  # nosec B404
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ DEFAULT_CONFIGS = ("mlp.yaml", "small-cnn.yaml", "cnn.yaml")  # in the source tr
 TORCH_MISSING = ("--compare torch needs PyTorch: pip install torch (a CPU build: pip install torch "
                  "--index-url https://download.pytorch.org/whl/cpu)")
 DATA_CHOICES, COMPARE_CHOICES = ("synthetic", "config"), ("torch",)
+# A library's threads keep spinning for a while after its last call (OpenBLAS's for 2**28 cycles,
+# about 0.1 s; an Intel OpenMP's 0.2 s): a turn starting sooner shares the cores with them. Measured
+# here, PyTorch's inference of mlp.yaml took 23 ms right after nnrun's turn, 12.6 ms after a pause.
+SETTLE_SECONDS = 0.5
 Progress = Callable[[dict], None]  # {"config", "name", "phase": start|train|inference, "side", "repeat"}
 
 
@@ -164,12 +169,16 @@ class Worker:
 SIDE_NAMES = {"nnrun": "nnrun", "torch": "PyTorch"}
 
 
-def interleaved(workers: list[Worker], command: str, repeats: int, notify: Callable[..., None]) -> dict:
-    """Seconds of each repeat of `command` per side, the sides taking turns repeat by repeat."""
+def interleaved(workers: list[Worker], command: str, repeats: int, notify: Callable[..., None],
+                settle: float = SETTLE_SECONDS) -> dict:
+    """Seconds of each repeat of `command` per side, the sides taking turns repeat by repeat; with
+    two sides, each turn starts `settle` seconds after the other's ended."""
     seconds: dict[str, list[float]] = {w.side: [] for w in workers}
     for repeat in range(1, repeats + 1):
         for w in workers:
             notify(phase=command, side=w.side, repeat=repeat)
+            if len(workers) > 1:
+                time.sleep(settle)
             seconds[w.side].append(w.ask(command)["seconds"])
     return seconds
 
@@ -245,7 +254,8 @@ def run_bench(configs: Sequence[str | os.PathLike] | None = None, settings: Sett
     return {"started": started, "finished": local_time(), "machine": machine(),
             "versions": {**versions(), "torch": torch_version},
             "settings": {**asdict(settings), "threads": threads, "inference_samples": INFERENCE_SAMPLES,
-                         "inference_batch": INFERENCE_BATCH},
+                         "inference_batch": INFERENCE_BATCH,
+                         "settle_seconds": SETTLE_SECONDS if settings.compare else 0},
             "blas": networks[0]["nnrun"]["blas"], "blas_overrides": blas_overrides(),
             "torch": networks[0]["torch"]["torch"] if torch_version else None,
             "load_average": {"start": load_at_start, "end": load_average()},

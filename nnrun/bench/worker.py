@@ -11,7 +11,9 @@ A training repeat: `warmup` batches, then `batches` timed ones, each what the tr
 per batch: take the batch by index from the training arrays and call nnrun.train.train_step (the
 PyTorch side: the same batch of the same data through the twin's step). Batches are full ones
 from successive seeded permutations of the training set, the same on both sides.
-An inference repeat: one warm-up batch, then predict over INFERENCE_SAMPLES at INFERENCE_BATCH.
+An inference repeat: one warm-up batch, then predict over INFERENCE_SAMPLES at INFERENCE_BATCH,
+from the same array on both sides: the samples scaled to the network's dtype beforehand (the
+training arrays, by contrast, are each side's own: nnrun's uint8 pixels are scaled batch by batch).
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ class NnrunSide(Side):
         return self.net.predict(x, INFERENCE_BATCH)
 
     def inference_inputs(self):
-        return nnrun_arrays(self.inference_source(), self.divisor, self.net.dtype)
+        # Scaled up front, as the PyTorch side's tensor is: the product is timed, not the scaling.
+        return np.asarray(nnrun_arrays(self.inference_source(), self.divisor, self.net.dtype))
 
 
 class TorchSide(Side):
