@@ -400,6 +400,30 @@ def test_two_threads_give_the_same_bits_as_one():
             assert np.array_equal(g, results[0][2][name]), name
 
 
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
+def test_each_half_going_straight_from_forward_to_backward_gives_the_same_bits(loss_name):
+    """loss_and_gradients against what it replaced: both halves forward, the loss gradient of
+    the whole batch, then both halves backward."""
+    from nnrun.nn.network import _backward, _forward
+
+    x, y = rand(64, 1, 8, 8, seed=12, dtype=np.float32), np.arange(64) % 10
+    loss = make_loss(loss_name)
+    net, old = cnn(), cnn()
+    value, out = net.loss_and_gradients(loss, x, y)
+    parts = old.shards.slices(64)
+    assert len(parts) == 2
+    outs = [_forward(stages, x[part], True) for stages, part in zip(old.shards.stages, parts, strict=True)]
+    logits, probabilities = np.concatenate([z for z, _ in outs]), np.concatenate([p for _, p in outs])
+    fused = old.fuses_softmax(loss)
+    grad = loss.logits_gradient(probabilities, y) if fused else loss.gradient(probabilities, y)
+    for stages, part in zip(old.shards.stages, parts, strict=True):
+        _backward(stages, grad[part], fused, False, old.first_index_with_params())
+    old.shards.sum_gradients(2)
+    assert value == old.loss_value(loss, logits, probabilities, y) and np.array_equal(out, probabilities)
+    for name, g in old.gradients().items():
+        assert np.array_equal(net.gradients()[name], g), name
+
+
 def test_networks_with_dropout_or_without_convolutions_are_not_split():
     mlp = Sequential([make_layer({"type": "dense", "units": 4})], (3,))
     dropout = Sequential([make_layer({"type": "conv2d", "filters": 2}), make_layer({"type": "dropout", "rate": 0.5}),

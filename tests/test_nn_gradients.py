@@ -167,6 +167,21 @@ def test_loss_gradient_wrt_output(loss_name, target_kind):
 
 
 @pytest.mark.parametrize("target_kind", ["labels", "one_hot"])
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_a_parts_loss_gradient_is_its_rows_of_the_whole_batchs(loss_name, target_kind):
+    # A conv net's halves each take their own rows (loss_and_gradients): the same bits.
+    loss = make_loss(loss_name)
+    out = np.random.default_rng(6).uniform(0.05, 1.0, (7, 4)).astype(np.float32)
+    y = targets(target_kind, 7, 4)
+    gradients = [loss.gradient] + ([loss.logits_gradient] if loss.fuses_with_softmax else [])
+    for gradient in gradients:
+        whole = gradient(out, y)
+        parts = [gradient(out[a:b], y[a:b], 7) for a, b in ((0, 3), (3, 7))]
+        assert np.array_equal(np.concatenate(parts), whole)
+        assert not np.array_equal(gradient(out[:3], y[:3]), whole[:3])  # averaged over 3, not 7
+
+
+@pytest.mark.parametrize("target_kind", ["labels", "one_hot"])
 def test_fused_softmax_cross_entropy(target_kind):
     net = Sequential([make_layer({"type": "dense", "units": 6, "activation": "tanh"}),
                       make_layer({"type": "dense", "units": 4, "activation": "softmax"})],

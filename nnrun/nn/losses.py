@@ -37,8 +37,9 @@ class Loss:
         """The loss, averaged over the batch."""
         raise NotImplementedError
 
-    def gradient(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """dL/doutput, shaped like output (N, K)."""
+    def gradient(self, output: np.ndarray, target: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """dL/doutput, shaped like output (N, K). batch: how many samples the loss averages over,
+        when output holds only some of them (a batch's half): their rows of the whole gradient."""
         raise NotImplementedError
 
 
@@ -57,9 +58,9 @@ class CrossEntropy(Loss):
         y = one_hot(target, output.shape[1], output.dtype)
         return float(-(y * np.log(self._clipped(output))).sum() / len(output))
 
-    def gradient(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def gradient(self, output: np.ndarray, target: np.ndarray, batch: int | None = None) -> np.ndarray:
         y = one_hot(target, output.shape[1], output.dtype)
-        return -y / self._clipped(output) / output.dtype.type(len(output))
+        return -y / self._clipped(output) / output.dtype.type(batch or len(output))
 
     def value_from_logits(self, logits: np.ndarray, target: np.ndarray) -> float:
         """The value for p = softmax(logits), with log p = z - max z - log sum exp(z - max z):
@@ -70,10 +71,10 @@ class CrossEntropy(Loss):
         y = one_hot(target, logits.shape[1], logits.dtype)
         return float(-(y * log_p).sum() / len(logits))
 
-    def logits_gradient(self, probabilities: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """dL/dz for p = softmax(z): (p - y) / N, stable and exact."""
+    def logits_gradient(self, probabilities: np.ndarray, target: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """dL/dz for p = softmax(z): (p - y) / N, stable and exact (N: batch, as in gradient)."""
         y = one_hot(target, probabilities.shape[1], probabilities.dtype)
-        return (probabilities - y) / probabilities.dtype.type(len(probabilities))
+        return (probabilities - y) / probabilities.dtype.type(batch or len(probabilities))
 
 
 @register("mse")
@@ -84,9 +85,9 @@ class MeanSquaredError(Loss):
         y = one_hot(target, output.shape[1], output.dtype)
         return float(np.mean(np.square(output - y)))
 
-    def gradient(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def gradient(self, output: np.ndarray, target: np.ndarray, batch: int | None = None) -> np.ndarray:
         y = one_hot(target, output.shape[1], output.dtype)
-        return (output - y) * output.dtype.type(2 / output.size)
+        return (output - y) * output.dtype.type(2 / ((batch or len(output)) * output.shape[1]))
 
 
 def make_loss(name: str) -> Loss:

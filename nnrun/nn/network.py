@@ -189,14 +189,21 @@ class Sequential:
         Gradients land in each layer's `grads`. Softmax + cross-entropy use the fused gradient
         p - y. dL/dx is computed (by the first layer's backward) only if input_gradient.
         A conv net computes the batch as halves (shards.py): the same loss and per-sample
-        gradients, the parameter gradients summed over the halves."""
+        gradients, the parameter gradients summed over the halves. A half goes from its forward
+        straight on to its backward (a sample's loss gradient needs only its own output and the
+        batch size), so the halves meet once a step, not twice."""
         x = np.asarray(x, self.dtype)
         fused = self.fuses_softmax(loss)
-        parts = self.shards.slices(len(x))
-        logits, out = _joined(self.shards.map(lambda stages, part: _forward(stages, x[part], True), parts))
-        grad = loss.logits_gradient(out, y) if fused else loss.gradient(out, y)
+        gradient = loss.logits_gradient if fused else loss.gradient
         first = self.first_index_with_params()
-        self.shards.map(lambda stages, part: _backward(stages, grad[part], fused, input_gradient, first), parts)
+
+        def forward_and_back(stages: list, part: slice) -> tuple[np.ndarray, np.ndarray]:
+            logits, out = _forward(stages, x[part], True)
+            _backward(stages, gradient(out, y[part], len(x)), fused, input_gradient, first)
+            return logits, out
+
+        parts = self.shards.slices(len(x))
+        logits, out = _joined(self.shards.map(forward_and_back, parts))
         self.shards.sum_gradients(len(parts))
         return self.loss_value(loss, logits, out, y), out
 
