@@ -527,13 +527,28 @@ def test_pixels_stay_uint8_and_are_scaled_a_batch_at_a_time():
     x = scaled(raw, 255.0, np.float32)
     assert isinstance(x, ScaledSamples) and x.shape == raw.shape and len(x) == 50
     whole = scale_pixels(raw, 255.0, np.float32)
-    for index in (slice(3, 17), np.array([5, 1, 49, 5]), whole[:, 0, 0, 0] > 0.5, 7):
+    for index in (slice(3, 17), np.array([5, 1, 49, 5]), np.array([-1, 0], np.int32), np.array([], int),
+                  whole[:, 0, 0, 0] > 0.5, 7):
         got = x[index]
         assert got.dtype == np.float32 and np.array_equal(got, whole[index])
     assert np.array_equal(np.asarray(x), whole)
     assert (x.min(), x.max()) == (whole.min(), whole.max())
     floats = np.linspace(0, 1, 10, dtype=np.float64).reshape(10, 1)
     assert isinstance(scaled(floats, None, np.float32), np.ndarray)  # not pixels: scaled now
+
+
+@pytest.mark.parametrize("kind", [np.uint8, np.uint16, np.int64, np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scaling_gives_the_bits_of_one_division_in_the_target_dtype(kind, dtype):
+    from nnrun.data import scale_pixels
+
+    x = (np.random.default_rng(3).random((40, 9)) * 300).astype(kind)
+    before = x.copy()
+    for divisor in (255.0, 16.0, 7.0, 1.0):
+        expected = np.divide(x, np.dtype(dtype).type(divisor), dtype=dtype)
+        got = scale_pixels(x, divisor, dtype)
+        assert got.dtype == dtype and np.array_equal(got, expected)
+    assert np.array_equal(x, before)  # scaled into a new array: the caller's x is untouched
 
 
 def test_a_named_image_dataset_is_kept_as_its_uint8_pixels(tmp_path):
