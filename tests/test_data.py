@@ -549,6 +549,7 @@ def test_scaling_gives_the_bits_of_one_division_in_the_target_dtype(kind, dtype)
         got = scale_pixels(x, divisor, dtype)
         assert got.dtype == dtype and np.array_equal(got, expected)
     assert np.array_equal(x, before)  # scaled into a new array: the caller's x is untouched
+    assert scale_pixels(np.asfortranarray(x), 3.0, dtype).flags.c_contiguous
 
 
 def test_a_named_image_dataset_is_kept_as_its_uint8_pixels(tmp_path):

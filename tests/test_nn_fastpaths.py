@@ -424,6 +424,29 @@ def test_each_half_going_straight_from_forward_to_backward_gives_the_same_bits(l
         assert np.array_equal(net.gradients()[name], g), name
 
 
+def test_an_error_in_the_first_half_surfaces_after_the_second_half_has_stopped():
+    import threading
+    import time
+
+    net = cnn()
+    net.shards.work_per_sample = 10 ** 9
+    net.set_threads(2)
+    finished = threading.Event()
+
+    def work(stages, part):
+        if part.start == 0:
+            raise ValueError("a bad label")
+        time.sleep(0.2)
+        finished.set()
+
+    try:
+        with pytest.raises(ValueError, match="a bad label"):
+            net.shards.map(work, net.shards.slices(64))
+        assert finished.is_set()
+    finally:
+        net.set_threads(1)
+
+
 def test_networks_with_dropout_or_without_convolutions_are_not_split():
     mlp = Sequential([make_layer({"type": "dense", "units": 4})], (3,))
     dropout = Sequential([make_layer({"type": "conv2d", "filters": 2}), make_layer({"type": "dropout", "rate": 0.5}),

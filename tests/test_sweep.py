@@ -249,6 +249,9 @@ def test_a_worker_spawned_by_the_nnrun_script_does_not_load_the_command_line(tmp
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+    import nnrun.cli
+
+    assert "app" in dir(nnrun.cli) and nnrun.cli.app.registered_commands  # still there, on demand
 
 
 def test_cli_dry_run_and_sweep(tmp_path, monkeypatch):

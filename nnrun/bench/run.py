@@ -170,20 +170,19 @@ SIDE_NAMES = {"nnrun": "nnrun", "torch": "PyTorch"}
 
 
 def interleaved(workers: list[Worker], command: str, repeats: int, notify: Callable[..., None],
-                settle: float = SETTLE_SECONDS) -> dict:
-    """Seconds of each repeat of `command` per side, the sides taking turns repeat by repeat; with
-    two sides, each turn starts `settle` seconds after the other's ended."""
+                settle: float) -> dict:
+    """Seconds of each repeat of `command` per side, the sides taking turns repeat by repeat, each
+    turn `settle` seconds after the last ended."""
     seconds: dict[str, list[float]] = {w.side: [] for w in workers}
     for repeat in range(1, repeats + 1):
         for w in workers:
             notify(phase=command, side=w.side, repeat=repeat)
-            if len(workers) > 1:
-                time.sleep(settle)
+            time.sleep(settle)
             seconds[w.side].append(w.ask(command)["seconds"])
     return seconds
 
 
-def bench_network(checked: dict, settings: Settings, threads: int, progress: Progress) -> dict:
+def bench_network(checked: dict, settings: Settings, threads: int, settle: float, progress: Progress) -> dict:
     """One network's figures on each side (and the ratios, with two sides)."""
     sides = ["nnrun", "torch"] if settings.compare == "torch" else ["nnrun"]
     job = {"config": checked["path"], "data": settings.data, "batches": settings.batches,
@@ -197,9 +196,9 @@ def bench_network(checked: dict, settings: Settings, threads: int, progress: Pro
         for w in workers:  # both build their data at once: that part is not timed
             w.send("start")
         started = {w.side: w.receive() for w in workers}
-        train = interleaved(workers, "train", settings.repeats, notify)
+        train = interleaved(workers, "train", settings.repeats, notify, settle)
         peak = {w.side: w.ask("memory")["peak_memory_mb"] for w in workers}
-        infer = interleaved(workers, "infer", settings.repeats, notify)
+        infer = interleaved(workers, "infer", settings.repeats, notify, settle)
         finished = True
     finally:
         for w in workers:
@@ -250,12 +249,14 @@ def run_bench(configs: Sequence[str | os.PathLike] | None = None, settings: Sett
     checked = [check_network(p, settings) for p in paths]
     threads = settings.threads or usable_cores()
     started, load_at_start = local_time(), load_average()
-    networks = [bench_network(c, settings, threads, progress or (lambda event: None)) for c in checked]
+    # With two sides, each turn waits for the other side's threads to stop spinning.
+    settle = SETTLE_SECONDS if settings.compare else 0
+    networks = [bench_network(c, settings, threads, settle, progress or (lambda event: None)) for c in checked]
     return {"started": started, "finished": local_time(), "machine": machine(),
             "versions": {**versions(), "torch": torch_version},
             "settings": {**asdict(settings), "threads": threads, "inference_samples": INFERENCE_SAMPLES,
                          "inference_batch": INFERENCE_BATCH,
-                         "settle_seconds": SETTLE_SECONDS if settings.compare else 0},
+                         "settle_seconds": settle},
             "blas": networks[0]["nnrun"]["blas"], "blas_overrides": blas_overrides(),
             "torch": networks[0]["torch"]["torch"] if torch_version else None,
             "load_average": {"start": load_at_start, "end": load_average()},

@@ -45,7 +45,7 @@ def scale_pixels(x: np.ndarray, divisor: float | None, dtype: np.dtype = np.floa
     dtype = np.dtype(dtype)
     # Converted, then divided in place: the same numbers as np.divide(x, divisor, dtype=dtype),
     # whose cast inside the division is slower (uint8 pixels: 21 against 35 us a batch of 64).
-    out = np.array(x, dtype=dtype)
+    out = np.array(x, dtype=dtype, order="C")
     return np.divide(out, dtype.type(divisor), out=out)
 
 

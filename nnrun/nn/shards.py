@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import copy
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import pairwise
 from typing import Any
 
@@ -83,7 +83,11 @@ class Shards:
         # Each half runs in this thread's context: numpy's errstate (a context variable) too.
         futures = [self.pool.submit(contextvars.copy_context().run, work, self.stages[i], parts[i])
                    for i in range(1, len(parts))]
-        first = work(self.stages[0], parts[0])
+        try:
+            first = work(self.stages[0], parts[0])
+        except BaseException:
+            wait(futures)  # no half still running on the network once the error is out
+            raise
         return [first] + [f.result() for f in futures]
 
     def sum_gradients(self, used: int) -> None:
