@@ -57,12 +57,17 @@ def bench(*args: str):
 def test_a_conv_nets_bench_reports_the_processes_blas_threads_not_a_halfs(tmp_path):
     """nnrun's side shares the BLAS threads out between a conv net's two halves (one each on two
     cores); the record names the threads the process was given, as the table's footer says."""
+    from nnrun.builder import build_network
+    from nnrun.config import load_config
+
     conv = dict(TINY, model={"layers": [
-        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": 1, "activation": "relu"},
-        {"type": "maxpool2d", "pool_size": 2}, {"type": "flatten"},
-        {"type": "dense", "units": 10, "activation": "softmax"}]})
+        {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": 1, "activation": "relu"},
+        {"type": "maxpool2d", "pool_size": 2},
+        {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": 1, "activation": "relu"},
+        {"type": "flatten"}, {"type": "dense", "units": 10, "activation": "softmax"}]})
     path, out = tmp_path / "conv.yaml", tmp_path / "bench.json"
     path.write_text(yaml.safe_dump(conv, sort_keys=False))
+    assert len(build_network(load_config(path), (1, 8, 8), 10).shards) == 2  # enough work to split
     result = bench(str(path), "--batches", "2", "--repeats", "1", "--threads", "2", "--json", str(out))
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnrun.nn import Sequential, kernels, make_layer, make_loss
+from nnrun.nn import Sequential, kernels, make_layer, make_loss, shards
 from nnrun.nn.shards import THREAD_WORK, Shards, replica, work_per_sample
 from nnrun.nn.stages import ConvPoolStage, LayerStage
 from tests.peak_memory import PeakMemory
@@ -322,6 +322,20 @@ def test_a_layer_buffer_is_kept_per_name_shape_and_dtype():
 
 
 # -- batch halves and threads -------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def tiny_nets_have_halves_too(monkeypatch):
+    """The tests below split nets far cheaper than MIN_SHARD_WORK, to stay fast."""
+    monkeypatch.setattr(shards, "MIN_SHARD_WORK", 0)
+
+
+def test_a_conv_net_cheaper_than_min_shard_work_computes_whole_batches(monkeypatch):
+    monkeypatch.undo()
+    assert work_per_sample(cnn().layers) < shards.MIN_SHARD_WORK and len(cnn().shards) == 1
+    big = Sequential([make_layer({"type": "conv2d", "filters": 16, "kernel_size": 5, "activation": "relu"}),
+                      make_layer({"type": "flatten"}), make_layer({"type": "dense", "units": 10})], (1, 28, 28))
+    assert work_per_sample(big.layers) >= shards.MIN_SHARD_WORK and len(big.shards) == 2
+
+
 def cnn(seed=0):
     specs = [{"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": 1, "activation": "relu"},
              {"type": "maxpool2d", "pool_size": 2},

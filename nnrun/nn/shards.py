@@ -28,11 +28,20 @@ THREAD_WORK = 4_000_000
 EVAL_CHUNK = 64
 
 
+# Below this many multiply-adds per sample, a conv net computes whole batches: its numpy calls
+# are too small for a second thread to repay the calls a half adds (the 8x8-digits CNN of
+# experiments/bench_sweep.py, 92,000 a sample, trains 0.74x the time per step as whole batches of
+# 32 and 0.76x at 128, where its halves had run on two threads; small-cnn.yaml has 322,000).
+MIN_SHARD_WORK = 200_000
+
+
 def shard_count(layers: list[Layer]) -> int:
-    """2 for a network with a convolution and no random layer (a dropout mask is drawn for the
-    whole batch from one stream; halves would draw it in a thread-dependent order), else 1."""
+    """2 for a network with a convolution, no random layer (a dropout mask is drawn for the
+    whole batch from one stream; halves would draw it in a thread-dependent order) and at least
+    MIN_SHARD_WORK multiply-adds a sample, else 1."""
     has_conv = any(isinstance(layer, Conv2D) for layer in layers)
-    return SHARDS if has_conv and not any(layer.stochastic for layer in layers) else 1
+    splittable = has_conv and not any(layer.stochastic for layer in layers)
+    return SHARDS if splittable and work_per_sample(layers) >= MIN_SHARD_WORK else 1
 
 
 def work_per_sample(layers: list[Layer]) -> int:
