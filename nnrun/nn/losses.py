@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import DTypeLike
 
@@ -87,7 +89,7 @@ class MeanSquaredError(Loss):
 
     def gradient(self, output: np.ndarray, target: np.ndarray, batch: int | None = None) -> np.ndarray:
         y = one_hot(target, output.shape[1], output.dtype)
-        return (output - y) * output.dtype.type(2 / ((batch or len(output)) * output.shape[1]))
+        return (output - y) * output.dtype.type(2 / ((batch or len(output)) * math.prod(output.shape[1:])))
 
 
 def make_loss(name: str) -> Loss:
