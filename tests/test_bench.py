@@ -161,7 +161,7 @@ class ClockedWorker:
 
 
 def test_each_sides_turn_starts_after_the_others_threads_have_settled():
-    # OpenBLAS's threads spin ~0.1 s after nnrun's turn: PyTorch's inference took twice as long
+    # OpenBLAS's threads spin ~0.1 s after nnrun's turn: PyTorch's inference took 2-5 times as long
     # when its turn began at once.
     log: list = []
     workers = [ClockedWorker("nnrun", log), ClockedWorker("torch", log)]

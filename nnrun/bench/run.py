@@ -34,7 +34,7 @@ TORCH_MISSING = ("--compare torch needs PyTorch: pip install torch (a CPU build:
 DATA_CHOICES, COMPARE_CHOICES = ("synthetic", "config"), ("torch",)
 # A library's threads keep spinning for a while after its last call (OpenBLAS's for 2**28 cycles,
 # about 0.1 s; an Intel OpenMP's 0.2 s): a turn starting sooner shares the cores with them. Measured
-# here, PyTorch's inference of mlp.yaml took 23 ms right after nnrun's turn, 12.6 ms after a pause.
+# here, PyTorch's inference of mlp.yaml took 23-71 ms right after nnrun's turn, 13-14 ms after a pause.
 SETTLE_SECONDS = 0.5
 Progress = Callable[[dict], None]  # {"config", "name", "phase": start|train|inference, "side", "repeat"}
 
