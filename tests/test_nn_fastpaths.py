@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnrun.nn import Sequential, kernels, make_layer, make_loss, shards
+from nnrun.nn import Sequential, activations, kernels, make_layer, make_loss, shards
 from nnrun.nn.shards import THREAD_WORK, Shards, replica, work_per_sample
 from nnrun.nn.stages import ConvPoolStage, LayerStage
 from tests.peak_memory import PeakMemory
@@ -321,7 +321,42 @@ def test_a_layer_buffer_is_kept_per_name_shape_and_dtype():
     assert not layer.buffer("z", (1000,), np.float32, zeroed=True).any()
 
 
+# -- outputs -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(1000, 10), (3, 1), (5, 64), (7, 65), (0, 10)])
+def test_row_max_is_numpys_row_maximum(shape):
+    x = rand(*shape, seed=3, dtype=np.float32)
+    if x.size:
+        x[0, 0], x[-1, -1] = np.nan, np.inf  # a NaN wins its row, as in x.max
+        x[len(x) // 2] = -0.0
+    expected = x.max(axis=1, keepdims=True)
+    got = activations.row_max(x)
+    assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(1000, 10), (4, 100), (2, 3, 4, 4)])
+def test_softmax_is_the_textbook_formula_bit_for_bit(shape):
+    x = rand(*shape, seed=4, dtype=np.float32) * 30
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    assert np.array_equal(activations.Softmax().forward(x), e / e.sum(axis=1, keepdims=True))
+
+
+def test_the_fused_cross_entropy_value_is_the_textbook_formula():
+    logits, y = rand(1000, 10, seed=5, dtype=np.float32) * 30, np.arange(1000) % 10
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    one_hot = np.eye(10, dtype=np.float32)[y]
+    assert make_loss("cross_entropy").value_from_logits(logits, y) == float(-(one_hot * log_p).sum() / 1000)
+
+
 # -- batch halves and threads -------------------------------------------------------------------
+@pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 1001])
+def test_a_batch_is_split_into_halves_as_numpys_linspace_would(n):
+    from itertools import pairwise
+
+    bounds = np.linspace(0, n, min(2, n) + 1).astype(int)
+    assert cnn().shards.slices(n) == [slice(a, b) for a, b in pairwise(bounds)]
+
+
 @pytest.fixture(autouse=True)
 def tiny_nets_have_halves_too(monkeypatch):
     """The tests below split nets far cheaper than MIN_SHARD_WORK, to stay fast."""

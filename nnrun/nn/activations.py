@@ -26,6 +26,19 @@ def _quiet_underflow(method):
     return wrapper
 
 
+# Up to this many columns, row_max compares whole columns of a transposed copy: numpy reduces a
+# short contiguous row slowly (a (1000, 10) batch of outputs: 100 us against 14 for the copy
+# and its maximum).
+NARROW_ROWS = 64
+
+
+def row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=1, keepdims=True), the same values (a maximum is exact in any order)."""
+    if x.ndim == 2 and x.shape[1] <= NARROW_ROWS:
+        return np.ascontiguousarray(x.T).max(axis=0)[:, None]
+    return x.max(axis=1, keepdims=True)
+
+
 @_quiet_underflow
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     e = np.exp(-np.abs(x))
@@ -194,8 +207,10 @@ class Softmax(Activation):
 
     @_quiet_underflow
     def forward(self, x: np.ndarray) -> np.ndarray:
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        e = np.subtract(x, row_max(x))
+        np.exp(e, out=e)
+        e /= e.sum(axis=1, keepdims=True)
+        return e
 
     @_quiet_underflow
     def backward(self, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ import contextvars
 import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -81,8 +80,8 @@ class Shards:
 
     def slices(self, n: int) -> list[slice]:
         """The halves of a batch of n (one slice when n is too small to split)."""
-        bounds = np.linspace(0, n, min(len(self), n) + 1).astype(int)
-        return [slice(a, b) for a, b in pairwise(bounds)]
+        k = min(len(self), n)
+        return [slice(n * i // k, n * (i + 1) // k) for i in range(k)]
 
     def map(self, work: Callable[[list, slice], Any], parts: list[slice]) -> list:
         """work(stages, part) for each shard's stages and its part; the first in this thread."""
