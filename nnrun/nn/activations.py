@@ -29,12 +29,12 @@ def _quiet_underflow(method):
 # Up to this many columns, row_max compares whole columns of a transposed copy: numpy reduces a
 # short contiguous row slowly (a (1000, 10) batch of outputs: 100 us against 14 for the copy
 # and its maximum).
-NARROW_ROWS = 64
+NARROW_COLUMNS = 64
 
 
 def row_max(x: np.ndarray) -> np.ndarray:
     """x.max(axis=1, keepdims=True), the same values (a maximum is exact in any order)."""
-    if x.ndim == 2 and x.shape[1] <= NARROW_ROWS:
+    if x.ndim == 2 and x.shape[1] <= NARROW_COLUMNS:
         return np.ascontiguousarray(x.T).max(axis=0)[:, None]
     return x.max(axis=1, keepdims=True)
 
