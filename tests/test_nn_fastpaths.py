@@ -6,6 +6,8 @@ pooling over explicit windows, the network layer by layer on the whole batch.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -333,9 +335,20 @@ def test_row_max_is_numpys_row_maximum(shape):
     assert got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True)
 
 
-@pytest.mark.parametrize("shape", [(1000, 10), (4, 100), (2, 3, 4, 4)])
-def test_softmax_is_the_textbook_formula_bit_for_bit(shape):
-    x = rand(*shape, seed=4, dtype=np.float32) * 30
+@pytest.mark.parametrize("shape, dtype, view", [((1000, 10), np.float32, "whole"), ((4, 100), np.float32, "whole"),
+                                               ((2, 3, 4, 4), np.float32, "whole"), ((60, 10), F64, "whole"),
+                                               ((60, 10), np.float32, "fortran"), ((60, 10), np.float32, "strided")])
+def test_softmax_is_the_textbook_formula_bit_for_bit(shape, dtype, view):
+    x = rand(*shape, seed=4, dtype=dtype) * 30
+    x = {"whole": x, "fortran": np.asfortranarray(x), "strided": x[::2, ::-1]}[view]
+    given = x.copy()
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    assert np.array_equal(activations.Softmax().forward(x), e / e.sum(axis=1, keepdims=True))
+    assert np.array_equal(x, given)  # its input untouched
+
+
+def test_softmax_of_integers_is_in_floats():
+    x = np.arange(12).reshape(3, 4)
     e = np.exp(x - x.max(axis=1, keepdims=True))
     assert np.array_equal(activations.Softmax().forward(x), e / e.sum(axis=1, keepdims=True))
 
@@ -351,8 +364,6 @@ def test_the_fused_cross_entropy_value_is_the_textbook_formula():
 # -- batch halves and threads -------------------------------------------------------------------
 @pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65, 1001])
 def test_a_batch_is_split_into_halves_as_numpys_linspace_would(n):
-    from itertools import pairwise
-
     bounds = np.linspace(0, n, min(2, n) + 1).astype(int)
     assert cnn().shards.slices(n) == [slice(a, b) for a, b in pairwise(bounds)]
 

@@ -33,7 +33,8 @@ NARROW_COLUMNS = 64
 
 
 def row_max(x: np.ndarray) -> np.ndarray:
-    """x.max(axis=1, keepdims=True), the same values (a maximum is exact in any order)."""
+    """x.max(axis=1, keepdims=True): the same values (a maximum is exact in any order), but for
+    the sign of a zero where a row's maximum is a tie of 0.0 and -0.0."""
     if x.ndim == 2 and x.shape[1] <= NARROW_COLUMNS:
         return np.ascontiguousarray(x.T).max(axis=0)[:, None]
     return x.max(axis=1, keepdims=True)
@@ -207,8 +208,8 @@ class Softmax(Activation):
 
     @_quiet_underflow
     def forward(self, x: np.ndarray) -> np.ndarray:
-        e = np.subtract(x, row_max(x))
-        np.exp(e, out=e)
+        e = x - row_max(x)
+        e = np.exp(e, out=e) if e.dtype.kind == "f" else np.exp(e)  # integers: exp makes floats
         e /= e.sum(axis=1, keepdims=True)
         return e
 

@@ -80,8 +80,8 @@ class Shards:
 
     def slices(self, n: int) -> list[slice]:
         """The halves of a batch of n (one slice when n is too small to split)."""
-        k = min(len(self), n)
-        return [slice(n * i // k, n * (i + 1) // k) for i in range(k)]
+        count = min(len(self), n)
+        return [slice(n * i // count, n * (i + 1) // count) for i in range(count)]
 
     def map(self, work: Callable[[list, slice], Any], parts: list[slice]) -> list:
         """work(stages, part) for each shard's stages and its part; the first in this thread."""
